@@ -1,0 +1,41 @@
+"""Start the playground: `python -m playground [--host 127.0.0.1] [--port 7860] [--share] [--auth user:pass]`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m playground", description="Eager Playground, a Gradio app.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link (off)")
+    parser.add_argument("--auth", default=None, metavar="USER:PASSWORD", help="require a login")
+    parser.add_argument("--checkpoints", default=None, help="checkpoints folder (default: the shipped ones)")
+    args = parser.parse_args(argv)
+    if not 0 < args.port < 65536:
+        parser.error(f"--port must be between 1 and 65535, got {args.port}")
+    auth = None
+    if args.auth:
+        user, _, password = args.auth.partition(":")
+        if not user or not password:
+            parser.error("--auth must look like USER:PASSWORD")
+        auth = (user, password)
+    if args.checkpoints:
+        os.environ["EAGER_PLAYGROUND_CHECKPOINTS"] = args.checkpoints
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from playground.app import CSS, THEME, build_app
+
+    demo = build_app()
+    print(f"Eager Playground on http://{args.host}:{args.port}", file=sys.stderr)
+    demo.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port,
+                                                   share=args.share, auth=auth, theme=THEME, css=CSS,
+                                                   show_error=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The Text tab: stream Shakespeare-like text from the character GRU and see how sure it was of each character."""
+
+from __future__ import annotations
+
+import random
+
+import gradio as gr
+
+from trainers.char_rnn.generate import TextGenerator, check_sampling
+
+MODEL = "char_rnn"
+TITLE = "Text"
+UPDATE_EVERY = 3  # stream the text every few characters; the confidence view is redrawn less often
+CONFIDENCE_EVERY = 60
+VISIBLE = {"\n": "⏎", " ": "␣", "\t": "⇥"}
+EXAMPLES = [
+    ["Ham.\nTo be, or not to be", 400, 0.7, 0, 1.0, 7],
+    ["KING.\nMy lords, ", 400, 0.8, 20, 0.95, 1],
+    ["Enter ", 300, 1.0, 0, 0.9, 3],
+    ["O Romeo, Romeo! ", 300, 0.5, 0, 1.0, 11],
+]
+
+
+def load(path):
+    from trainers.char_rnn.model import load_char_rnn
+
+    model, vocabulary = load_char_rnn(path)
+    return TextGenerator(model, vocabulary)
+
+
+def warm_up(registry) -> None:
+    generator = registry.get(MODEL, load)
+    generator.generate("a", 2, temperature=0)  # traces the compiled step once
+
+
+def _generator(registry):
+    from trainers.common.checkpoint import CheckpointError
+
+    try:
+        return registry.get(MODEL, load)
+    except CheckpointError as error:
+        raise gr.Error(f"The text model cannot be loaded: {error}") from None
+
+
+def _shown(char: str) -> str:
+    return VISIBLE.get(char, char)
+
+
+def confidence_spans(steps) -> list[tuple[str, float]]:
+    """(character, score) pairs for HighlightedText: unsure characters get a stronger colour."""
+    return [(step["char"], round(1.0 - step["probability"], 3)) for step in steps]
+
+
+def alternatives_at(steps, position: int) -> dict:
+    if not steps:
+        return {}
+    index = min(max(int(position), 1), len(steps)) - 1
+    return {f"{_shown(char)}  ({char!r})": round(probability, 4)
+            for char, probability in steps[index]["alternatives"]}
+
+
+def build(registry) -> None:
+    def generate_text(prompt, length, temperature, top_k, top_p, seed):
+        length, top_k = int(length), int(top_k)
+        problems = check_sampling(length, float(temperature), top_k, float(top_p))
+        if prompt is None or len(prompt) > 2000:
+            problems.append("the prompt must be at most 2,000 characters")
+        if problems:
+            raise gr.Error("; ".join(problems).capitalize() + ".")
+        generator = _generator(registry)
+        unknown = generator.vocabulary.unknown_characters(prompt)
+        if unknown:
+            gr.Warning(f"The model has never seen {' '.join(unknown)}; they are read as an unknown character.")
+        seed = None if seed is None or seed == "" else int(seed)
+        text, steps = prompt, []
+        stream = generator.stream(prompt, length, temperature=float(temperature), top_k=top_k, top_p=float(top_p),
+                                  seed=seed)
+        for count, step in enumerate(stream, start=1):
+            text += step.char
+            steps.append({"char": step.char, "probability": step.probability, "alternatives": step.alternatives})
+            if count == length:
+                break
+            if count % UPDATE_EVERY == 0:
+                spans = confidence_spans(steps) if count % CONFIDENCE_EVERY == 0 else gr.skip()
+                yield text, spans, steps, gr.skip(), gr.skip()
+        position = gr.Slider(minimum=1, maximum=max(len(steps), 1), value=1, step=1, interactive=True)
+        yield text, confidence_spans(steps), steps, position, alternatives_at(steps, 1)
+
+    def pick_position(steps, position):
+        return alternatives_at(steps, position)
+
+    def pick_character(steps, event: gr.SelectData):
+        position = event.index + 1 if isinstance(event.index, int) else 1
+        return position, alternatives_at(steps, position)
+
+    gr.Markdown("A character-level GRU trained on Shakespeare writes one character at a time, carrying its "
+                "hidden state forward. Lower temperature is safer, higher is wilder; top-k and top-p cut the "
+                "unlikely tail. The same seed always gives the same text.", elem_classes="ep-note")
+    with gr.Row():
+        with gr.Column(scale=2):
+            prompt = gr.Textbox(label="Prompt", value="Ham.\nTo be, or not to be", lines=3)
+            length = gr.Slider(10, 2000, value=400, step=10, label="Length (characters)")
+            temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature (0 = greedy)")
+            with gr.Row():
+                top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
+                top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)")
+            with gr.Row():
+                seed = gr.Number(value=42, precision=0, label="Seed", minimum=0)
+                new_seed = gr.Button("🎲 New seed", size="sm")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column(scale=3):
+            output = gr.Textbox(label="Generated text", lines=14, max_lines=30, elem_id="generated-text",
+                                buttons=["copy"])
+            confidence = gr.HighlightedText(
+                label="How sure the model was of each character (darker = less sure; click one)",
+                combine_adjacent=False, show_legend=False, show_inline_category=False,
+                elem_classes="ep-confidence")
+            with gr.Row():
+                position = gr.Slider(1, 2, value=1, step=1, label="Character position")
+                alternatives = gr.Label(label="Top alternatives there", num_top_classes=5)
+    steps = gr.State([])
+    gr.Examples(EXAMPLES, [prompt, length, temperature, top_k, top_p, seed], label="Try")
+
+    new_seed.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name=False)
+    event = run.click(generate_text, [prompt, length, temperature, top_k, top_p, seed],
+                      [output, confidence, steps, position, alternatives], api_name="generate_text")
+    stop.click(None, None, None, cancels=[event], api_name=False)
+    position.release(pick_position, [steps, position], alternatives, api_name=False)
+    confidence.select(pick_character, [steps], [position, alternatives], api_name=False)

@@ -1,0 +1,107 @@
+"""Command-line flags generated from a trainer's config dataclass.
+
+Each field of the dataclass becomes a typed flag (`batch_size` -> `--batch-size`); its default is the shipped
+model's value and its type is checked. A dataclass may define `validate()` returning a list of problems in plain
+sentences; any problem ends the program with a one-line message and exit status 2, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import typing
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used, with a sentence a person understands."""
+
+
+def _field_type(field, owner):
+    hints = typing.get_type_hints(owner)
+    kind = hints[field.name]
+    origin = typing.get_origin(kind)
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        kind = args[0]
+    return kind
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _typed(kind, flag):
+    def convert(text):
+        try:
+            return kind(text)
+        except ValueError:
+            name = {int: "a whole number", float: "a number"}.get(kind, kind.__name__)
+            raise argparse.ArgumentTypeError(f"{flag} must be {name}, got {text!r}") from None
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def add_config_flags(parser: argparse.ArgumentParser, config_cls) -> None:
+    """Adds one flag per dataclass field, with the field's default and type."""
+    for field in dataclasses.fields(config_cls):
+        if field.metadata.get("cli") is False:
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        kind = _field_type(field, config_cls)
+        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
+        help_text = field.metadata.get("help", "")
+        if kind is bool:
+            parser.add_argument(flag, dest=field.name, type=_parse_bool, nargs="?", const=True, default=default,
+                                metavar="BOOL", help=f"{help_text} (default: {default})")
+        else:
+            parser.add_argument(flag, dest=field.name, type=_typed(kind, flag), default=default,
+                                help=f"{help_text} (default: {default})")
+
+
+def config_from_args(args: argparse.Namespace, config_cls):
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(config_cls) if hasattr(args, f.name)}
+    config = config_cls(**values)
+    check_config(config)
+    return config
+
+
+def check_config(config) -> None:
+    """Raises ConfigError with every problem `config.validate()` reports."""
+    problems = config.validate() if hasattr(config, "validate") else []
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def fail(message: str, status: int = 2) -> typing.NoReturn:
+    """Prints one clear line to stderr and exits non-zero."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+def parse(parser: argparse.ArgumentParser, config_cls, argv=None):
+    """Parses argv into (namespace, config); a bad value ends the program with one line and exit status 2."""
+    args = parser.parse_args(argv)
+    try:
+        return args, config_from_args(args, config_cls)
+    except ConfigError as error:
+        fail(str(error))
+
+
+def positive(name: str, value, allow_zero: bool = False) -> list[str]:
+    """A small validation helper: a list with one sentence if `value` is not positive."""
+    if value < 0 or (value == 0 and not allow_zero):
+        return [f"{name} must be {'zero or more' if allow_zero else 'greater than zero'}, got {value}"]
+    return []
+
+
+def in_range(name: str, value, low, high) -> list[str]:
+    if not (low <= value <= high):
+        return [f"{name} must be between {low} and {high}, got {value}"]
+    return []
