@@ -22,6 +22,9 @@ from trainers.common import checkpoint, cli
 from trainers.common.progress import Progress
 
 RUN_CHECKPOINT = "checkpoint"
+# What the app's Training tab offers for this model (besides epochs): data sources and main settings.
+SOURCES = ("offline", "canonical", "file")
+MAIN_SETTINGS = ("rnn_units", "batch_size", "seq_len", "learning_rate")
 
 
 @dataclasses.dataclass
