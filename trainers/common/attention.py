@@ -21,10 +21,18 @@ class BahdanauAttention(layers.Layer):
         self.W2 = layers.Dense(units, name="W2")  # projects the query (the decoder's previous hidden state)
         self.V = layers.Dense(1, name="V")
 
-    def call(self, query, keys, mask=None):
-        # query: (batch, units_q); keys: (batch, src_len, units_k); mask: (batch, src_len) bool or None.
+    def project_keys(self, keys):
+        """W1 keys, (batch, src_len, units): constant over a decoded sequence, so a decoder may compute it once
+        and pass it to every step as `projected_keys` instead of recomputing it."""
+        return self.W1(keys)
+
+    def call(self, query, keys, mask=None, projected_keys=None):
+        # query: (batch, units_q); keys: (batch, src_len, units_k); mask: (batch, src_len) bool or None;
+        # projected_keys: project_keys(keys) computed once per sequence, or None to compute it here.
+        if projected_keys is None:
+            projected_keys = self.W1(keys)  # (batch, src_len, units)
         query_with_time = ops.expand_dims(query, 1)  # (batch, 1, units_q)
-        scores = self.V(ops.tanh(self.W1(keys) + self.W2(query_with_time)))  # (batch, src_len, 1)
+        scores = self.V(ops.tanh(projected_keys + self.W2(query_with_time)))  # (batch, src_len, 1)
         scores = ops.squeeze(scores, -1)  # (batch, src_len)
         if mask is not None:
             # A large negative (not -inf) keeps softmax finite if a whole row were masked.

@@ -1,0 +1,225 @@
+"""Model-agnostic decoding for attention decoders: greedy, temperature sampling and beam search.
+
+Every function drives a *step function* and knows nothing about the model behind it:
+
+    step_fn(tokens, state) -> (log_probabilities, new_state, attention_weights)
+
+- `tokens`: int array (rows,), the previous output token of each row (hypothesis);
+- `state`: whatever the decoder carries between steps, with rows on the first axis: a tensor, a NumPy array,
+  or a (nested) tuple / list / dict of them (e.g. a GRU state plus the encoder outputs);
+- `log_probabilities`: (rows, vocab) log-softmax of the next token; `attention_weights`: (rows, src_len).
+
+Tensors or NumPy arrays both work: the search logic runs in NumPy, and states are reordered with `tf.gather`
+when they are tensors (so they can stay on the device), with `np.take` otherwise. Every search returns, for each
+chosen output, its token ids (without the end token), its attention matrix (one row of weights per output
+token) and its score, so a UI can draw what each word looked at. Beam search keeps finished hypotheses in the
+beam at a fixed score and ranks the final beams by log-probability / length**alpha (alpha = 0 is no length
+normalisation); width 1 gives exactly the greedy output.
+
+    python -c "from trainers.common import decoding; help(decoding)"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+
+StepFn = Callable[[Any, Any], tuple]
+
+
+@dataclasses.dataclass
+class Hypothesis:
+    """One decoded output: ids (end token excluded), attention (len(ids), src_len), scores."""
+
+    ids: list[int]
+    attention: np.ndarray
+    log_prob: float
+    score: float  # log_prob normalised by length (equal to log_prob for greedy and sampling)
+    finished: bool = True  # False when max_len was reached before the end token
+
+
+@dataclasses.dataclass
+class BeamResult:
+    """The best hypothesis of a beam search, plus the whole n-best list sorted best first.
+
+    Unpacks as `ids, attention, score = beam_search(...)` for callers that only want the best one.
+    """
+
+    hypotheses: list[Hypothesis]
+
+    @property
+    def best(self) -> Hypothesis:
+        return self.hypotheses[0]
+
+    @property
+    def ids(self) -> list[int]:
+        return self.best.ids
+
+    @property
+    def attention(self) -> np.ndarray:
+        return self.best.attention
+
+    @property
+    def score(self) -> float:
+        return self.best.score
+
+    def __iter__(self):
+        return iter((self.ids, self.attention, self.score))
+
+
+def map_state(function, state):
+    """Applies `function` to every array in a (nested) tuple / list / dict state."""
+    if isinstance(state, dict):
+        return {key: map_state(function, value) for key, value in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(map_state(function, value) for value in state)
+    return function(state)
+
+
+def reorder_state(state, indices: np.ndarray):
+    """Picks rows `indices` (with repeats) of every array in `state`; tensors stay tensors."""
+    indices = np.asarray(indices, dtype=np.int64)
+
+    def take(array):
+        if array is None:
+            return None
+        if hasattr(array, "numpy") and not isinstance(array, np.ndarray):
+            import tensorflow as tf
+
+            return tf.gather(array, indices, axis=0)
+        return np.take(np.asarray(array), indices, axis=0)
+
+    return map_state(take, state)
+
+
+def _as_numpy(value) -> np.ndarray:
+    return value.numpy() if hasattr(value, "numpy") else np.asarray(value)
+
+
+def length_normalised(log_prob: float, length: int, alpha: float) -> float:
+    """log_prob / length**alpha; the end token counts as one output so empty outputs are not favoured."""
+    return float(log_prob) / (max(int(length), 1) ** alpha) if alpha else float(log_prob)
+
+
+def _check(max_len: int, beam_width: int = 1) -> None:
+    if int(max_len) < 1:
+        raise ValueError(f"max_len must be at least 1, got {max_len}")
+    if int(beam_width) < 1:
+        raise ValueError(f"the beam width must be at least 1, got {beam_width}")
+
+
+def _row_decode(step_fn: StepFn, state, start_id: int, end_id: int, max_len: int, rows: int,
+                choose: Callable[[np.ndarray], np.ndarray]) -> list[Hypothesis]:
+    """Shared loop of greedy and sampling: every row picks its next token with `choose(log_probs)`."""
+    _check(max_len)
+    tokens = np.full(rows, start_id, dtype=np.int32)
+    outputs, weights_history, log_probs = [], [], np.zeros(rows, np.float64)
+    finished = np.zeros(rows, bool)
+    lengths = np.zeros(rows, np.int64)
+    for _ in range(int(max_len)):
+        step_log_probs, state, weights = step_fn(tokens, state)
+        step_log_probs = _as_numpy(step_log_probs).astype(np.float64)  # (rows, vocab)
+        chosen = choose(step_log_probs).astype(np.int32)  # (rows,)
+        chosen_log_probs = step_log_probs[np.arange(rows), chosen]
+        log_probs += np.where(finished, 0.0, chosen_log_probs)
+        lengths += ~finished  # the end token counts too, as in beam search
+        outputs.append(np.where(finished, end_id, chosen))
+        weights_history.append(_as_numpy(weights).astype(np.float32))  # (rows, src_len)
+        finished |= chosen == end_id
+        if finished.all():
+            break
+        tokens = chosen
+    ids = np.stack(outputs, axis=1)  # (rows, steps)
+    attention = np.stack(weights_history, axis=1)  # (rows, steps, src_len)
+    results = []
+    for row in range(rows):
+        row_ids = ids[row].tolist()
+        done = end_id in row_ids
+        length = row_ids.index(end_id) if done else len(row_ids)
+        results.append(Hypothesis(ids=row_ids[:length], attention=attention[row, :length], log_prob=float(log_probs[row]),
+                                  score=float(log_probs[row]), finished=done))
+    return results
+
+
+def greedy(step_fn: StepFn, state, start_id: int, end_id: int, max_len: int, rows: int = 1) -> list[Hypothesis]:
+    """Batched greedy search: `rows` outputs, one per row of `state`, each the argmax at every step."""
+    return _row_decode(step_fn, state, start_id, end_id, max_len, rows, lambda lp: np.argmax(lp, axis=-1))
+
+
+def sample(step_fn: StepFn, state, start_id: int, end_id: int, max_len: int, rows: int = 1,
+           temperature: float = 1.0, seed: int | None = None) -> list[Hypothesis]:
+    """Batched sampling from softmax(log_probs / temperature); temperature 0 is greedy."""
+    if temperature < 0:
+        raise ValueError(f"the temperature must be zero or more, got {temperature}")
+    if temperature == 0:
+        return greedy(step_fn, state, start_id, end_id, max_len, rows)
+    generator = np.random.default_rng(seed)
+
+    def choose(log_probs: np.ndarray) -> np.ndarray:
+        scaled = log_probs / temperature
+        scaled -= scaled.max(axis=-1, keepdims=True)
+        probabilities = np.exp(scaled)
+        probabilities /= probabilities.sum(axis=-1, keepdims=True)
+        cumulative = probabilities.cumsum(axis=-1)
+        draws = generator.random((len(log_probs), 1)) * cumulative[:, -1:]
+        return np.minimum((cumulative < draws).sum(axis=-1), log_probs.shape[-1] - 1)
+
+    return _row_decode(step_fn, state, start_id, end_id, max_len, rows, choose)
+
+
+def beam_search(step_fn: StepFn, state, start_id: int, end_id: int, beam_width: int = 4, max_len: int = 30,
+                alpha: float = 1.0, n_best: int | None = None) -> BeamResult:
+    """Beam search for ONE input (`state` has one row); returns the n-best list, best first.
+
+    At each step every live beam is extended by every token and the `beam_width` best sums of log-probabilities
+    survive. A beam that has emitted the end token is finished: it stays in the beam with its score frozen (it
+    can only be "extended" by a free end token). The search stops when every beam is finished or at max_len;
+    the beams are then ranked by log_prob / length**alpha. With width 1 the search is exactly greedy.
+    """
+    _check(max_len, beam_width)
+    beam_width = int(beam_width)
+    tokens = np.array([start_id], np.int32)
+    beam_log_probs = np.zeros(1, np.float64)  # (beams,)
+    finished = np.zeros(1, bool)
+    lengths = np.zeros(1, np.int64)
+    histories: list[list[int]] = [[]]
+    attentions: list[list[np.ndarray]] = [[]]
+    for _ in range(int(max_len)):
+        step_log_probs, state, weights = step_fn(tokens, state)
+        step_log_probs = _as_numpy(step_log_probs).astype(np.float64)  # (beams, vocab)
+        weights = _as_numpy(weights).astype(np.float32)  # (beams, src_len)
+        vocab = step_log_probs.shape[-1]
+        # A finished beam continues only with the end token at no cost, so it keeps its score.
+        step_log_probs[finished] = -np.inf
+        step_log_probs[finished, end_id] = 0.0
+        candidates = (beam_log_probs[:, None] + step_log_probs).reshape(-1)  # (beams * vocab,)
+        keep = min(beam_width, int(np.isfinite(candidates).sum()))
+        # Stable sort (ties go to the earlier beam, then the lower id): width 1 then matches argmax exactly.
+        order = np.argsort(-candidates, kind="stable")[:keep]
+        parents, chosen = order // vocab, order % vocab
+        beam_log_probs = candidates[order]
+        was_finished = finished[parents]
+        lengths = lengths[parents] + (~was_finished)
+        histories = [histories[p] + ([] if was_finished[i] else [int(chosen[i])]) for i, p in enumerate(parents)]
+        attentions = [attentions[p] + ([] if was_finished[i] else [weights[p]]) for i, p in enumerate(parents)]
+        finished = was_finished | (chosen == end_id)
+        if finished.all():
+            break
+        state = reorder_state(state, parents)
+        tokens = chosen.astype(np.int32)
+    hypotheses = []
+    src_len = weights.shape[-1]
+    for index in range(len(histories)):
+        ids = histories[index]
+        done = bool(finished[index])
+        if done and ids and ids[-1] == end_id:
+            ids = ids[:-1]
+        rows = attentions[index][: len(ids)]
+        attention = np.stack(rows) if rows else np.zeros((0, src_len), np.float32)
+        hypotheses.append(Hypothesis(ids=ids, attention=attention, log_prob=float(beam_log_probs[index]),
+                                     score=length_normalised(beam_log_probs[index], lengths[index], alpha),
+                                     finished=done))
+    hypotheses.sort(key=lambda hypothesis: -hypothesis.score)
+    return BeamResult(hypotheses[: n_best or len(hypotheses)])
