@@ -228,6 +228,20 @@ def _alive(pid: int | None, run_dir: Path) -> bool:
     return str(run_dir.name) in command
 
 
+def group_members(pgid: int) -> list[int]:
+    """The pids of the live (not zombie) processes in process group `pgid`, read from /proc."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":  # fields: state, ppid, pgrp, ...
+                members.append(int(entry.name))
+    return members
+
+
 def last_lines(path: Path, count: int = 20) -> str:
     """The last `count` lines of a (possibly large) text file."""
     try:
@@ -476,13 +490,13 @@ class Jobs:
 
     @staticmethod
     def _group_alive(pgid: int, folder: Path, process) -> bool:
-        if process is not None:
-            if process.poll() is None:
-                return True
-        elif _alive(pgid, folder):
+        """True while any process of the run's group (the trainer or a child it started) is still running."""
+        if process is not None and process.poll() is None:
             return True
+        if Path("/proc").is_dir():
+            return bool(group_members(pgid))
         try:
-            os.killpg(pgid, 0)  # a child the trainer started may still be in the group
+            os.killpg(pgid, 0)
             return True
         except (ProcessLookupError, PermissionError):
             return False
