@@ -1,0 +1,136 @@
+"""Caption a picture: the caption, and for every word the attention over the image's 7x7 locations.
+
+    python -m trainers.captioning.caption photo.jpg                 # greedy caption
+    python -m trainers.captioning.caption photo.jpg --beam 3 --json # words + per-word attention maps as JSON
+
+`CaptionModel.load(folder)` reads a checkpoint folder (encoder + decoder + vocabulary) and exposes plain-Python
+inference: `caption(image, beam)` returns a dict with `caption`, `words`, `attention` (one grid of floats per
+word, summing to 1) and `score`. The app's Caption tab uses the same object. Beam search comes from the shared
+`trainers.common.decoding` (the translator uses it too); beam width 1 is greedy search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "captioning"
+
+
+class CaptionModel:
+    """A loaded captioner: encoder, decoder and vocabulary, with NumPy/Python in and out."""
+
+    def __init__(self, encoder, model, vocabulary, max_len: int, metrics: dict | None = None):
+        from trainers.captioning.model import make_step_function
+
+        self.encoder = encoder
+        self.model = model
+        self.vocabulary = vocabulary
+        self.max_len = max_len
+        self.metrics = metrics or {}
+        self._step = make_step_function(model)
+        side = int(round(np.sqrt(encoder.locations)))
+        self.grid = (side, encoder.locations // side)
+
+    @classmethod
+    def load(cls, folder: Path) -> "CaptionModel":
+        from trainers.captioning import data, encoder as encoder_module
+        from trainers.captioning.model import load_captioner
+        from trainers.common import checkpoint
+
+        folder = checkpoint.require_folder(Path(folder), (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE,
+                                                          data.VOCAB_FILE))
+        config = checkpoint.read_json(folder / checkpoint.CONFIG_FILE)
+        try:
+            encoder = encoder_module.load_from_folder(folder, config["encoder"])
+        except (KeyError, ValueError, FileNotFoundError, OSError) as error:
+            raise checkpoint.CheckpointError(f"the encoder of {folder} cannot be loaded: {error}") from None
+        model = load_captioner(folder)
+        metrics = checkpoint.read_json(folder / checkpoint.METRICS_FILE) if (folder / "metrics.json").exists() else {}
+        return cls(encoder, model, data.Vocabulary.load(folder / data.VOCAB_FILE), int(config.get("max_len", 24)),
+                   metrics)
+
+    # ---- decoding over cached features (the search itself is the shared trainers.common.decoding) ----
+
+    def _step_fn(self, tokens, state):
+        """decoding's step function: state = (keys, projected keys, hidden), each with rows first."""
+        import tensorflow as tf
+
+        keys, projected, hidden = state
+        log_probabilities, hidden, weights = self._step(keys, projected, tf.convert_to_tensor(tokens, tf.int32),
+                                                        hidden)
+        return log_probabilities, (keys, projected, hidden), weights
+
+    def _initial(self, features):
+        import tensorflow as tf
+
+        return self.model.encode(tf.convert_to_tensor(np.asarray(features, np.float32)))  # (keys, projected, hidden)
+
+    def greedy_ids(self, features: np.ndarray, max_len: int | None = None):
+        """Batched greedy search: features (batch, locations, depth) -> [(ids, attention (words, locations))]."""
+        from trainers.common import decoding
+
+        hypotheses = decoding.greedy(self._step_fn, self._initial(features), self.vocabulary.start,
+                                     self.vocabulary.end, max_len or self.max_len, rows=len(features))
+        return [(hypothesis.ids, hypothesis.attention) for hypothesis in hypotheses]
+
+    def beam_ids(self, features: np.ndarray, beam: int, max_len: int | None = None):
+        """Beam search for one image (features (locations, depth)): -> (ids, attention, score)."""
+        from trainers.common import decoding
+
+        result = decoding.beam_search(self._step_fn, self._initial(features[None]), self.vocabulary.start,
+                                      self.vocabulary.end, beam_width=beam, max_len=max_len or self.max_len)
+        return result.ids, result.attention, result.score
+
+    # ---- images ----
+
+    def caption_features(self, features: np.ndarray, beam: int = 1) -> dict:
+        ids, attention, score = self.beam_ids(features, max(1, int(beam)))
+        words = self.vocabulary.decode(ids)
+        attention = np.asarray(attention, np.float32)[: len(words)]
+        return {"caption": " ".join(words), "words": words, "score": score, "grid": list(self.grid),
+                "attention": [row.reshape(self.grid).tolist() for row in attention]}
+
+    def caption(self, image, beam: int = 1) -> dict:
+        """Any image (path, bytes, PIL image, array) -> caption dict; raises encoder.ImageError for a non-image."""
+        from trainers.captioning import encoder as encoder_module
+
+        pixels = encoder_module.load_image(image)
+        features = self.encoder.features(pixels[None])[0]
+        return {**self.caption_features(features, beam), "image": pixels}
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Caption a picture with the shipped (or another) checkpoint.")
+    parser.add_argument("image", help="a picture file (PNG, JPEG, GIF, WebP...)")
+    parser.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
+    parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
+    parser.add_argument("--json", action="store_true", help="print words and per-word attention maps as JSON")
+    args = parser.parse_args(argv)
+    if not 1 <= args.beam <= 20:
+        print(f"error: --beam must be between 1 and 20, got {args.beam}", file=sys.stderr)
+        raise SystemExit(2)
+    from trainers.captioning.encoder import ImageError, load_image
+    from trainers.common.checkpoint import CheckpointError
+
+    try:
+        load_image(args.image)
+        captioner = CaptionModel.load(Path(args.checkpoint))
+        result = captioner.caption(args.image, beam=args.beam)
+    except (ImageError, CheckpointError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1)
+    result.pop("image")
+    if args.json:
+        print(json.dumps({**result, "attention": [[[round(v, 5) for v in row] for row in grid]
+                                                  for grid in result["attention"]]}))
+    else:
+        print(result["caption"])
+
+
+if __name__ == "__main__":
+    main()
