@@ -385,9 +385,10 @@ class Jobs:
             arguments = dict(values)
             upload_name = ""
             if source == "file":
-                shutil.copyfile(upload, folder / UPLOADED_TEXT)
-                arguments["text_file"] = str(folder / UPLOADED_TEXT)
                 upload_name = Path(upload).name
+                copy = folder / _text_copy_name(upload_name)  # named after the upload: metrics.json shows it
+                shutil.copyfile(upload, copy)
+                arguments["text_file"] = str(copy)
             command = [self.python, "-m", f"trainers.{trainer.name}.train", "--out", str(folder)]
             for name, value in arguments.items():
                 flag = "--" + name.replace("_", "-")
@@ -603,6 +604,12 @@ class Jobs:
 
     def has_previous(self, model: str) -> bool:
         return (self.previous_dir(model) / checkpoint_io.CONFIG_FILE).is_file()
+
+
+def _text_copy_name(name: str) -> str:
+    """A safe file name for the run's copy of an upload, e.g. 'My Sonnets (v2).txt' -> 'My_Sonnets_v2.txt'."""
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem).strip("._")[:60]
+    return f"{stem}.txt" if stem and stem not in {"job", "output", "train_config"} else UPLOADED_TEXT
 
 
 def _copy_tree(source: Path, destination: Path, skip: set | frozenset = frozenset()) -> None:

@@ -99,16 +99,45 @@ def series_label(name: str) -> str:
     return "train " + label if not label.startswith(("train", "held-out", "val", "test")) else label
 
 
-def loss_frame(info: dict | None):
-    import pandas as pd
+def loss_figure(info: dict | None):
+    """The run's losses as a matplotlib figure: a line per training loss, dots on the held-out losses.
 
+    (A matplotlib figure rather than gr.LinePlot: Gradio 6.31's LinePlot keeps the colour legend of its first
+    drawing, so a held-out series that appears after the first epoch would never be drawn.)
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.2, 3.3), dpi=110, layout="constrained")
+    axes = figure.add_subplot()
     points = info["losses"] if info else []
-    if not points:
-        return None  # not an empty frame: a plot that starts empty never draws its lines (Gradio 6.31)
-    frame = pd.DataFrame(points, columns=["step", "series", "value"])
-    frame["series"] = frame["series"].map(series_label)
-    # Typed columns, so that the plot reads step and loss as numbers, not as categories.
-    return frame.astype({"step": "int64", "series": "str", "value": "float64"})
+    series: dict[str, list] = {}
+    for point in points:
+        series.setdefault(point["series"], []).append((point["step"], point["value"]))
+    for name, values in series.items():
+        steps, losses = zip(*sorted(values))
+        held_out = not name.startswith("train") and name != "loss" and name in {
+            key for metric in (info or {}).get("metrics", []) for key in metric}
+        axes.plot(steps, losses, marker="o" if held_out or len(steps) < 3 else None, markersize=5,
+                  linewidth=2.0 if held_out else 1.6, label=series_label(name))
+    axes.set_title("Loss", loc="left", fontsize=11, fontweight="bold")
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss (nats)")
+    axes.grid(True, alpha=0.3)
+    for side in ("top", "right"):
+        axes.spines[side].set_visible(False)
+    if series:
+        axes.legend(frameon=False, fontsize=9)
+        if info and info.get("total_steps"):
+            axes.set_xlim(0, info["total_steps"])
+    else:
+        axes.text(0.5, 0.5, "The loss appears here once the run logs its first steps.", ha="center",
+                  va="center", transform=axes.transAxes, color="#64748b")
+        axes.set_xticks([])
+        axes.set_yticks([])
+    return figure
 
 
 def _gallery(sample: dict) -> list:
@@ -215,7 +244,7 @@ def build(registry) -> None:
             run = jobs.start(model, source, epochs, settings, upload=upload if source == "file" else None)
         except JobError as error:
             raise _error(error) from None
-        return (gr.Dropdown(choices=[r.run_id for r in jobs.list_runs()], value=run.run_id),
+        return (run.run_id,  # a plain value, so a script gets the run id; the next refresh updates the choices
                 f"Started run **{run.run_id}** ({run.model}, {run.source}, {run.epochs} epochs).")
 
     def training_status(run_id, seen=None):
@@ -243,7 +272,7 @@ def build(registry) -> None:
             gr.Dropdown(choices=[row[0] for row in runs], value=run_id),
             progress_html(info),
             message,
-            loss_frame(info),
+            loss_figure(info),
             gr.Textbox(value=sample.get("text", ""), visible="text" in sample,
                        label=f"Generated text after epoch {sample.get('epoch')}"),
             gr.Gallery(value=gallery, visible=bool(gallery), label=f"Samples after epoch {sample.get('epoch')}"),
@@ -336,12 +365,10 @@ def build(registry) -> None:
             gr.Markdown("### Watch")
             run_choice = gr.Dropdown([run.run_id for run in jobs.list_runs()], value=None, label="Run",
                                      allow_custom_value=True)
-            progress = gr.HTML(progress_html(None), padding=False, elem_id="training-progress")
-            message = gr.Markdown("", elem_id="training-message")
-            plot = gr.LinePlot(loss_frame(None), x="step", y="value", color="series", title="Loss",
-                               x_title="step", y_title="loss (nats)",
-                               x_axis_format="d", elem_id="training-loss-plot",
-                               label="Loss")
+            progress = gr.HTML(progress_html(None), padding=False, elem_id="training-progress", label="Progress")
+            message = gr.Markdown("", elem_id="training-message", label="Message")
+            plot = gr.Plot(loss_figure(None), format="png", label="Loss", show_label=False,
+                           elem_id="training-loss-plot")
             with gr.Row():
                 cancel = gr.Button("■ Cancel", variant="stop", interactive=False)
                 promote = gr.Button("★ Promote to its tab", variant="primary", interactive=False)

@@ -136,7 +136,7 @@ def test_tiny_run_finishes_promotes_and_restores(jobs, checkpoints, text_file):
     registry.get("char_rnn", lambda path: loads.append(path) or len(loads))
 
     run = jobs.start("char_rnn", "file", 2, TINY, upload=text_file)
-    assert run.status == "running" and (jobs.run_dir(run.run_id) / jobs_module.UPLOADED_TEXT).is_file()
+    assert run.status == "running" and (jobs.run_dir(run.run_id) / "my_writing.txt").is_file()
     assert "--text-file" in run.command and str(text_file) not in run.command  # trains on its own copy
     wait_for(lambda: jobs.get(run.run_id).status != "running", 240, "the tiny run to finish")
     info = jobs.status(run.run_id)

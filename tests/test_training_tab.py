@@ -1,0 +1,155 @@
+"""The Training tab in a running app: its API endpoints and a tiny run started, watched and promoted from the page.
+
+The app here has its own temporary runs folder and its own copy of the tiny checkpoints, so promoting changes
+nothing outside the test.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import make_tiny_checkpoints, screenshot, start_app, stop_app
+from tests.test_jobs import digest, wait_for, write_text
+
+PAGE_SETTINGS = {"Epochs": "2", "Rnn units": "16", "Batch size": "8", "Seq len": "20"}
+MORE_SETTINGS = {"steps_per_epoch": 20, "embedding_dim": 8, "log_every": 2, "sample_length": 80}
+
+
+@pytest.fixture(scope="module")
+def training_app(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("training_app")
+    checkpoints = make_tiny_checkpoints(folder / "checkpoints")
+    runs = folder / "runs"
+    process, url = start_app(checkpoints, folder / "app.log", extra_env={"EAGER_PLAYGROUND_RUNS": str(runs)})
+    yield {"url": url, "checkpoints": checkpoints, "runs": runs, "text": write_text(folder / "my_writing.txt")}
+    stop_app(process)
+    # A run still going when the app stops is its own process group: stop it too.
+    import os
+    import signal
+
+    for job in runs.glob("*/job.json"):
+        record = json.loads(job.read_text())
+        if record.get("status") == "running" and record.get("pid"):
+            try:
+                os.killpg(record["pid"], signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+@pytest.fixture(scope="module")
+def training_client(training_app):
+    from gradio_client import Client
+
+    return Client(training_app["url"], verbose=False)
+
+
+def test_api_refuses_bad_requests_with_sentences(training_client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="Rnn units must be a whole number, got 'lots'"):
+        training_client.predict("char_rnn", "offline", 1, '{"rnn_units": "lots"}', None, api_name="/start_training")
+    with pytest.raises(AppError, match="Settings must be a JSON object"):
+        training_client.predict("char_rnn", "offline", 1, "{rnn_units: 3", None, api_name="/start_training")
+    with pytest.raises(AppError, match="Choose a UTF-8 text file"):
+        training_client.predict("char_rnn", "file", 1, "{}", None, api_name="/start_training")
+    for endpoint in ("/training_status", "/cancel_training", "/promote_run"):
+        with pytest.raises(AppError, match="is not a run id"):
+            training_client.predict("../../checkpoints", api_name=endpoint)
+    with pytest.raises(AppError, match="no previous char_rnn checkpoint"):
+        training_client.predict("char_rnn", api_name="/restore_previous")
+    details = training_client.predict("", api_name="/training_status")[0]
+    assert details["status"] == "none"
+
+
+def _plot_image(page) -> str:
+    """The loss plot's current image (a data URL or a file URL), or '' while there is none."""
+    images = page.locator("#training-loss-plot img")
+    return images.first.get_attribute("src") or "" if images.count() else ""
+
+
+def test_train_watch_and_promote_from_the_page(browser, training_app, training_client):
+    served = training_app["checkpoints"] / "char_rnn"
+    before = digest(served)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(training_app["url"])
+        page.wait_for_selector("text=Eager Playground", timeout=60000)
+        page.get_by_role("tab", name="Training").click()
+        page.get_by_label("file (your own writing)").check()
+        page.locator("#training-text-file input[type=file]").set_input_files(str(training_app["text"]))
+        page.wait_for_selector("#training-text-file >> text=my_writing.txt", timeout=30000)
+        for label, value in PAGE_SETTINGS.items():
+            page.get_by_label(label, exact=True).fill(value)
+        page.get_by_text("More settings", exact=True).click()
+        page.get_by_label("More settings (JSON)").fill(json.dumps(MORE_SETTINGS))
+        page.get_by_role("button", name="Start training").click()
+        page.wait_for_selector(".ep-progress[data-status=running]", timeout=30000)
+        run_id = page.locator(".ep-progress-head b").inner_text()
+        assert run_id.startswith("char_rnn-")
+
+        # The loss plot redraws as soon as the first steps are logged, and again as more arrive.
+        empty = _plot_image(page)
+        wait_for(lambda: page.evaluate("document.querySelector('.ep-progress-text').innerText").find("step") >= 0,
+                 180, "the first logged steps")
+        wait_for(lambda: _plot_image(page) not in ("", empty), 30, "the loss plot to draw the first steps")
+        first = _plot_image(page)
+        # Meanwhile the other tabs keep working: the text tab answers during the run.
+        text = training_client.predict("Ham.", 30, 0, 0, 1.0, 1, api_name="/generate_text")[0]
+        assert text.startswith("Ham.") and len(text) == 34
+        page.wait_for_selector(".ep-progress[data-status=done]", timeout=180000)
+        wait_for(lambda: _plot_image(page) not in ("", first), 30, "the loss plot to redraw")
+        assert page.locator("#training-sample-text textarea").input_value().strip()
+        screenshot(page, "training_tab_finished")
+
+        page.get_by_role("button", name="Promote to its tab").click()
+        page.wait_for_selector("#training-message >> text=now serves the char_rnn tab", timeout=30000)
+        run_checkpoint = training_app["runs"] / run_id / "checkpoint"
+        for name in ("config.json", "model.weights.h5", "vocab.json"):
+            assert (served / name).read_bytes() == (run_checkpoint / name).read_bytes(), name
+        assert digest(training_app["checkpoints"] / ".previous" / "char_rnn") == before
+        wait_for(lambda: run_id in page.locator("#training-runs").inner_text()
+                 and "done" in page.locator("#training-runs").inner_text(), 15, "the runs list to show the run")
+        screenshot(page, "training_tab_promoted")
+    finally:
+        context.close()
+
+    # The promoted model serves the text tab without a restart: its vocabulary is the uploaded text's, so
+    # characters the tiny shipped model knew but the upload lacks are now unknown.
+    details = training_client.predict(run_id, api_name="/training_status")[0]
+    assert details["status"] == "done" and details["promoted"] and len(details["metrics"]) == 2
+    vocabulary = json.loads((served / "vocab.json").read_text())["characters"]
+    text = training_client.predict("to be", 40, 0, 0, 1.0, 1, api_name="/generate_text")[0]
+    assert all(character in vocabulary for character in text)
+    assert "H" not in vocabulary  # the tiny shipped vocabulary had it; the promoted one must not
+
+    message = training_client.predict("char_rnn", api_name="/restore_previous")
+    assert "previous char_rnn checkpoint is served again" in message
+    assert digest(served) == before
+
+
+def test_cancel_from_the_api_leaves_the_served_model(training_app, training_client):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    served = digest(training_app["checkpoints"] / "char_rnn")
+    settings = json.dumps({"rnn_units": 16, "batch_size": 8, "seq_len": 20, "steps_per_epoch": 100000,
+                           "embedding_dim": 8, "log_every": 5})
+    run_id, _ = training_client.predict("char_rnn", "file", 20, settings, handle_file(str(training_app["text"])),
+                                        api_name="/start_training")
+    wait_for(lambda: training_client.predict(run_id, api_name="/training_status")[0]["step"] > 0, 180,
+             "the first logged step")
+    with pytest.raises(AppError, match="only one run trains at a time"):
+        training_client.predict("char_rnn", "offline", 1, "{}", None, api_name="/start_training")
+    began = time.monotonic()
+    message = training_client.predict(run_id, api_name="/cancel_training")
+    assert time.monotonic() - began < 20 and "cancelled" in message
+    details = training_client.predict(run_id, api_name="/training_status")[0]
+    assert details["status"] == "cancelled"
+    pid = json.loads((training_app["runs"] / run_id / "job.json").read_text())["pid"]
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), 15, "the trainer process to be gone")
+    assert digest(training_app["checkpoints"] / "char_rnn") == served
