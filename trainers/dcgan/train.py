@@ -38,17 +38,19 @@ MAIN_SETTINGS = ("batch_size", "generator_filters", "learning_rate", "label_smoo
 class TrainConfig:
     source: str = dataclasses.field(default="offline", metadata={"help": "offline or canonical"})
     out: str = dataclasses.field(default="runs/dcgan", metadata={"help": "run folder"})
-    epochs: int = 30
-    batch_size: int = 128
+    epochs: int = 40
+    batch_size: int = 64
     latent_dim: int = 100
     generator_filters: int = dataclasses.field(default=128, metadata={"help": "channels of the generator's 7x7 map"})
-    discriminator_filters: int = dataclasses.field(default=32, metadata={
+    discriminator_filters: int = dataclasses.field(default=64, metadata={
         "help": "channels of the discriminator's first convolution"})
     kernel_size: int = dataclasses.field(default=4, metadata={"help": "convolution kernel size of both networks"})
     learning_rate: float = dataclasses.field(default=2e-4, metadata={"help": "Adam learning rate of both networks"})
     beta_1: float = dataclasses.field(default=0.5, metadata={"help": "Adam beta_1 (the DCGAN paper's 0.5)"})
     label_smoothing: float = dataclasses.field(default=0.1, metadata={
         "help": "one-sided: the discriminator's target for real digits is 1 - this"})
+    precision: str = dataclasses.field(default="mixed_bfloat16", metadata={
+        "help": "float32 or mixed_bfloat16 (the GAN only; ~2-3x faster on CPUs with AMX/AVX512-BF16)"})
     classifier_epochs: int = dataclasses.field(default=8, metadata={"help": "epochs of the judging classifier"})
     grid_count: int = dataclasses.field(default=64, metadata={"help": "digits in each epoch's progress grid"})
     eval_count: int = dataclasses.field(default=1000, metadata={"help": "generated digits scored each epoch"})
@@ -63,6 +65,8 @@ class TrainConfig:
         problems = []
         if self.source not in SOURCES:
             problems.append(f"source must be offline or canonical, got {self.source!r}")
+        if self.precision not in ("float32", "mixed_bfloat16"):
+            problems.append(f"precision must be float32 or mixed_bfloat16, got {self.precision!r}")
         for name in ("epochs", "batch_size", "latent_dim", "generator_filters", "discriminator_filters",
                      "kernel_size", "classifier_epochs", "grid_count", "eval_count", "log_every"):
             problems += cli.positive(name.replace("_", "-"), getattr(self, name))
@@ -250,20 +254,25 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
     generator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
     discriminator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
     state = {"epoch": 0, "step": 0, "elapsed_seconds": 0.0, "history": [], "best": None}
+    # The GAN's layers compute in bfloat16 when asked (variables, batch norm, tanh and the logit stay float32);
+    # the policy is restored at once so that the judging classifier and everything else stay float32.
     if resuming:
         stored = checkpoint.read_json(run_checkpoint / checkpoint.CONFIG_FILE)
         if stored != dataclasses.asdict(model_config):
             raise ValueError(f"{run_checkpoint} holds a model of another shape ({stored}); "
                              f"use another --out or --resume false")
-        generator, discriminator, _ = load_gan(run_checkpoint)
+    keras.mixed_precision.set_global_policy(config.precision)
+    try:
+        generator, discriminator = load_gan(run_checkpoint)[:2] if resuming else build(model_config)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    if resuming:
         restore_optimizers(generator_optimizer, discriminator_optimizer, generator, discriminator,
                            run_checkpoint / checkpoint.OPTIMIZER_FILE)
         state = checkpoint.read_json(run_checkpoint / checkpoint.STATE_FILE)
         if state["epoch"] >= config.epochs:
             print(f"{out} already finished {state['epoch']} epochs; raise --epochs to train further.", file=stream)
             return state.get("metrics", {})
-    else:
-        generator, discriminator = build(model_config)
     checkpoint.write_json(out / "train_config.json", dataclasses.asdict(config))
 
     # The noise generator restarts from a seed derived from the epoch, so a resumed run stays repeatable.
@@ -353,6 +362,7 @@ def _metrics(config, digits, judge, generator, discriminator, state, figures, st
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
         "label_smoothing": config.label_smoothing,
+        "precision": config.precision,
         "parameters": {"generator": count_parameters(generator), "discriminator": count_parameters(discriminator)},
         "wall_time_seconds": round(state["elapsed_seconds"], 1),
         "history": state["history"],
