@@ -608,7 +608,7 @@ class Jobs:
 
 def _text_copy_name(name: str) -> str:
     """A safe file name for the run's copy of an upload, e.g. 'My Sonnets (v2).txt' -> 'My_Sonnets_v2.txt'."""
-    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).stem).strip("._")[:60]
+    stem = re.sub(r"[^\w.-]+", "_", Path(name).stem).strip("._")[:60]
     return f"{stem}.txt" if stem and stem not in {"job", "output", "train_config"} else UPLOADED_TEXT
 
 
