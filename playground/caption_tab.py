@@ -156,7 +156,8 @@ def build(registry) -> None:
     state = gr.State(None)
     examples = sorted((registry.path(MODEL) / "examples").glob("*.jpg"))[:8]
     if examples:
-        gr.Examples([[str(path)] for path in examples], [upload], label="Held-out scenes (never seen in training)")
+        gr.Examples([[str(path)] for path in examples], [upload], label="Held-out scenes (never seen in training)",
+                    elem_id="caption-examples")
 
     run.click(caption, [upload, beam], [caption_text, word, focus, gallery, details, state], api_name="caption",
               preprocess=False)

@@ -349,11 +349,19 @@ def test_caption_tab_in_the_browser(page, tmp_path):
     page.wait_for_timeout(800)
     assert page.locator("#caption-focus img").count() == 1
     screenshot(page, "caption_tab")
+    # A held-out example picture, one click away.
+    page.locator("#caption-examples button").first.click()
+    page.wait_for_timeout(1500)
+    page.locator("#caption-run").click()
+    page.wait_for_timeout(1000)
+    page.wait_for_selector("#caption-gallery img", timeout=60000)
+    screenshot(page, "caption_tab_example")
     # A text file renamed .png gets a sentence, not a stack trace.
     bad = tmp_path / "notes.png"
     bad.write_text("not a picture")
-    page.locator("#caption-upload button[aria-label='Clear']").first.click() \
-        if page.locator("#caption-upload button[aria-label='Clear']").count() else None
+    clear = page.locator("#caption-upload button[aria-label='Clear']")
+    if clear.count():
+        clear.first.click()
     page.locator("#caption-upload input[type=file]").set_input_files(str(bad))
     page.wait_for_timeout(1000)
     page.locator("#caption-run").click()

@@ -36,7 +36,7 @@ EXAMPLES_FOLDER = "examples"
 class TrainConfig:
     source: str = dataclasses.field(default="offline", metadata={"help": "offline (composed scenes) or canonical (COCO)"})
     out: str = dataclasses.field(default="runs/captioning", metadata={"help": "run folder"})
-    epochs: int = 12
+    epochs: int = 8
     train_images: int = dataclasses.field(default=20000, metadata={"help": "training pictures (offline: scenes)"})
     val_images: int = 600
     test_images: int = 1000
