@@ -518,8 +518,11 @@ class Jobs:
         step = latest.get("step", 0)
         losses = [{"step": e["step"], "series": name, "value": float(value)}
                   for e in steps for name, value in e.items() if _is_loss(name, value)]
+        # An epoch metric named like a logged step loss (a GAN's d_loss) is a training average, not held out.
+        stepped = {name for e in steps for name in e}
         losses += [{"step": e["step"], "series": name, "value": float(value)}
-                   for e in epochs for name, value in e.items() if _is_heldout_loss(name, value)]
+                   for e in epochs for name, value in e.items()
+                   if _is_heldout_loss(name, value) and name not in stepped]
         fraction = 1.0 if run.status == DONE else (step / total_steps if total_steps else 0.0)
         info = {
             "run_id": run.run_id, "model": run.model, "source": run.source, "settings": run.settings,
@@ -529,7 +532,7 @@ class Jobs:
             "eta_seconds": latest.get("eta") if run.status == RUNNING else None,
             "elapsed_seconds": (events[-1].get("elapsed") if events else None),
             "latest_losses": {k: v for k, v in latest.items() if _is_loss(k, v)},
-            "losses": losses, "metrics": [_epoch_metrics(e) for e in epochs],
+            "losses": losses, "metrics": [_epoch_metrics(e, stepped) for e in epochs],
             "sample": _sample(folder, samples[-1]) if samples else None,
             "promotable": self._promotable(run, folder) is None, "promoted": run.promoted,
             "output_tail": last_lines(folder / OUTPUT_FILE, 20) if run.status == FAILED else "",
@@ -538,9 +541,10 @@ class Jobs:
 
     def summary(self, run: Run) -> dict:
         """One row of the runs list: the run and its last held-out scores."""
-        folder = self.run_dir(run.run_id)
-        epochs = [e for e in read_events(folder) if e.get("event") == "epoch"]
-        scores = _epoch_metrics(epochs[-1]) if epochs else {}
+        events = read_events(self.run_dir(run.run_id))
+        epochs = [e for e in events if e.get("event") == "epoch"]
+        stepped = {name for e in events if e.get("event") == "step" for name in e}
+        scores = _epoch_metrics(epochs[-1], stepped) if epochs else {}
         return {"run_id": run.run_id, "model": run.model, "status": run.status, "started": run.started,
                 "epochs": f"{len(epochs)}/{run.epochs}", "scores": scores, "promoted": run.promoted}
 
@@ -633,11 +637,11 @@ def _is_heldout_loss(name: str, value) -> bool:
     return _is_loss(name, value) and not name.startswith("train") and "bits" not in name
 
 
-def _epoch_metrics(event: dict) -> dict:
-    """The held-out scores of an epoch event (training loss and learning rate are not held-out scores)."""
-    skip = ("event", "time", "elapsed", "step", "learning_rate")
+def _epoch_metrics(event: dict, stepped: set = frozenset()) -> dict:
+    """The held-out scores of an epoch event: not training losses (named train_* or like a logged step loss)."""
+    skip = {"event", "time", "elapsed", "step", "epoch", "learning_rate", *stepped}
     return {"epoch": event.get("epoch"), **{k: round(v, 4) for k, v in event.items()
-                                            if k not in skip and k != "epoch" and not k.startswith("train")
+                                            if k not in skip and not k.startswith("train")
                                             and isinstance(v, (int, float)) and not isinstance(v, bool)}}
 
 

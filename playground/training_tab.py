@@ -68,7 +68,7 @@ def runs_table(jobs: Jobs) -> list[list]:
         summary = jobs.summary(run)
         rows.append([run.run_id, run.model, STATUS_ICONS.get(run.status, run.status),
                      time.strftime("%Y-%m-%d %H:%M", time.gmtime(run.started)), summary["epochs"],
-                     scores_text(summary["scores"]),
+                     scores_text(dict(list(summary["scores"].items())[:5])),
                      time.strftime("%m-%d %H:%M", time.gmtime(run.promoted)) if run.promoted else ""])
     return rows
 
@@ -249,6 +249,7 @@ def build(registry) -> None:
 
     def training_status(run_id, seen=None):
         """The selected run's status (or the running/latest run's when none is selected)."""
+        picked = not run_id  # only then does the refresh choose the run; never override the user's choice
         if not run_id:
             chosen = jobs.active() or next(iter(jobs.list_runs()), None)
             run_id = chosen.run_id if chosen else None
@@ -269,13 +270,15 @@ def build(registry) -> None:
         message = describe(info) if info else "No runs yet."
         return [
             details,
-            gr.Dropdown(choices=[row[0] for row in runs], value=run_id),
+            gr.Dropdown(choices=[row[0] for row in runs], value=run_id) if picked
+            else gr.Dropdown(choices=[row[0] for row in runs]),
             progress_html(info),
             message,
             loss_figure(info),
             gr.Textbox(value=sample.get("text", ""), visible="text" in sample,
                        label=f"Generated text after epoch {sample.get('epoch')}"),
-            gr.Gallery(value=gallery, visible=bool(gallery), label=f"Samples after epoch {sample.get('epoch')}"),
+            gr.Gallery(value=gallery, visible=bool(gallery), label=f"Samples after epoch {sample.get('epoch')}",
+                       columns=1 if len(gallery) == 1 else 3),
             gr.Dataframe(value=rows or None, visible=bool(rows), label=f"Samples after epoch {sample.get('epoch')}"),
             gr.Textbox(value=(info or {}).get("output_tail", ""), visible=failed),
             runs,
@@ -312,7 +315,7 @@ def build(registry) -> None:
     def pick_run(runs, event: gr.SelectData):
         row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
         try:
-            return runs.iloc[row, 0] if hasattr(runs, "iloc") else runs[row][0]
+            return str(runs.iloc[row, 0] if hasattr(runs, "iloc") else runs[row][0])
         except (IndexError, KeyError, TypeError):
             return gr.skip()
 
@@ -375,9 +378,9 @@ def build(registry) -> None:
             sample_text = gr.Textbox(label="Generated text", lines=6, max_lines=12, visible=False,
                                      elem_id="training-sample-text")
             sample_gallery = gr.Gallery(label="Samples", visible=False, columns=3, height="auto",
-                                        object_fit="contain")
+                                        object_fit="contain", preview=False)
             sample_rows = gr.Dataframe(headers=["input", "output"], label="Samples", visible=False, wrap=True,
-                                       interactive=False)
+                                       interactive=False, column_widths=["50%", "50%"])
             error_tail = gr.Textbox(label="Last lines of the run's output", lines=8, visible=False,
                                     elem_id="training-error")
     gr.Markdown("### Runs")
