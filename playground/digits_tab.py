@@ -136,9 +136,8 @@ def build(registry) -> None:
             raise gr.Error("; ".join(problems).capitalize() + ".")
         judged = _model(registry).walk(seed_a, seed_b, frames)
         path = walk_gif(judged, _output_path(".gif"))
-        gallery = [(images.grid(digit[None], scale=3, padding=0), f"{index + 1}: {guess} · {confidence:.0%}")
-                   for index, (digit, guess, confidence)
-                   in enumerate(zip(judged.digits, judged.guesses, judged.confidences))]
+        gallery = [(images.grid(digit[None], scale=3, padding=0), f"{guess} · {confidence:.0%}")
+                   for digit, guess, confidence in zip(judged.digits, judged.guesses, judged.confidences)]
         return str(path), gallery
 
     gr.Markdown("A DCGAN's generator turns 100 random numbers (a latent vector) into a 28×28 digit. A seed picks "
@@ -147,7 +146,7 @@ def build(registry) -> None:
                 "red below).", elem_classes="ep-note")
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
-            seed = gr.Number(value=7, precision=0, minimum=0, label="Seed")
+            seed = gr.Number(value=7, precision=0, minimum=0, label="Seed", elem_id="digits-seed")
             new_seed = gr.Button("🎲 New seed", size="sm")
             count = gr.Slider(1, MAX_COUNT, value=64, step=1, label="Number of digits")
             run = gr.Button("Generate digits", variant="primary")
@@ -171,7 +170,8 @@ def build(registry) -> None:
             walk_image = gr.Image(label="Latent walk (there and back)", type="filepath", interactive=False,
                                   elem_id="latent-walk", height=300)
         with gr.Column(scale=2):
-            walk_frames = gr.Gallery(label="Frames", columns=8, height=300, object_fit="contain",
+            walk_frames = gr.Gallery(label="Frames (the classifier's guess · confidence)", columns=6, height=300,
+                                     object_fit="contain",
                                      elem_id="latent-frames")
 
     gr.Markdown("### How training got there\nThe same 64 latent vectors drawn after every epoch of the run that "
@@ -179,7 +179,7 @@ def build(registry) -> None:
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             gr.Image(value=lambda: progress_gif(registry), label="Training progress (one frame per epoch)",
-                     type="filepath", interactive=False, elem_id="training-gif", height=520)
+                     type="filepath", interactive=False, elem_id="training-gif", height=500)
         with gr.Column(scale=2):
             gr.Markdown(value=lambda: scores_markdown(registry.metrics(MODEL)), elem_id="digits-scores")
 

@@ -128,7 +128,7 @@ def load(path: Path) -> DigitGenerator:
     return DigitGenerator(generator, config, judge, folder=path)
 
 
-def walk_gif(judged: Judged, path: Path, scale: int = 4, duration_ms: int = 120) -> Path:
+def walk_gif(judged: Judged, path: Path, scale: int = 6, duration_ms: int = 120) -> Path:
     """An animated GIF of a latent walk that goes there and back, each frame labelled with the guess."""
     from trainers.dcgan import images
 

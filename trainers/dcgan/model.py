@@ -19,6 +19,9 @@ from keras import layers
 from trainers.common import checkpoint
 
 DISCRIMINATOR_WEIGHTS = "discriminator.weights.h5"
+# With weight averaging, model.weights.h5 holds the averaged generator (the one served) and this file holds the
+# generator being trained (needed to resume). Without it, model.weights.h5 is the generator being trained.
+TRAINING_GENERATOR_WEIGHTS = "generator_training.weights.h5"
 
 
 @dataclasses.dataclass
@@ -116,13 +119,36 @@ def load_generator(path: Path) -> tuple[Generator, GanConfig]:
 
 
 def load_gan(path: Path) -> tuple[Generator, Discriminator, GanConfig]:
-    """Both networks, for resuming a run."""
+    """Both networks as they were being trained, for resuming a run."""
     path = checkpoint.require_folder(path, (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, DISCRIMINATOR_WEIGHTS))
     config = read_config(path)
     generator, discriminator = build(config)
-    checkpoint.load_weights(generator, path)
-    try:
-        discriminator.load_weights(str(path / DISCRIMINATOR_WEIGHTS))
-    except Exception as error:
-        raise checkpoint.CheckpointError(f"the weights in {path / DISCRIMINATOR_WEIGHTS} cannot be loaded: {error}")
+    training_weights = path / TRAINING_GENERATOR_WEIGHTS
+    for model, weights in ((generator, training_weights if training_weights.is_file() else path /
+                            checkpoint.WEIGHTS_FILE), (discriminator, path / DISCRIMINATOR_WEIGHTS)):
+        try:
+            model.load_weights(str(weights))
+        except Exception as error:
+            raise checkpoint.CheckpointError(f"the weights in {weights} cannot be loaded: {error}") from None
     return generator, discriminator, config
+
+
+def make_average_update(average: Generator, generator: Generator, decay: float, eager: bool = False):
+    """`update(step)` moves the averaged generator towards the trained one (an exponential moving average).
+
+    Averaging the generator's weights over the last ~1/(1 - decay) steps smooths out the oscillation of
+    adversarial training and gives cleaner digits (Yazici et al., 2019). The decay ramps up from 0 so that an
+    early average is not dominated by the random initialisation. Batch-norm statistics are copied, not averaged.
+    """
+    pairs = list(zip(average.trainable_variables, generator.trainable_variables))
+    statistics = list(zip(average.non_trainable_variables, generator.non_trainable_variables))
+
+    def update(step):
+        step = tf.cast(step, tf.float32)
+        rate = tf.minimum(decay, (1.0 + step) / (10.0 + step))
+        for averaged, current in pairs:
+            averaged.assign(rate * averaged + (1.0 - rate) * tf.cast(current, averaged.dtype))
+        for averaged, current in statistics:
+            averaged.assign(tf.cast(current, averaged.dtype))
+
+    return update if eager else tf.function(update)

@@ -49,6 +49,8 @@ class TrainConfig:
     beta_1: float = dataclasses.field(default=0.5, metadata={"help": "Adam beta_1 (the DCGAN paper's 0.5)"})
     label_smoothing: float = dataclasses.field(default=0.1, metadata={
         "help": "one-sided: the discriminator's target for real digits is 1 - this"})
+    average_decay: float = dataclasses.field(default=0.999, metadata={
+        "help": "decay of the moving average of the generator's weights that is served (0: off)"})
     precision: str = dataclasses.field(default="mixed_bfloat16", metadata={
         "help": "float32 or mixed_bfloat16 (the GAN only; ~2-3x faster on CPUs with AMX/AVX512-BF16)"})
     classifier_epochs: int = dataclasses.field(default=8, metadata={"help": "epochs of the judging classifier"})
@@ -79,6 +81,7 @@ class TrainConfig:
         problems += cli.in_range("learning-rate", self.learning_rate, 1e-6, 1.0)
         problems += cli.in_range("beta-1", self.beta_1, 0.0, 0.999)
         problems += cli.in_range("label-smoothing", self.label_smoothing, 0.0, 0.5)
+        problems += cli.in_range("average-decay", self.average_decay, 0.0, 0.99999)
         problems += cli.in_range("grid-count", self.grid_count, 1, 256)
         problems += cli.in_range("eval-count", self.eval_count, 2, 10000)
         for name in ("steps_per_epoch", "max_digits"):
@@ -163,15 +166,23 @@ def restore_optimizers(generator_optimizer, discriminator_optimizer, generator, 
 
 def save_gan(path: Path, generator, discriminator, model_config, classifier_folder: Path | None = None,
              progress_gif: Path | None = None, metrics: dict | None = None, optimizers=None,
-             state: dict | None = None) -> Path:
-    """Writes a complete, servable checkpoint folder atomically (optimizers and state only for resuming)."""
+             state: dict | None = None, average=None) -> Path:
+    """Writes a complete, servable checkpoint folder atomically (optimizers and state only for resuming).
+
+    With an `average` generator, that one is saved as model.weights.h5 (served) and the trained generator as
+    generator_training.weights.h5 (for resuming).
+    """
     from trainers.dcgan.classifier import CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS
     from trainers.dcgan.generate import PROGRESS_GIF
-    from trainers.dcgan.model import DISCRIMINATOR_WEIGHTS
+    from trainers.dcgan.model import DISCRIMINATOR_WEIGHTS, TRAINING_GENERATOR_WEIGHTS
 
     def write(folder: Path) -> None:
         checkpoint.write_json(folder / checkpoint.CONFIG_FILE, dataclasses.asdict(model_config))
-        generator.save_weights(str(folder / checkpoint.WEIGHTS_FILE))
+        if average is None:
+            generator.save_weights(str(folder / checkpoint.WEIGHTS_FILE))
+        else:
+            average.save_weights(str(folder / checkpoint.WEIGHTS_FILE))
+            generator.save_weights(str(folder / TRAINING_GENERATOR_WEIGHTS))
         discriminator.save_weights(str(folder / DISCRIMINATOR_WEIGHTS))
         if classifier_folder is not None:
             checkpoint.copy_into(classifier_folder, folder, [CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS])
@@ -226,10 +237,12 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
     """Runs (or resumes) a training run and returns its final metrics. `digits` overrides the data (tests)."""
     import keras
     import numpy as np
+    import tensorflow as tf
 
     from trainers.dcgan import data, images, quality
     from trainers.dcgan.classifier import load_classifier
-    from trainers.dcgan.model import GanConfig, build, count_parameters, latent_vectors, load_gan
+    from trainers.dcgan.model import (GanConfig, build, count_parameters, latent_vectors, load_gan,
+                                      make_average_update)
 
     stream = stream or sys.stdout
     out = Path(config.out)
@@ -266,9 +279,19 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
         generator, discriminator = load_gan(run_checkpoint)[:2] if resuming else build(model_config)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    average = None
+    if config.average_decay:
+        # The served, averaged generator: float32, starting from the checkpoint's served weights when resuming.
+        average, _ = build(model_config)
+        average.set_weights(generator.get_weights())
+        if resuming:
+            checkpoint.load_weights(average, run_checkpoint)
     if resuming:
         restore_optimizers(generator_optimizer, discriminator_optimizer, generator, discriminator,
                            run_checkpoint / checkpoint.OPTIMIZER_FILE)
+        # A resumed run may change the learning rate (e.g. lower it to fine-tune).
+        generator_optimizer.learning_rate = config.learning_rate
+        discriminator_optimizer.learning_rate = config.learning_rate
         state = checkpoint.read_json(run_checkpoint / checkpoint.STATE_FILE)
         if state["epoch"] >= config.epochs:
             print(f"{out} already finished {state['epoch']} epochs; raise --epochs to train further.", file=stream)
@@ -279,6 +302,9 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
     train_step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer,
                                  config.latent_dim, config.label_smoothing, config.eager,
                                  seed=config.seed * 100003 + state["epoch"])
+    update_average = make_average_update(average, generator, config.average_decay, config.eager) if average \
+        else None
+    served = average if average is not None else generator
     grid_latent = latent_vectors(config.seed, config.grid_count, config.latent_dim)  # fixed for the whole run
     eval_latent = latent_vectors(quality.EVAL_SEED, config.eval_count, config.latent_dim)
     floor = quality.real_floor(judge, digits.heldout_images, digits.heldout_labels)
@@ -299,16 +325,18 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
             for _ in range(steps_per_epoch):
                 result = {name: float(value) for name, value in train_step(next(batches)).items()}
                 step += 1
+                if update_average is not None:
+                    update_average(tf.constant(step, tf.float32))  # a tensor: one trace for every step
                 if not all(math.isfinite(value) for value in result.values()):
                     raise FloatingPointError(f"a loss became {result} at step {step}; lower --learning-rate")
                 for name, value in result.items():
                     sums[name] = sums.get(name, 0.0) + value
                 progress.step(epoch, step, **result)
-            grid_images = generator(grid_latent, training=False).numpy()  # (grid_count, 28, 28, 1)
+            grid_images = served(grid_latent, training=False).numpy()  # (grid_count, 28, 28, 1)
             sample_path = Path(SAMPLES_FOLDER) / f"epoch_{epoch:04d}.png"
             images.grid(data.to_uint8(grid_images)).save(out / sample_path)
             gif_path = images.save_gif(progress_frames(out, epoch), out / ".progress.gif")
-            generated = np.concatenate([generator(eval_latent[i:i + 500], training=False).numpy()
+            generated = np.concatenate([served(eval_latent[i:i + 500], training=False).numpy()
                                         for i in range(0, len(eval_latent), 500)])
             figures = quality.assess(generated, judge, digits.heldout_images, digits.heldout_labels, floor)
             averages = {name: total / steps_per_epoch for name, total in sums.items()}
@@ -323,10 +351,10 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
             if state["best"] is None or score > tuple(state["best"]["score"]):
                 state["best"] = {"epoch": epoch, "score": list(score)}
                 save_gan(out / BEST_CHECKPOINT, generator, discriminator, model_config, classifier_folder,
-                         gif_path, metrics=final)
+                         gif_path, metrics=final, average=average)
             save_gan(run_checkpoint, generator, discriminator, model_config, classifier_folder, gif_path,
                      metrics=final, optimizers=(generator_optimizer, discriminator_optimizer),
-                     state={**state, "metrics": final})
+                     state={**state, "metrics": final}, average=average)
     except BaseException as error:
         progress.close("cancelled" if isinstance(error, KeyboardInterrupt) else "error",
                        message=f"{type(error).__name__}: {error}")
@@ -363,6 +391,7 @@ def _metrics(config, digits, judge, generator, discriminator, state, figures, st
         "learning_rate": config.learning_rate,
         "label_smoothing": config.label_smoothing,
         "precision": config.precision,
+        "average_decay": config.average_decay,
         "parameters": {"generator": count_parameters(generator), "discriminator": count_parameters(discriminator)},
         "wall_time_seconds": round(state["elapsed_seconds"], 1),
         "history": state["history"],
