@@ -47,8 +47,11 @@ def _shown(char: str) -> str:
 
 
 def confidence_spans(steps) -> list[tuple[str, float]]:
-    """(character, score) pairs for HighlightedText: unsure characters get a stronger colour."""
-    return [(step["char"], round(1.0 - step["probability"], 3)) for step in steps]
+    """(character, score) pairs for HighlightedText: unsure characters get a stronger colour.
+
+    A new line is shown as ⏎: the component lays tokens out in a wrapping row, where a bare newline is invisible.
+    """
+    return [(VISIBLE["\n"] if step["char"] == "\n" else step["char"], round(1.0 - step["probability"], 3)) for step in steps]
 
 
 def alternatives_at(steps, position: int) -> dict:
