@@ -140,7 +140,7 @@ def test_tiny_run_finishes_promotes_and_restores(jobs, checkpoints, text_file):
     run = jobs.start("char_rnn", "file", 2, TINY, upload=text_file)
     assert run.status == "running" and (jobs.run_dir(run.run_id) / "my_writing.txt").is_file()
     assert "--text-file" in run.command and str(text_file) not in run.command  # trains on its own copy
-    wait_for(lambda: jobs.get(run.run_id).status != "running", 240, "the tiny run to finish")
+    wait_for(lambda: jobs.get(run.run_id).status != "running", 600, "the tiny run to finish")  # ~30 s when idle
     info = jobs.status(run.run_id)
     assert info["status"] == "done", info["message"] + "\n" + jobs_module.last_lines(
         jobs.run_dir(run.run_id) / jobs_module.OUTPUT_FILE)
@@ -180,7 +180,7 @@ def test_restart_finds_a_running_run_and_cancel_stops_its_process_group(jobs, ch
     served = digest(checkpoints / "char_rnn")
     long = {**TINY, "steps_per_epoch": 100000, "log_every": 5}
     run = jobs.start("char_rnn", "file", 50, long, upload=text_file)
-    wait_for(lambda: jobs.status(run.run_id)["step"] > 0, 180, "the run's first logged step")
+    wait_for(lambda: jobs.status(run.run_id)["step"] > 0, 600, "the run's first logged step")
 
     with pytest.raises(JobError, match="only one run trains at a time"):
         jobs.start("char_rnn", "offline", 1, TINY)
@@ -207,7 +207,7 @@ def test_restart_finds_a_running_run_and_cancel_stops_its_process_group(jobs, ch
 def test_a_crashing_run_reports_its_last_lines(jobs, text_file):
     # Valid settings that the trainer can only refuse once it has the data: batches bigger than the text.
     run = jobs.start("char_rnn", "file", 1, {**TINY, "batch_size": 4096, "seq_len": 1000}, upload=text_file)
-    wait_for(lambda: jobs.get(run.run_id).status != "running", 180, "the run to crash")
+    wait_for(lambda: jobs.get(run.run_id).status != "running", 600, "the run to crash")
     info = jobs.status(run.run_id)
     assert info["status"] == "failed"
     # The trainer's own one-line error is the message, and it is among the last lines of output shown.

@@ -95,14 +95,14 @@ def test_train_watch_and_promote_from_the_page(browser, training_app, training_c
         # The loss plot redraws as soon as the first steps are logged, and again as more arrive.
         empty = _plot_image(page)
         wait_for(lambda: page.evaluate("document.querySelector('.ep-progress-text').innerText").find("step") >= 0,
-                 180, "the first logged steps")
-        wait_for(lambda: _plot_image(page) not in ("", empty), 30, "the loss plot to draw the first steps")
+                 600, "the first logged steps")
+        wait_for(lambda: _plot_image(page) not in ("", empty), 60, "the loss plot to draw the first steps")
         first = _plot_image(page)
         # Meanwhile the other tabs keep working: the text tab answers during the run.
         text = training_client.predict("Ham.", 30, 0, 0, 1.0, 1, api_name="/generate_text")[0]
         assert text.startswith("Ham.") and len(text) == 34
-        page.wait_for_selector(".ep-progress[data-status=done]", timeout=180000)
-        wait_for(lambda: _plot_image(page) not in ("", first), 30, "the loss plot to redraw")
+        page.wait_for_selector(".ep-progress[data-status=done]", timeout=600000)
+        wait_for(lambda: _plot_image(page) not in ("", first), 60, "the loss plot to redraw")
         assert page.locator("#training-sample-text textarea").input_value().strip()
         screenshot(page, "training_tab_finished")
 
@@ -141,7 +141,7 @@ def test_cancel_from_the_api_leaves_the_served_model(training_app, training_clie
                            "embedding_dim": 8, "log_every": 5})
     run_id, _ = training_client.predict("char_rnn", "file", 20, settings, handle_file(str(training_app["text"])),
                                         api_name="/start_training")
-    wait_for(lambda: training_client.predict(run_id, api_name="/training_status")[0]["step"] > 0, 180,
+    wait_for(lambda: training_client.predict(run_id, api_name="/training_status")[0]["step"] > 0, 600,
              "the first logged step")
     with pytest.raises(AppError, match="only one run trains at a time"):
         training_client.predict("char_rnn", "offline", 1, "{}", None, api_name="/start_training")
