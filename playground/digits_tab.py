@@ -153,7 +153,7 @@ def build(registry) -> None:
             shares = gr.Label(label="What the classifier sees (share of each digit)", num_top_classes=10)
         with gr.Column(scale=3):
             grid = gr.Image(label="Generated digits, labelled with the classifier's guess and confidence",
-                            type="pil", format="png", interactive=False, elem_id="digits-grid", height=760)
+                            type="pil", format="png", interactive=False, elem_id="digits-grid")
             report = gr.Markdown()
     gr.Examples(EXAMPLES, [seed, count], label="Try")
 
@@ -162,8 +162,8 @@ def build(registry) -> None:
                 "another. The classifier's guess shows where one digit becomes the next.")
     with gr.Row():
         with gr.Column(scale=1, min_width=260):
-            seed_a = gr.Number(value=3, precision=0, minimum=0, label="From seed")
-            seed_b = gr.Number(value=11, precision=0, minimum=0, label="To seed")
+            seed_a = gr.Number(value=15, precision=0, minimum=0, label="From seed")
+            seed_b = gr.Number(value=22, precision=0, minimum=0, label="To seed")
             frames = gr.Slider(2, MAX_FRAMES, value=24, step=1, label="Frames")
             walk = gr.Button("Walk", variant="primary")
         with gr.Column(scale=1, min_width=260):
