@@ -149,7 +149,7 @@ def build(registry) -> None:
             word = gr.Radio(label="Where did it look for…", choices=[], elem_id="caption-words")
             focus = gr.Image(label="Attention for the chosen word", height=340, interactive=False,
                              elem_id="caption-focus")
-    gallery = gr.Gallery(label="Attention for every word", columns=8, height=260, object_fit="contain",
+    gallery = gr.Gallery(label="Attention for every word", columns=8, height=300, object_fit="contain",
                          preview=False, allow_preview=True, elem_id="caption-gallery")
     with gr.Accordion("Words and attention weights (JSON)", open=False):
         details = gr.JSON(label="Result")
