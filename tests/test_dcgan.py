@@ -357,6 +357,22 @@ def test_resume_continues_from_the_last_epoch(tiny_run, tmp_path):
     assert train(tiny_config(copy, 4), stream=open("/dev/null", "w"), digits=digits)["epochs"] == 4
 
 
+def test_evaluate_rescores_a_folder_as_served_and_keeps_its_history(tiny_run, tmp_path):
+    import shutil
+
+    from trainers.common.checkpoint import read_json
+    from trainers.dcgan.evaluate import evaluate
+    from trainers.dcgan.train import RUN_CHECKPOINT
+
+    out, digits, metrics = tiny_run
+    folder = tmp_path / "promoted"
+    shutil.copytree(out / RUN_CHECKPOINT, folder)
+    figures = evaluate(folder, count=40, digits=digits)
+    saved = read_json(folder / "metrics.json")
+    assert saved["classifier_fid"] == figures["classifier_fid"] and len(saved["history"]) == len(metrics["history"])
+    assert 0 < saved["real_digits_confidence"] <= 1 and "evaluate" in saved["evaluated_with"]
+
+
 def test_generate_cli_same_seed_same_grid_and_clear_errors(tiny_run, tmp_path, capsys):
     from trainers.dcgan.generate import main
     from trainers.dcgan.train import RUN_CHECKPOINT

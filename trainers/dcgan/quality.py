@@ -1,7 +1,8 @@
 """How good are the generated digits? The classifier's opinion, class shares, and a Fréchet distance.
 
 - `classifier_confidence`: the mean, over generated digits, of the classifier's probability for its guess.
-  A clear digit gets ~1.0; a blob between a 4 and a 9 gets ~0.5.
+  A clear digit gets ~1.0; a blob between a 4 and a 9 gets ~0.5. `real_digits_confidence` is the same mean
+  over the held-out real digits, for reference.
 - `class_shares`: the share of each guessed digit. A generator that has collapsed onto a few modes makes few
   kinds of digits; every class should hold at least 4% (a fair share is 10%).
 - `classifier_fid`: the Fréchet distance between Gaussians fitted to the classifier's penultimate-layer
@@ -67,7 +68,7 @@ def assess(generated: np.ndarray, judge, heldout_images: np.ndarray, heldout_lab
            floor: float | None = None) -> dict:
     """All quality figures for generated digits (n, 28, 28, 1) in [-1, 1] against the held-out real ones."""
     probabilities, generated_features = judge.outputs(generated)
-    _, real_features = judge.outputs(heldout_images)
+    real_probabilities, real_features = judge.outputs(heldout_images)
     guesses = probabilities.argmax(axis=1)
     confidence = probabilities.max(axis=1)
     shares = np.bincount(guesses, minlength=10) / max(len(guesses), 1)
@@ -78,6 +79,7 @@ def assess(generated: np.ndarray, judge, heldout_images: np.ndarray, heldout_lab
     return {
         "generated_digits": int(len(generated)),
         "classifier_confidence": round(float(confidence.mean()), 4),
+        "real_digits_confidence": round(float(real_probabilities.max(axis=1).mean()), 4),
         "share_confident_over_0.9": round(float(np.mean(confidence > 0.9)), 4),
         "class_shares": {str(digit): round(float(share), 4) for digit, share in enumerate(shares)},
         "min_class_share": round(float(shares.min()), 4),
