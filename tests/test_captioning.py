@@ -272,7 +272,8 @@ def test_odd_image_inputs(tmp_path, tiny_captioner):
         assert pixels.shape == (224, 224, 3) and pixels.dtype == np.uint8, name
         assert time.monotonic() - started < 5, name
         assert tiny_captioner.caption(files[name])["words"] is not None
-    assert (load_image(files["huge"]) == np.array([30, 140, 60])).all(axis=-1).mean() > 0.95
+    huge = load_image(files["huge"]).astype(int)  # a flat JPEG: its colour survives, within JPEG rounding
+    assert (np.abs(huge - np.array([30, 140, 60])) <= 8).all(axis=-1).mean() > 0.95
     transparent = np.zeros((10, 10, 4), np.uint8)
     assert (load_image(transparent) == 255).all()  # fully transparent is white
     for name in ("text", "empty"):
