@@ -82,13 +82,13 @@ def test_train_watch_and_promote_from_the_page(browser, training_app, training_c
         page.get_by_role("tab", name="Training").click()
         page.get_by_label("file (your own writing)").check()
         page.locator("#training-text-file input[type=file]").set_input_files(str(training_app["text"]))
-        page.wait_for_selector("#training-text-file >> text=my_writing.txt", timeout=30000)
+        page.wait_for_selector("#training-text-file >> text=my_writing.txt", timeout=60000)
         for label, value in PAGE_SETTINGS.items():
             page.get_by_label(label, exact=True).fill(value)
         page.get_by_text("More settings", exact=True).click()
         page.get_by_label("More settings (JSON)").fill(json.dumps(MORE_SETTINGS))
         page.get_by_role("button", name="Start training").click()
-        page.wait_for_selector(".ep-progress[data-status=running]", timeout=30000)
+        page.wait_for_selector(".ep-progress[data-status=running]", timeout=120000)
         run_id = page.locator(".ep-progress-head b").inner_text()
         assert run_id.startswith("char_rnn-")
 
@@ -107,7 +107,7 @@ def test_train_watch_and_promote_from_the_page(browser, training_app, training_c
         screenshot(page, "training_tab_finished")
 
         page.get_by_role("button", name="Promote to its tab").click()
-        page.wait_for_selector("#training-message >> text=now serves the char_rnn tab", timeout=30000)
+        page.wait_for_selector("#training-message >> text=now serves the char_rnn tab", timeout=120000)
         run_checkpoint = training_app["runs"] / run_id / "checkpoint"
         for name in ("config.json", "model.weights.h5", "vocab.json"):
             assert (served / name).read_bytes() == (run_checkpoint / name).read_bytes(), name
