@@ -289,6 +289,11 @@ def main(argv=None) -> None:
     encoder_id = fingerprint(Path(args.encoder_weights))
     log = lambda message: print(message, flush=True)  # noqa: E731
     if args.source == "canonical":
+        from trainers.captioning.train import _online
+
+        if not _online():
+            print("error: MS-COCO (images.cocodataset.org) is not reachable; use --source offline", file=sys.stderr)
+            raise SystemExit(1)
         root = build_coco(args.train + args.test, encoder_module.canonical(), "keras-imagenet",
                           args.cache_dir, log=log)
         if root is None:
