@@ -46,6 +46,8 @@ class TrainConfig:
         "help": "channels of the discriminator's first convolution"})
     kernel_size: int = dataclasses.field(default=4, metadata={"help": "convolution kernel size of both networks"})
     learning_rate: float = dataclasses.field(default=2e-4, metadata={"help": "Adam learning rate of both networks"})
+    discriminator_learning_rate: float = dataclasses.field(default=0.0, metadata={
+        "help": "the discriminator's own Adam learning rate (0: the same as --learning-rate)"})
     beta_1: float = dataclasses.field(default=0.5, metadata={"help": "Adam beta_1 (the DCGAN paper's 0.5)"})
     label_smoothing: float = dataclasses.field(default=0.1, metadata={
         "help": "one-sided: the discriminator's target for real digits is 1 - this"})
@@ -79,6 +81,8 @@ class TrainConfig:
             problems.append(f"generator-filters must be a multiple of 4, got {self.generator_filters}")
         problems += cli.in_range("kernel-size", self.kernel_size, 1, 9)
         problems += cli.in_range("learning-rate", self.learning_rate, 1e-6, 1.0)
+        if self.discriminator_learning_rate:
+            problems += cli.in_range("discriminator-learning-rate", self.discriminator_learning_rate, 1e-6, 1.0)
         problems += cli.in_range("beta-1", self.beta_1, 0.0, 0.999)
         problems += cli.in_range("label-smoothing", self.label_smoothing, 0.0, 0.5)
         problems += cli.in_range("average-decay", self.average_decay, 0.0, 0.99999)
@@ -265,7 +269,8 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
     model_config = GanConfig(latent_dim=config.latent_dim, generator_filters=config.generator_filters,
                              discriminator_filters=config.discriminator_filters, kernel_size=config.kernel_size)
     generator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
-    discriminator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+    discriminator_rate = config.discriminator_learning_rate or config.learning_rate
+    discriminator_optimizer = keras.optimizers.Adam(discriminator_rate, beta_1=config.beta_1)
     state = {"epoch": 0, "step": 0, "elapsed_seconds": 0.0, "history": [], "best": None}
     # The GAN's layers compute in bfloat16 when asked (variables, batch norm, tanh and the logit stay float32);
     # the policy is restored at once so that the judging classifier and everything else stay float32.
@@ -291,7 +296,7 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
                            run_checkpoint / checkpoint.OPTIMIZER_FILE)
         # A resumed run may change the learning rate (e.g. lower it to fine-tune).
         generator_optimizer.learning_rate = config.learning_rate
-        discriminator_optimizer.learning_rate = config.learning_rate
+        discriminator_optimizer.learning_rate = discriminator_rate
         state = checkpoint.read_json(run_checkpoint / checkpoint.STATE_FILE)
         if state["epoch"] >= config.epochs:
             print(f"{out} already finished {state['epoch']} epochs; raise --epochs to train further.", file=stream)
@@ -389,6 +394,7 @@ def _metrics(config, digits, judge, generator, discriminator, state, figures, st
         "steps_per_epoch": steps_per_epoch,
         "batch_size": config.batch_size,
         "learning_rate": config.learning_rate,
+        "discriminator_learning_rate": config.discriminator_learning_rate or config.learning_rate,
         "label_smoothing": config.label_smoothing,
         "precision": config.precision,
         "average_decay": config.average_decay,
