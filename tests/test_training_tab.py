@@ -98,6 +98,7 @@ def test_train_watch_and_promote_from_the_page(browser, training_app, training_c
                  600, "the first logged steps")
         wait_for(lambda: _plot_image(page) not in ("", empty), 60, "the loss plot to draw the first steps")
         first = _plot_image(page)
+        screenshot(page, "training_tab_live")
         # Meanwhile the other tabs keep working: the text tab answers during the run.
         text = training_client.predict("Ham.", 30, 0, 0, 1.0, 1, api_name="/generate_text")[0]
         assert text.startswith("Ham.") and len(text) == 34
