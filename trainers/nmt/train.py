@@ -44,10 +44,12 @@ class TrainConfig:
     attention_units: int = 128
     dropout: float = 0.15
     min_count: int = dataclasses.field(default=2, metadata={"help": "rarer words become <unk>"})
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-3
     lr_decay: float = dataclasses.field(default=0.92, metadata={"help": "learning rate factor per epoch"})
+    warmup_steps: int = dataclasses.field(default=400, metadata={"help": "linear learning-rate warm-up"})
     clip_norm: float = dataclasses.field(default=1.0, metadata={"help": "global gradient-norm clip (0: off)"})
-    precision: str = dataclasses.field(default="mixed_bfloat16", metadata={"help": "float32 or mixed_bfloat16"})
+    precision: str = dataclasses.field(default="float32", metadata={
+        "help": "float32 or mixed_bfloat16 (faster, but saturated tanh units cannot recover in bfloat16)"})
     steps_per_epoch: int = dataclasses.field(default=0, metadata={"help": "0: one pass over the data"})
     max_pairs: int = dataclasses.field(default=0, metadata={"help": "use only this many training pairs (0: all)"})
     validation_bleu_segments: int = dataclasses.field(default=400, metadata={"help": "0: skip validation BLEU"})
@@ -55,6 +57,8 @@ class TrainConfig:
     seed: int = 0
     eager: bool = dataclasses.field(default=False, metadata={"help": "run the step without tf.function"})
     resume: bool = dataclasses.field(default=True, metadata={"help": "resume from <out>/checkpoint if present"})
+    init_from: str = dataclasses.field(default="", metadata={
+        "help": "start a new run from this checkpoint's weights, vocabularies and epoch count (e.g. checkpoints/nmt)"})
 
     def validate(self) -> list[str]:
         problems = []
@@ -70,7 +74,7 @@ class TrainConfig:
         problems += cli.in_range("dropout", self.dropout, 0.0, 0.9)
         problems += cli.in_range("learning-rate", self.learning_rate, 1e-6, 1.0)
         problems += cli.in_range("lr-decay", self.lr_decay, 0.01, 1.0)
-        for name in ("steps_per_epoch", "max_pairs", "clip_norm", "validation_bleu_segments"):
+        for name in ("steps_per_epoch", "max_pairs", "clip_norm", "validation_bleu_segments", "warmup_steps"):
             problems += cli.positive(name.replace("_", "-"), getattr(self, name), allow_zero=True)
         return problems
 
@@ -147,8 +151,11 @@ def train(config: TrainConfig, stream=None) -> dict:
     pairs = data.training_pairs(corpus.train)
     if config.max_pairs:
         pairs = pairs[: config.max_pairs]
-    if resuming:
-        source_vocab, target_vocab = data.load_vocabularies(run_checkpoint / data.VOCAB_FILE)
+    initial = None if resuming or not config.init_from else Path(config.init_from)
+    if initial is not None:
+        checkpoint.require_folder(initial, (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, data.VOCAB_FILE))
+    if resuming or initial is not None:
+        source_vocab, target_vocab = data.load_vocabularies((initial or run_checkpoint) / data.VOCAB_FILE)
     else:
         source_vocab = data.Vocabulary.build((p[0] for p in pairs), config.min_count)
         target_vocab = data.Vocabulary.build((p[1] for p in pairs), config.min_count)
@@ -170,14 +177,24 @@ def train(config: TrainConfig, stream=None) -> dict:
     model = build(model_config)
     optimizer = keras.optimizers.Adam(config.learning_rate)
     state = {"epoch": 0, "step": 0, "elapsed_seconds": 0.0, "history": [], "best_validation_bleu": -1.0}
-    if resuming:
-        stored = checkpoint.read_json(run_checkpoint / checkpoint.CONFIG_FILE)
+    if resuming or initial is not None:
+        folder = initial or run_checkpoint
+        stored = checkpoint.read_json(folder / checkpoint.CONFIG_FILE)
         if stored != dataclasses.asdict(model_config):
-            raise ValueError(f"{run_checkpoint} holds a model of another shape ({stored}); "
-                             f"use another --out or --resume false")
-        checkpoint.load_weights(model, run_checkpoint)
-        checkpoint.restore_optimizer(optimizer, model.trainable_variables, run_checkpoint / checkpoint.OPTIMIZER_FILE)
-        state = checkpoint.read_json(run_checkpoint / checkpoint.STATE_FILE)
+            raise ValueError(f"{folder} holds a model of another shape ({stored}); give the same model settings, "
+                             f"or use another --out / --resume false")
+        checkpoint.load_weights(model, folder)
+        if (folder / checkpoint.OPTIMIZER_FILE).exists():
+            checkpoint.restore_optimizer(optimizer, model.trainable_variables, folder / checkpoint.OPTIMIZER_FILE)
+        else:
+            print(f"{folder} has no optimizer state; Adam starts with fresh moments.", file=stream or sys.stdout)
+        if resuming:
+            state = checkpoint.read_json(run_checkpoint / checkpoint.STATE_FILE)
+        else:  # a promoted checkpoint keeps its progress in metrics.json
+            previous = checkpoint.read_json(folder / checkpoint.METRICS_FILE)
+            state = {"epoch": previous.get("epochs", 0), "step": previous.get("steps", 0),
+                     "elapsed_seconds": previous.get("wall_time_seconds", 0.0),
+                     "history": previous.get("history", []), "best_validation_bleu": -1.0}
         if state["epoch"] >= config.epochs:
             print(f"{out} already finished {state['epoch']} epochs; raise --epochs to train further.",
                   file=stream or sys.stdout)
@@ -210,6 +227,10 @@ def train(config: TrainConfig, stream=None) -> dict:
                 except StopIteration:
                     batches = data.batches(encoded, config.batch_size, BUCKETS, seed=config.seed * 1000 + epoch + count)
                     batch = next(batches)
+                if step < config.warmup_steps:  # a gentle start keeps the tanh units from saturating early
+                    optimizer.learning_rate.assign(learning_rate * (step + 1) / config.warmup_steps)
+                elif step == config.warmup_steps:
+                    optimizer.learning_rate.assign(learning_rate)
                 result = train_step(*batch)
                 step += 1
                 loss = float(result["loss"])

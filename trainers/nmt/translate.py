@@ -63,6 +63,10 @@ class Translator:
         self.max_target_len = model.config.max_target_len
         self._encode = tf.function(lambda source: model.encode(source, training=False), reduce_retracing=True)
         self._step = tf.function(model.decode_step, reduce_retracing=True)
+        # <pad> and <start> are never outputs: forbidding them keeps ids, tokens and attention rows aligned.
+        forbidden = np.zeros(target_vocab.size, np.float32)
+        forbidden[[target_vocab.pad, target_vocab.start]] = -1e9
+        self._forbidden = tf.constant(forbidden)
 
     @classmethod
     def load(cls, path: Path) -> "Translator":
@@ -112,6 +116,7 @@ class Translator:
         def step(tokens, carried):
             state, (keys, mask, projected_keys) = carried
             log_probs, state, weights = self._step(tf.constant(tokens, tf.int32), state, keys, mask, projected_keys)
+            log_probs = tf.cast(log_probs, tf.float32) + self._forbidden
             return log_probs, (state, (keys, mask, projected_keys)), weights
 
         return step

@@ -1,0 +1,172 @@
+"""The Translate tab: Spanish → English with Bahdanau attention, and a heatmap of what each English word looked at."""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+
+MODEL = "nmt"
+TITLE = "Translate"
+METHODS = {"Greedy": "greedy", "Beam search": "beam", "Sampling (temperature)": "sample"}
+DEFAULT_TEXT = "Y dijo Dios: sea la luz."
+MAX_CHARACTERS = 600
+
+
+def load(path):
+    from trainers.nmt.translate import Translator
+
+    return Translator.load(path)
+
+
+def warm_up(registry) -> None:
+    translator = registry.get(MODEL, load)
+    for method in ("greedy", "beam"):  # traces the compiled encoder and decoder step once
+        try:
+            translator.translate(translator.source_vocab.tokens[-1], method, beam=2)
+        except ValueError:
+            pass
+
+
+def _translator(registry):
+    from trainers.common.checkpoint import CheckpointError
+
+    try:
+        return registry.get(MODEL, load)
+    except CheckpointError as error:
+        raise gr.Error(f"The translation model cannot be loaded: {error}") from None
+
+
+def held_out_examples(registry, limit: int = 24) -> list[list[str]]:
+    """[spanish, references] rows from the checkpoint's examples.json (held-out test segments); no TensorFlow."""
+    try:
+        examples = json.loads((registry.path(MODEL) / "examples.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    rows = []
+    for example in examples[:limit]:
+        references = "\n".join(f"{_version_name(version)}: {text}" for version, text in example["references"].items())
+        rows.append([example["spanish"], references])
+    return rows
+
+
+def _version_name(version: str) -> str:
+    from trainers.nmt.data import ENGLISH_VERSIONS
+
+    return {"4": "WEB", "3": "BBE", "k": "KJV"}.get(version, ENGLISH_VERSIONS.get(version, version))
+
+
+def attention_figure(result: dict):
+    """A heatmap: output tokens down, source tokens across; darker = less attention."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    source = result["source_tokens"]
+    output = result["tokens"] + ["<end>"] if result["tokens"] else ["<end>"]
+    attention = np.array(result["attention"], dtype=float).reshape(len(result["tokens"]), len(source))
+    if len(result["tokens"]) == 0:
+        attention = np.zeros((0, len(source)))
+    attention = attention[: len(result["tokens"])]
+    width = min(max(4.5, 0.62 * len(source) + 2.2), 14)
+    height = min(max(3.0, 0.42 * max(len(result["tokens"]), 1) + 1.6), 14)
+    figure, axis = plt.subplots(figsize=(width, height), dpi=110)
+    image = axis.imshow(attention if len(attention) else np.zeros((1, len(source))), cmap="magma", vmin=0.0,
+                        vmax=1.0, aspect="auto")
+    axis.set_xticks(range(len(source)), labels=source, rotation=40, ha="right", fontsize=10.5)
+    labels = result["tokens"] or ["(empty)"]
+    axis.set_yticks(range(len(labels)), labels=labels, fontsize=10.5)
+    axis.set_xlabel("Spanish (as the model reads it)")
+    axis.set_ylabel("English output")
+    axis.tick_params(length=0)
+    for row in range(attention.shape[0]):
+        for column in range(attention.shape[1]):
+            if attention[row, column] >= 0.3:
+                axis.text(column, row, f"{attention[row, column]:.2f}", ha="center", va="center", fontsize=7.5,
+                          color="black" if attention[row, column] > 0.6 else "white")
+    colorbar = figure.colorbar(image, ax=axis, fraction=0.04, pad=0.02)
+    colorbar.set_label("attention weight", fontsize=9)
+    axis.set_title("What each English word attended to", fontsize=11)
+    figure.tight_layout()
+    plt.close(figure)
+    return figure
+
+
+def n_best_rows(result: dict) -> list[list]:
+    return [[rank, entry["translation"] or "(empty)", entry["score"], entry["log_prob"]]
+            for rank, entry in enumerate(result.get("n_best") or [], start=1)]
+
+
+def build(registry) -> None:
+    from trainers.nmt.translate import MAX_BEAM, TranslationInputError
+
+    def translate(text, decoding, beam_width, temperature, seed):
+        if text is None or not str(text).strip():
+            raise gr.Error("Type a Spanish sentence to translate.")
+        if len(text) > MAX_CHARACTERS:
+            raise gr.Error(f"The input has {len(text)} characters; type at most {MAX_CHARACTERS} (one or two "
+                           f"sentences).")
+        method = METHODS.get(decoding, decoding)
+        if method not in METHODS.values():
+            raise gr.Error(f"Unknown decoding {decoding!r}; choose greedy, beam search or sampling.")
+        seed = None if seed is None or seed == "" else int(seed)
+        translator = _translator(registry)
+        try:
+            result = translator.translate(text, method, beam=int(beam_width), temperature=float(temperature),
+                                          seed=seed)
+        except TranslationInputError as error:
+            raise gr.Error(str(error)) from None
+        if result["unknown_words"]:
+            gr.Warning(f"Not in the model's vocabulary (read as unknown): {', '.join(result['unknown_words'])}.")
+        rows = n_best_rows(result)
+        return (result["translation"] or "(the model produced no words)", attention_figure(result),
+                gr.update(value=rows, visible=bool(rows)), result)
+
+    def show_method(decoding):
+        method = METHODS.get(decoding, decoding)
+        return gr.update(visible=method == "beam"), gr.update(visible=method == "sample"), \
+            gr.update(visible=method == "sample")
+
+    metrics = registry.metrics(MODEL)
+    scores = ""
+    if "bleu_beam" in metrics:
+        scores = (f" Shipped model, held-out test chapters: BLEU **{metrics['bleu_beam']}** with beam search "
+                  f"(width {metrics.get('beam_width')}), **{metrics.get('bleu_greedy')}** greedy "
+                  f"(multi-reference; {metrics.get('bleu_beam_single_ref')} against the WEB alone).")
+    gr.Markdown("A bidirectional GRU reads the Spanish; a GRU decoder writes English one word at a time, looking "
+                "back at the Spanish through Bahdanau (additive) attention. Trained on the public-domain Bible "
+                "(Reina-Valera 1909 → World English, Basic English and King James), so it speaks scripture: "
+                "try the held-out examples below." + scores, elem_classes="ep-note")
+    with gr.Row():
+        with gr.Column(scale=2):
+            spanish = gr.Textbox(label="Spanish", value=DEFAULT_TEXT, lines=3, max_lines=6, elem_id="nmt-spanish",
+                                 placeholder="Escribe una frase en español…")
+            decoding = gr.Radio(list(METHODS), value="Beam search", label="Decoding")
+            beam_width = gr.Slider(1, MAX_BEAM, value=5, step=1, label="Beam width")
+            with gr.Row():
+                temperature = gr.Slider(0.1, 2.0, value=0.8, step=0.05, label="Temperature", visible=False)
+                seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", visible=False)
+            run = gr.Button("Translate", variant="primary")
+            references = gr.Textbox(label="Reference translations (held-out example)", lines=3, interactive=False,
+                                    elem_id="nmt-references")
+        with gr.Column(scale=3):
+            english = gr.Textbox(label="English", lines=2, interactive=False, elem_id="nmt-english",
+                                 buttons=["copy"])
+            heatmap = gr.Plot(label="Attention", elem_id="nmt-attention")
+            n_best = gr.Dataframe(headers=["rank", "translation", "score (log p / length)", "log p"],
+                                  datatype=["number", "str", "number", "number"], label="Beam search n-best",
+                                  interactive=False, visible=False, wrap=True, elem_id="nmt-nbest")
+            with gr.Accordion("Raw output (tokens, attention matrix, scores)", open=False):
+                raw = gr.JSON(label="Result")
+    examples = held_out_examples(registry)
+    if examples:
+        gr.Examples(examples, [spanish, references], label="Held-out test examples (click one)",
+                    examples_per_page=8)
+
+    decoding.change(show_method, decoding, [beam_width, temperature, seed], api_name=False)
+    inputs = [spanish, decoding, beam_width, temperature, seed]
+    outputs = [english, heatmap, n_best, raw]
+    run.click(translate, inputs, outputs, api_name="translate")
+    spanish.submit(translate, inputs, outputs, api_name=False)

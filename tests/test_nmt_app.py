@@ -1,0 +1,67 @@
+"""The Translate tab: the `translate` endpoint through gradio_client, clear errors, and a real browser."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import screenshot
+from tests.tiny.nmt import PAIRS
+
+
+def test_translate_endpoint_returns_translation_nbest_and_attention(client):
+    english, plot, n_best, raw = client.predict("¿Todavía están en casa?", "Beam search", 3, 0.8, 0,
+                                                api_name="/translate")
+    assert isinstance(english, str) and english
+    assert raw["source_tokens"] == ["todavia", "estan", "en", "casa"]
+    assert len(raw["n_best"]) == 3
+    scores = [entry["score"] for entry in raw["n_best"]]
+    assert scores == sorted(scores, reverse=True)
+    table = n_best.get("value", n_best) if isinstance(n_best, dict) else n_best
+    rows = table["data"] if isinstance(table, dict) else table
+    assert [row[1] for row in rows] == [entry["translation"] for entry in raw["n_best"]], n_best
+    assert len(raw["attention"]) == len(raw["tokens"])
+    for row in raw["attention"]:
+        assert len(row) == 4 and abs(sum(row) - 1.0) < 1e-3
+    assert plot is not None
+
+
+def test_greedy_equals_beam_width_one_through_the_api(client):
+    greedy = client.predict("El señor es mi pastor.", "Greedy", 5, 0.8, 0, api_name="/translate")[3]
+    beam = client.predict("el senor es mi pastor", "Beam search", 1, 0.8, 0, api_name="/translate")[3]
+    assert greedy["tokens"] == beam["tokens"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("   ", "Type a Spanish sentence"),
+    ("¿¡!?", "no words"),
+    ("casa " * 40, "at most 12"),
+    ("xyzzy plugh frobnicate", "vocabulary"),
+    ("a" * 700, "at most 600"),
+])
+def test_bad_input_gets_a_clear_sentence(client, text, message):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match=message):
+        client.predict(text, "Greedy", 5, 0.8, 0, api_name="/translate")
+
+
+def test_translate_tab_in_a_browser(page):
+    page.get_by_role("tab", name="Translate").click()
+    # Clicking a held-out example fills the Spanish box and its reference translations.
+    page.get_by_text(PAIRS[2][0], exact=True).first.click()
+    page.wait_for_function("() => document.querySelector('#nmt-spanish textarea').value.includes('pastor')",
+                           timeout=20000)
+    assert "shepherd" in page.locator("#nmt-references textarea").input_value()
+    page.get_by_role("button", name="Translate", exact=True).click()
+    page.locator("#nmt-attention img, #nmt-attention svg").first.wait_for(timeout=60000)
+    page.locator("#nmt-nbest").wait_for(state="visible", timeout=30000)
+    screenshot(page, "translate_tab")
+    # The n-best table lists the 5 beams (the default width), best first.
+    page.wait_for_function("() => document.querySelector('#nmt-nbest').innerText.includes('5')", timeout=30000)
+    raw_rows = page.locator("#nmt-nbest").inner_text()
+    assert "rank" in raw_rows and "log p" in raw_rows
+    # An empty input shows a readable error, not a stack trace.
+    page.locator("#nmt-spanish textarea").fill("")
+    page.get_by_role("button", name="Translate", exact=True).click()
+    page.get_by_text("Type a Spanish sentence to translate.").first.wait_for(timeout=20000)
+    screenshot(page, "translate_tab_error")
