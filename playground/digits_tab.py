@@ -152,8 +152,9 @@ def build(registry) -> None:
             run = gr.Button("Generate digits", variant="primary")
             shares = gr.Label(label="What the classifier sees (share of each digit)", num_top_classes=10)
         with gr.Column(scale=3):
-            grid = gr.Image(label="Generated digits, labelled with the classifier's guess and confidence",
-                            type="pil", format="png", interactive=False, elem_id="digits-grid")
+            # No label badge: it would cover the top row of digits.
+            grid = gr.Image(label="Generated digits", show_label=False, type="pil", format="png",
+                            interactive=False, elem_id="digits-grid")
             report = gr.Markdown()
     gr.Examples(EXAMPLES, [seed, count], label="Try")
 
