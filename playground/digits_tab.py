@@ -150,7 +150,8 @@ def build(registry) -> None:
             new_seed = gr.Button("🎲 New seed", size="sm")
             count = gr.Slider(1, MAX_COUNT, value=64, step=1, label="Number of digits")
             run = gr.Button("Generate digits", variant="primary")
-            shares = gr.Label(label="What the classifier sees (share of each digit)", num_top_classes=10)
+            shares = gr.Label(label="What the classifier sees (share of each digit)", num_top_classes=10,
+                              show_heading=False)
         with gr.Column(scale=3):
             # No label badge: it would cover the top row of digits.
             grid = gr.Image(label="Generated digits", show_label=False, type="pil", format="png",
