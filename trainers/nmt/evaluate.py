@@ -20,7 +20,7 @@ from trainers.common import checkpoint
 
 
 def evaluate(path: Path, beam: int = 5, alpha: float = 1.0, limit: int = 0, source: str | None = None,
-             max_words: int = 15, stream=None) -> dict:
+             max_words: int = 15, split: str = "test", stream=None) -> dict:
     from trainers.nmt import data
     from trainers.nmt.translate import Translator, corpus_bleu
 
@@ -30,7 +30,8 @@ def evaluate(path: Path, beam: int = 5, alpha: float = 1.0, limit: int = 0, sour
     source = source or ("canonical" if str(metrics.get("data", {}).get("source", "")).startswith("canonical")
                         else "offline")
     corpus = data.load_corpus(source, max_words)
-    test = corpus.test[:limit] if limit else corpus.test
+    test = getattr(corpus, split)
+    test = test[:limit] if limit else test
     sources, references = [e.source for e in test], [e.references for e in test]
     started = time.monotonic()
     greedy = translator.translate_batch(sources)
@@ -47,6 +48,7 @@ def evaluate(path: Path, beam: int = 5, alpha: float = 1.0, limit: int = 0, sour
         "bleu_greedy_single_ref": corpus_bleu(greedy, references, single),
         "bleu_beam_single_ref": corpus_bleu(beamed, references, single),
         "single_reference": data.ENGLISH_VERSIONS.get(data.SINGLE_REFERENCE) if single else "first Anki translation",
+        "split_scored": split,
         "test_segments_scored": len(test),
         "test_segments_with_single_ref": sum(1 for r in references if single is None or data.SINGLE_REFERENCE in r),
         "bleu_settings": "sacrebleu corpus_bleu, tokenize=13a, lowercase, multi-reference (all English versions "
@@ -57,7 +59,7 @@ def evaluate(path: Path, beam: int = 5, alpha: float = 1.0, limit: int = 0, sour
         "test_chapters": corpus.description.get("test_chapter_list"),
         "segmentation": corpus.description.get("segmentation"),
     }
-    print(f"{path}: BLEU greedy {result['bleu_greedy']}, beam {beam} {result['bleu_beam']} (multi-reference); "
+    print(f"{path} ({split}): BLEU greedy {result['bleu_greedy']}, beam {beam} {result['bleu_beam']} (multi-reference); "
           f"single-reference beam {result['bleu_beam_single_ref']}, greedy {result['bleu_greedy_single_ref']} "
           f"on {len(test)} test segments", file=stream)
     result["examples"] = [{"spanish": s, "greedy": g, "beam": b, "references": r}
@@ -71,6 +73,8 @@ def main(argv=None) -> None:
     parser.add_argument("--beam", type=int, default=5, help="beam width")
     parser.add_argument("--alpha", type=float, default=1.0, help="length normalisation exponent")
     parser.add_argument("--limit", type=int, default=0, help="score only the first N test segments (0: all)")
+    parser.add_argument("--split", choices=("test", "validation"), default="test",
+                        help="validation is for choosing decoding settings; only test is written")
     parser.add_argument("--no-write", action="store_true", help="print only; leave metrics.json as it is")
     args = parser.parse_args(argv)
     if not 1 <= args.beam <= 20:
@@ -78,11 +82,11 @@ def main(argv=None) -> None:
         raise SystemExit(2)
     path = Path(args.checkpoint)
     try:
-        result = evaluate(path, args.beam, args.alpha, args.limit)
+        result = evaluate(path, args.beam, args.alpha, args.limit, split=args.split)
     except (checkpoint.CheckpointError, RuntimeError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1)
-    if not args.no_write:
+    if not args.no_write and args.split == "test":
         metrics = checkpoint.read_json(path / checkpoint.METRICS_FILE) if (path / checkpoint.METRICS_FILE).exists() else {}
         metrics.update({"test": result, **{k: result[k] for k in (
             "bleu_greedy", "bleu_beam", "beam_width", "bleu_beam_single_ref", "bleu_greedy_single_ref")}})

@@ -3,6 +3,7 @@
     python -m trainers.nmt.train                          # offline Bible pairs, the shipped configuration
     python -m trainers.nmt.train --source canonical       # Anki spa-eng (falls back to offline without internet)
     python -m trainers.nmt.train --epochs 3 --decoder-units 128 --out runs/small
+    python -m trainers.nmt.train --out runs/more --init-from checkpoints/nmt --epochs 12   # continue the shipped model
 
 Batches are bucketed by length (a few padded lengths, so a few tf.function traces and little padding). Every
 epoch ends with the held-out (validation) loss and accuracy, greedy corpus BLEU on the validation chapters,
