@@ -30,7 +30,7 @@ def scores_table() -> str:
          text.get("epochs"), text.get("wall_time_seconds")),
         ("Digits", "DCGAN + judging classifier", "classifier confidence / FID (floor)",
          f"{fmt(gan.get('classifier_confidence'), 3)} / {fmt(gan.get('classifier_fid'), 2)} "
-         f"({fmt(gan.get('classifier_fid_floor'), 2)})", gan.get("epochs"), gan.get("wall_time_seconds")),
+         f"({fmt(gan.get('classifier_fid_floor'), 2)}) (bar: confidence ≥ 0.90)", gan.get("epochs"), gan.get("wall_time_seconds")),
         ("Translate", "GRU encoder-decoder + Bahdanau attention", "BLEU beam / greedy (held-out chapters)",
          f"{fmt(nmt.get('bleu_beam'))} / {fmt(nmt.get('bleu_greedy'))} (bar ≥ 15)", nmt.get("epochs"),
          nmt.get("wall_time_seconds")),

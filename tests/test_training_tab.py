@@ -16,7 +16,8 @@ from tests.conftest import make_tiny_checkpoints, screenshot, start_app, stop_ap
 from tests.test_jobs import digest, wait_for, write_text
 
 PAGE_SETTINGS = {"Epochs": "2", "Rnn units": "16", "Batch size": "8", "Seq len": "20"}
-MORE_SETTINGS = {"steps_per_epoch": 20, "embedding_dim": 8, "log_every": 2, "sample_length": 80}
+# 2 x 200 tiny steps last several of the tab's 2-second refreshes even on an idle machine, so the plot is seen mid-run.
+MORE_SETTINGS = {"steps_per_epoch": 200, "embedding_dim": 8, "log_every": 2, "sample_length": 80}
 
 
 @pytest.fixture(scope="module")
