@@ -54,7 +54,7 @@ def main(argv=None) -> None:
     for eager in (True, False):
         model = build(config)
         step = make_train_step(model, keras.optimizers.Adam(1e-3), clip_norm=5.0, eager=eager)
-        rates[eager] = 1 / timed(lambda: step(features, ids), args.steps if not eager else max(2, args.steps // 3))
+        rates[eager] = 1 / timed(lambda: step(features, ids[:, :-1], ids[:, 1:]), args.steps if not eager else max(2, args.steps // 3))
     print(f"decoder train step (batch {args.batch}, {captioner.max_len} words): eager {rates[True]:.2f} steps/s, "
           f"tf.function {rates[False]:.2f} steps/s (x{rates[False] / rates[True]:.1f})")
 

@@ -41,7 +41,7 @@ from pathlib import Path
 
 from playground.registry import checkpoints_root
 from trainers.common import checkpoint as checkpoint_io
-from trainers.common.progress import PROGRESS_FILE, format_seconds, read_events
+from trainers.common.progress import format_seconds, read_events
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAINERS = ROOT / "trainers"

@@ -65,7 +65,6 @@ def attention_figure(result: dict):
     import numpy as np
 
     source = result["source_tokens"]
-    output = result["tokens"] + ["<end>"] if result["tokens"] else ["<end>"]
     attention = np.array(result["attention"], dtype=float).reshape(len(result["tokens"]), len(source))
     if len(result["tokens"]) == 0:
         attention = np.zeros((0, len(source)))

@@ -203,7 +203,7 @@ def test_checkpoint_round_trip_and_training_lowers_the_loss(tiny_folder, tiny_ca
 
     from trainers.captioning import data
     from trainers.captioning.caption import CaptionModel
-    from trainers.captioning.model import masked_loss
+    from trainers.common.seq2seq import masked_loss
     from trainers.captioning.train import make_train_step, save_run
     from trainers.common import checkpoint
 
@@ -215,7 +215,7 @@ def test_checkpoint_round_trip_and_training_lowers_the_loss(tiny_folder, tiny_ca
     before = float(masked_loss(ids[:, 1:], model(features, ids[:, :-1])[0]))
     step = make_train_step(model, keras.optimizers.Adam(1e-2), clip_norm=5.0, eager=False)
     for _ in range(150):
-        step(features, ids)
+        step(features, ids[:, :-1], ids[:, 1:])
     after = float(masked_loss(ids[:, 1:], model(features, ids[:, :-1])[0]))
     assert after < before * 0.5, (before, after)
     # Memorised: greedy decoding reproduces the training captions.

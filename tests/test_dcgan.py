@@ -231,6 +231,23 @@ def test_assess_reports_confidence_shares_and_fid_with_its_floor():
 
 # --- classifier ------------------------------------------------------------------------------------------------------
 
+def test_epochs_are_picked_on_training_digits_and_other_latents_never_on_held_out_ones():
+    from trainers.dcgan import quality
+
+    labels = np.repeat(np.arange(10), 30)
+    images = np.arange(len(labels), dtype=np.float32)[:, None, None, None] * np.ones((1, 28, 28, 1), np.float32)
+    reference = quality.selection_reference(images, labels, count=50, seed=3)
+    picked = reference[:, 0, 0, 0].astype(int)
+    assert len(picked) == 50 and np.array_equal(np.bincount(labels[picked], minlength=10), [5] * 10)
+    assert np.array_equal(reference, quality.selection_reference(images, labels, count=50, seed=3))
+    assert quality.SELECTION_SEED != quality.EVAL_SEED
+    # Meeting the bar beats any distance; among equals, the lower distance wins.
+    good = {"selection_confidence": 0.95, "selection_min_class_share": 0.05, "selection_fid": 40.0}
+    closer_but_collapsed = {"selection_confidence": 0.99, "selection_min_class_share": 0.0, "selection_fid": 5.0}
+    assert quality.selection_score(good) > quality.selection_score(closer_but_collapsed)
+    assert quality.selection_score({**good, "selection_fid": 30.0}) > quality.selection_score(good)
+
+
 def test_classifier_learns_the_synthetic_classes_and_round_trips(tmp_path):
     from trainers.dcgan.classifier import ClassifierConfig, load_classifier, save_classifier, train_classifier
 
@@ -320,6 +337,11 @@ def test_training_writes_a_servable_checkpoint_a_gif_frame_per_epoch_and_sample_
         assert key in metrics
     assert metrics["epochs"] == 3 and len(metrics["history"]) == 3
     assert (out / "best" / "model.weights.h5").is_file() and not (out / "best" / "optimizer.npz").exists()
+    # The best epoch was picked on the selection figures (training digits), which every epoch records.
+    best = json.loads((out / "checkpoint" / "state.json").read_text())["best"]
+    scores = [quality.selection_score(entry) for entry in metrics["history"]]
+    assert best["epoch"] == 1 + scores.index(max(scores))
+    assert json.loads((out / "best" / "metrics.json").read_text())["epochs"] == best["epoch"]
 
 
 def test_checkpoint_round_trip_gives_identical_digits(tiny_run):

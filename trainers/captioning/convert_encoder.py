@@ -16,7 +16,6 @@ The weights are stored in float16 (half the size; the check prints the float16 v
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -15,7 +15,6 @@ Two sources:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import re
 import sys

@@ -88,19 +88,6 @@ class Captioner(keras.Model):
         return dataclasses.asdict(self.config)
 
 
-def masked_loss(targets, logits):
-    """Mean cross-entropy over the real (non-padding, id != 0) target words."""
-    per_word = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)  # (batch, tgt_len)
-    mask = ops.cast(ops.not_equal(targets, 0), per_word.dtype)
-    return ops.sum(per_word * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-
-def masked_accuracy(targets, logits):
-    mask = ops.not_equal(targets, 0)
-    correct = ops.logical_and(ops.equal(ops.cast(ops.argmax(logits, axis=-1), targets.dtype), targets), mask)
-    return ops.sum(ops.cast(correct, "float32")) / ops.maximum(ops.sum(ops.cast(mask, "float32")), 1.0)
-
-
 def build(config: CaptionerConfig) -> Captioner:
     """A model with its variables created (one call on a dummy batch), ready for load_weights."""
     model = Captioner(**dataclasses.asdict(config))

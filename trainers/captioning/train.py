@@ -14,12 +14,10 @@ again resumes. `--eager` runs the training step without tf.function, for debuggi
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from trainers.common import checkpoint, cli
@@ -81,22 +79,10 @@ class TrainConfig:
 
 
 def make_train_step(model, optimizer, clip_norm: float, eager: bool):
-    import tensorflow as tf
+    """`step(context, decoder_input, decoder_target)`: one teacher-forced update (see trainers.common.seq2seq)."""
+    from trainers.common.seq2seq import make_teacher_forced_step
 
-    from trainers.captioning.model import masked_accuracy, masked_loss
-
-    def train_step(features, ids):
-        inputs, targets = ids[:, :-1], ids[:, 1:]  # teacher forcing: predict each next word
-        with tf.GradientTape() as tape:
-            logits, _ = model(features, inputs, training=True)  # (batch, tgt_len, vocab)
-            loss = masked_loss(targets, logits)
-        gradients = tape.gradient(loss, model.trainable_variables)
-        if clip_norm:
-            gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
-        optimizer.apply(gradients, model.trainable_variables)
-        return {"loss": loss, "accuracy": masked_accuracy(targets, logits)}
-
-    return train_step if eager else tf.function(train_step)
+    return make_teacher_forced_step(model, optimizer, clip_norm, eager)
 
 
 def object_scores(words_per_image: list[list[str]], records: list[dict]) -> tuple[float, float]:
@@ -279,7 +265,7 @@ def train(config: TrainConfig, stream=None) -> dict:
             losses, accuracies = [], []
             for _ in range(steps_per_epoch):
                 features, ids = next(batches)
-                result = train_step(features, ids)
+                result = train_step(features, ids[:, :-1], ids[:, 1:])  # teacher forcing: predict each next word
                 step += 1
                 loss = float(result["loss"])
                 if not math.isfinite(loss):
@@ -342,18 +328,13 @@ def _metrics(config, description, source, model, state, test, validation, steps_
     }
 
 
+def summary(metrics: dict, config: TrainConfig) -> str:
+    return (f"held-out BLEU-4 {metrics.get('bleu4')}, object recall {metrics.get('object_recall')}; "
+            f"checkpoint in {Path(config.out) / RUN_CHECKPOINT}")
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_config_flags(parser, TrainConfig)
-    _, config = cli.parse(parser, TrainConfig, argv)
-    try:
-        metrics = train(config)
-    except (ValueError, RuntimeError, OSError, checkpoint.CheckpointError) as error:
-        cli.fail(str(error), status=1)
-    except KeyboardInterrupt:
-        cli.fail("training cancelled; the last finished epoch is saved in the run folder", status=130)
-    print(f"held-out BLEU-4 {metrics.get('bleu4')}, object recall {metrics.get('object_recall')}; checkpoint in "
-          f"{Path(config.out) / RUN_CHECKPOINT}")
+    cli.run_training(__doc__, TrainConfig, train, summary, argv, errors=(OSError,))
 
 
 if __name__ == "__main__":

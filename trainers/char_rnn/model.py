@@ -8,8 +8,8 @@ does no work; `load_char_rnn(path)` rebuilds a model from a checkpoint folder.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -17,6 +17,9 @@ import tensorflow as tf
 from keras import layers
 
 from trainers.common import checkpoint
+
+if TYPE_CHECKING:
+    from trainers.char_rnn.data import Vocabulary
 
 
 @dataclasses.dataclass
@@ -68,7 +71,7 @@ def count_parameters(model: keras.Model) -> int:
     return int(sum(np.prod(variable.shape) for variable in model.trainable_variables))
 
 
-def load_char_rnn(path: Path) -> tuple[CharRNN, "Vocabulary"]:
+def load_char_rnn(path: Path) -> tuple[CharRNN, Vocabulary]:
     """Rebuilds the model from `path/config.json`, loads its weights and vocabulary."""
     from trainers.char_rnn.data import VOCAB_FILE, Vocabulary
 

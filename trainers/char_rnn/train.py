@@ -11,11 +11,9 @@ resumes from it. `--eager` runs the training step without tf.function, for debug
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import sys
-import time
 from pathlib import Path
 
 from trainers.common import checkpoint, cli
@@ -129,11 +127,10 @@ def train(config: TrainConfig, stream=None) -> dict:
     """Runs (or resumes) a training run and returns its final metrics."""
     import keras
     import numpy as np
-    import tensorflow as tf
 
     from trainers.char_rnn import data
     from trainers.char_rnn.generate import TextGenerator
-    from trainers.char_rnn.model import CharRNN, build, count_parameters, save_char_rnn
+    from trainers.char_rnn.model import build, count_parameters, save_char_rnn
 
     out = Path(config.out)
     run_checkpoint = out / RUN_CHECKPOINT
@@ -243,18 +240,13 @@ def _metrics(config: TrainConfig, corpus, model, state: dict, heldout: float, st
     }
 
 
+def summary(metrics: dict, config: TrainConfig) -> str:
+    return (f"held-out loss {metrics.get('heldout_loss_nats_per_char')} nats/char; checkpoint in "
+            f"{Path(config.out) / RUN_CHECKPOINT}")
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_config_flags(parser, TrainConfig)
-    _, config = cli.parse(parser, TrainConfig, argv)
-    try:
-        metrics = train(config)
-    except (ValueError, RuntimeError, checkpoint.CheckpointError) as error:
-        cli.fail(str(error), status=1)
-    except KeyboardInterrupt:
-        cli.fail("training cancelled; the last finished epoch is saved in the run folder", status=130)
-    print(f"held-out loss {metrics.get('heldout_loss_nats_per_char')} nats/char; checkpoint in "
-          f"{Path(config.out) / RUN_CHECKPOINT}")
+    cli.run_training(__doc__, TrainConfig, train, summary, argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ Bahdanau, Cho and Bengio, "Neural Machine Translation by Jointly Learning to Ali
 
 from __future__ import annotations
 
-import keras
 from keras import layers, ops
 
 

@@ -105,3 +105,23 @@ def in_range(name: str, value, low, high) -> list[str]:
     if not (low <= value <= high):
         return [f"{name} must be between {low} and {high}, got {value}"]
     return []
+
+
+def run_training(doc: str, config_cls, train, summary, argv=None, errors: tuple = ()) -> None:
+    """The `main()` of every trainer: flags from `config_cls`, `train(config)`, then `summary(metrics, config)`.
+
+    A setting, data or checkpoint problem (ValueError, RuntimeError, CheckpointError and `errors`) ends the program
+    with one line and exit status 1; Ctrl-C with one line and status 130 (the last finished epoch is kept).
+    """
+    from trainers.common.checkpoint import CheckpointError
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    add_config_flags(parser, config_cls)
+    _, config = parse(parser, config_cls, argv)
+    try:
+        metrics = train(config)
+    except (ValueError, RuntimeError, CheckpointError, *errors) as error:
+        fail(str(error), status=1)
+    except KeyboardInterrupt:
+        fail("training cancelled; the last finished epoch is saved in the run folder", status=130)
+    print(summary(metrics, config))

@@ -19,6 +19,10 @@ import numpy as np
 MIN_CLASS_SHARE = 0.04
 MIN_CONFIDENCE = 0.90
 EVAL_SEED = 1234  # the latent vectors of the 1,000 evaluation digits: the same for every epoch and run
+# Picking a run's best epoch uses other latent vectors and training digits as the reference, so that the reported
+# figures (EVAL_SEED vs the held-out digits) are not the ones the pick was made on.
+SELECTION_SEED = 4321
+SELECTION_REFERENCE = 1000
 
 
 def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
@@ -62,6 +66,34 @@ def halves(count: int, labels: np.ndarray | None = None, seed: int = 0) -> tuple
         first.append(members[: len(members) // 2])
         second.append(members[len(members) // 2:])
     return np.sort(np.concatenate(first)), np.sort(np.concatenate(second))
+
+
+def selection_reference(images: np.ndarray, labels: np.ndarray, count: int = SELECTION_REFERENCE,
+                        seed: int = 0) -> np.ndarray:
+    """Up to `count` training digits, the same number of each class (fixed seed): what epochs are picked on."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    per_class = max(count // max(len(classes), 1), 1)
+    chosen = [rng.permutation(np.flatnonzero(labels == digit))[:per_class] for digit in classes]
+    return images[np.sort(np.concatenate(chosen))]
+
+
+def selection_figures(generated: np.ndarray, judge, reference: np.ndarray) -> dict:
+    """The figures an epoch is picked on: confidence and class shares of `generated` (drawn from SELECTION_SEED)
+    and the Fréchet distance to `reference` training digits. No held-out digit is involved."""
+    probabilities, features = judge.outputs(generated)
+    _, reference_features = judge.outputs(reference)
+    shares = np.bincount(probabilities.argmax(axis=1), minlength=10) / max(len(generated), 1)
+    return {"selection_confidence": round(float(probabilities.max(axis=1).mean()), 4),
+            "selection_min_class_share": round(float(shares.min()), 4),
+            "selection_fid": round(frechet_distance(features, reference_features), 3)}
+
+
+def selection_score(figures: dict) -> tuple:
+    """Higher is better: meeting the bar first, then a lower Fréchet distance to the training digits."""
+    meets = (figures["selection_confidence"] >= MIN_CONFIDENCE
+             and figures["selection_min_class_share"] >= MIN_CLASS_SHARE)
+    return (int(meets), -figures["selection_fid"])
 
 
 def assess(generated: np.ndarray, judge, heldout_images: np.ndarray, heldout_labels: np.ndarray | None = None,

@@ -130,21 +130,6 @@ class Translator(keras.Model):
         return tf.nn.log_softmax(logits, axis=-1), state, weights
 
 
-def masked_loss(targets, logits):
-    """Mean cross-entropy over real (non-padding) target positions, in nats per token."""
-    per_token = keras.losses.sparse_categorical_crossentropy(targets, logits, from_logits=True)  # (batch, tgt)
-    mask = ops.cast(ops.not_equal(targets, 0), per_token.dtype)
-    return ops.sum(per_token * mask) / ops.maximum(ops.sum(mask), 1.0)
-
-
-def masked_accuracy(targets, logits):
-    """Share of real target positions whose argmax is the right word."""
-    predicted = ops.cast(ops.argmax(logits, axis=-1), targets.dtype)
-    mask = ops.cast(ops.not_equal(targets, 0), "float32")
-    hits = ops.cast(ops.equal(predicted, targets), "float32") * mask
-    return ops.sum(hits) / ops.maximum(ops.sum(mask), 1.0)
-
-
 def build(config: TranslatorConfig) -> Translator:
     """Creates the model and its variables (a call on a dummy batch), ready for load_weights."""
     model = Translator(**dataclasses.asdict(config))

@@ -15,7 +15,6 @@ optimizer, progress); running the same command again resumes. The test split is 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 import sys
@@ -81,21 +80,10 @@ class TrainConfig:
 
 
 def make_train_step(model, optimizer, clip_norm: float, eager: bool):
-    import tensorflow as tf
+    """`step(context, decoder_input, decoder_target)`: one teacher-forced update (see trainers.common.seq2seq)."""
+    from trainers.common.seq2seq import make_teacher_forced_step
 
-    from trainers.nmt.model import masked_accuracy, masked_loss
-
-    def train_step(source, decoder_input, decoder_target):
-        with tf.GradientTape() as tape:
-            logits, _ = model(source, decoder_input, training=True)  # (batch, tgt_len, vocab)
-            loss = masked_loss(decoder_target, logits)
-        gradients = tape.gradient(loss, model.trainable_variables)
-        if clip_norm:
-            gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)
-        optimizer.apply(gradients, model.trainable_variables)
-        return {"loss": loss, "accuracy": masked_accuracy(decoder_target, logits)}
-
-    return train_step if eager else tf.function(train_step)
+    return make_teacher_forced_step(model, optimizer, clip_norm, eager)
 
 
 def make_eval_step(model, eager: bool):
@@ -293,18 +281,13 @@ def _metrics(config: TrainConfig, corpus, model, state: dict, metrics: dict, ste
     }
 
 
+def summary(metrics: dict, config: TrainConfig) -> str:
+    return (f"validation BLEU (greedy) {metrics.get('validation_bleu_greedy')}; checkpoint in "
+            f"{Path(config.out) / RUN_CHECKPOINT}")
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    cli.add_config_flags(parser, TrainConfig)
-    _, config = cli.parse(parser, TrainConfig, argv)
-    try:
-        metrics = train(config)
-    except (ValueError, RuntimeError, checkpoint.CheckpointError) as error:
-        cli.fail(str(error), status=1)
-    except KeyboardInterrupt:
-        cli.fail("training cancelled; the last finished epoch is saved in the run folder", status=130)
-    print(f"validation BLEU (greedy) {metrics.get('validation_bleu_greedy')}; checkpoint in "
-          f"{Path(config.out) / RUN_CHECKPOINT}")
+    cli.run_training(__doc__, TrainConfig, train, summary, argv)
 
 
 if __name__ == "__main__":
