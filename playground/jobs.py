@@ -563,6 +563,19 @@ class Jobs:
             return f"run {run.run_id} has no finished epoch to promote"
         return None
 
+    def delete(self, run_id) -> Run:
+        """Removes a finished, failed or cancelled run's folder. A running run must be cancelled first; a promoted
+        run's checkpoint stays served (promotion copied it)."""
+        with self._lock:
+            run = self.get(run_id)
+            if run.status == RUNNING:
+                raise JobError(f"run {run_id} is still training; cancel it before deleting it")
+            folder = self.run_dir(run.run_id)
+            graveyard = folder.with_name(f".{folder.name}.deleting-{uuid.uuid4().hex[:8]}")
+            folder.rename(graveyard)  # atomic: the run disappears from the list at once, even if removal is slow
+            shutil.rmtree(graveyard, ignore_errors=True)
+            return run
+
     def previous_dir(self, model: str) -> Path:
         return self.checkpoints / PREVIOUS_FOLDER / model
 

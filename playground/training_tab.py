@@ -29,7 +29,8 @@ MODEL = None
 TITLE = "Training"
 TAB_ORDER = ("char_rnn", "dcgan", "nmt", "captioning")  # only the order they are offered in; any trainer is found
 SLOTS = 6  # the most main settings a trainer may list; each slot shows one, as a number, text or switch
-REFRESH_SECONDS = 2.0
+REFRESH_SECONDS = 2.0  # while a run trains
+IDLE_REFRESH_SECONDS = 10.0  # otherwise (a run started elsewhere, e.g. through the API, shows up within this)
 SOURCE_LABELS = {"offline": "offline (bundled data)", "canonical": "canonical (download; falls back to offline)",
                  "file": "file (your own writing)"}
 RUN_COLUMNS = ["Run", "Model", "Status", "Started (UTC)", "Epochs", "Held-out scores (last epoch)", "Promoted"]
@@ -249,6 +250,9 @@ def build(registry) -> None:
 
     def training_status(run_id, seen=None):
         """The selected run's status (or the running/latest run's when none is selected)."""
+        if run_id and not (jobs.runs / str(run_id) / jobs_module.JOB_FILE).is_file() and \
+                jobs_module.RUN_ID_PATTERN.fullmatch(str(run_id)):
+            run_id = None  # deleted (perhaps from another page): follow the running or latest run instead
         picked = not run_id  # only then does the refresh choose the run; never override the user's choice
         if not run_id:
             chosen = jobs.active() or next(iter(jobs.list_runs()), None)
@@ -261,8 +265,10 @@ def build(registry) -> None:
         key = json.dumps([run_id, info and info["status"], info and info["step"], info and info["epochs_done"],
                           info and info["promoted"], info and len(info["losses"]), runs])
         details = info or {"status": "none", "message": "no run yet"}
+        running = bool(jobs.active())
+        timer = gr.Timer(REFRESH_SECONDS if running else IDLE_REFRESH_SECONDS)
         if seen == key:  # nothing new: leave the plot and samples alone so they do not flicker
-            return [details] + [gr.skip()] * 11 + [key]
+            return [details] + [gr.skip()] * 12 + [key, timer]
         sample = (info or {}).get("sample") or {}
         gallery = _gallery(sample)
         rows = sample.get("rows") or []
@@ -284,7 +290,9 @@ def build(registry) -> None:
             runs,
             gr.Button(interactive=bool(info and info["status"] == RUNNING)),
             gr.Button(interactive=bool(info and info["promotable"])),
+            gr.Button(interactive=bool(info and info["status"] != RUNNING)),
             key,
+            timer,
         ]
 
     def cancel_training(run_id):
@@ -293,6 +301,14 @@ def build(registry) -> None:
         except JobError as error:
             raise _error(error) from None
         return f"Run **{run.run_id}** is {run.status}; the served checkpoints are unchanged."
+
+    def delete_run(run_id):
+        try:
+            run = jobs.delete(run_id)
+        except JobError as error:
+            raise _error(error) from None
+        note = " Its promoted checkpoint stays served." if run.promoted else ""
+        return None, f"Run **{run.run_id}** and its folder are deleted.{note}"
 
     def promote_run(run_id):
         try:
@@ -375,6 +391,7 @@ def build(registry) -> None:
             with gr.Row():
                 cancel = gr.Button("■ Cancel", variant="stop", interactive=False)
                 promote = gr.Button("★ Promote to its tab", variant="primary", interactive=False)
+                delete = gr.Button("🗑 Delete run", variant="secondary", interactive=False, elem_id="training-delete")
             sample_text = gr.Textbox(label="Generated text", lines=6, max_lines=12, visible=False,
                                      elem_id="training-sample-text")
             sample_gallery = gr.Gallery(label="Samples", visible=False, columns=3, height="auto",
@@ -390,18 +407,18 @@ def build(registry) -> None:
     with gr.Accordion("Status as JSON (what the training_status endpoint returns)", open=False):
         details = gr.JSON(label="Status")
     seen = gr.State(None)
-    timer = gr.Timer(REFRESH_SECONDS)
+    timer = gr.Timer(REFRESH_SECONDS)  # the first tick sets the pace: fast while a run trains, slow otherwise
 
     # ---------------------------------------------------------------- events
 
     status_outputs = [details, run_choice, progress, message, plot, sample_text, sample_gallery, sample_rows,
-                      error_tail, runs, cancel, promote, seen]
+                      error_tail, runs, cancel, promote, delete, seen, timer]
     model.change(pick_model, model, [source, epochs, text_file, *slots, extra, served_model], api_name=False)
     source.change(pick_source, source, text_file, api_name=False)
     start.click(collect_settings, [model, extra, *slots], settings_json, api_name=False).success(
         start_training, [model, source, epochs, settings_json, text_file], [run_choice, message],
         api_name="start_training").success(
-        lambda: None, None, seen, api_name=False)
+        lambda: (None, gr.Timer(REFRESH_SECONDS)), None, [seen, timer], api_name=False)
     timer.tick(training_status, [run_choice, seen], status_outputs, api_name="training_status",
                show_progress="hidden")
     run_choice.change(lambda: None, None, seen, api_name=False, show_progress="hidden")
@@ -410,6 +427,8 @@ def build(registry) -> None:
     promote.click(promote_run, run_choice, message, api_name="promote_run").then(
         lambda: None, None, seen, api_name=False).then(
         lambda model: _served_text(model, registry.metrics(model)), served_model, served_text, api_name=False)
+    delete.click(delete_run, run_choice, [run_choice, message], api_name="delete_run").then(
+        lambda: None, None, seen, api_name=False)
     restore.click(restore_previous, served_model, message, api_name="restore_previous").then(
         lambda model: _served_text(model, registry.metrics(model)), served_model, served_text, api_name=False)
     served_model.change(lambda model: _served_text(model, registry.metrics(model)), served_model, served_text,

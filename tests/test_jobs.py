@@ -174,6 +174,9 @@ def test_tiny_run_finishes_promotes_and_restores(jobs, checkpoints, text_file):
     assert digest(served) == promoted
     jobs.restore_previous("char_rnn")
     assert digest(served) == before
+    jobs.restore_previous("char_rnn")
+    jobs.delete(run.run_id)  # deleting a promoted run leaves the checkpoint it promoted served
+    assert digest(served) == promoted and not jobs.run_dir(run.run_id).exists()
 
 
 def test_restart_finds_a_running_run_and_cancel_stops_its_process_group(jobs, checkpoints, text_file):
@@ -191,6 +194,8 @@ def test_restart_finds_a_running_run_and_cancel_stops_its_process_group(jobs, ch
     assert restarted.active().run_id == run.run_id
     with pytest.raises(JobError, match="still training"):
         restarted.promote(run.run_id)
+    with pytest.raises(JobError, match="cancel it before deleting"):
+        restarted.delete(run.run_id)
 
     began = time.monotonic()
     cancelled = restarted.cancel(run.run_id)  # this Jobs object never started the process: it uses the pid
@@ -202,6 +207,11 @@ def test_restart_finds_a_running_run_and_cancel_stops_its_process_group(jobs, ch
     wait_for(lambda: jobs.get(run.run_id).status == "cancelled", 15, "the first Jobs object to see the cancel")
     with pytest.raises(JobError, match="not training"):
         jobs.cancel(run.run_id)
+    jobs.delete(run.run_id)
+    assert not jobs.run_dir(run.run_id).exists() and run.run_id not in [r.run_id for r in jobs.list_runs()]
+    assert not [p for p in jobs.runs.iterdir() if run.run_id in p.name], "nothing of the deleted run is left"
+    with pytest.raises(JobError, match="there is no run"):
+        jobs.delete(run.run_id)
 
 
 def test_a_crashing_run_reports_its_last_lines(jobs, text_file):

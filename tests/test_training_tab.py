@@ -155,3 +155,9 @@ def test_cancel_from_the_api_leaves_the_served_model(training_app, training_clie
     pid = json.loads((training_app["runs"] / run_id / "job.json").read_text())["pid"]
     wait_for(lambda: not Path(f"/proc/{pid}").exists(), 15, "the trainer process to be gone")
     assert digest(training_app["checkpoints"] / "char_rnn") == served
+    run_id_again, message = training_client.predict(run_id, api_name="/delete_run")
+    assert run_id_again is None and "deleted" in message and not (training_app["runs"] / run_id).exists()
+    # A page still showing the deleted run follows the latest run instead of failing on every refresh.
+    assert training_client.predict(run_id, api_name="/training_status")[0].get("run_id") != run_id
+    with pytest.raises(AppError, match="There is no run"):
+        training_client.predict(run_id, api_name="/delete_run")
