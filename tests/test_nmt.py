@@ -40,6 +40,15 @@ def test_target_tokens_split_punctuation_and_keep_apostrophes():
     assert data.detokenize(["and", "i", "said", ",", "go", "!"]) == "And I said, go!"
 
 
+def test_casing_is_learned_inside_sentences_and_applied_to_output_words():
+    casing = data.learn_casing(["And God spoke to Noah, saying,", "then God said to Noah: go.", "The LORD said.",
+                                "and the LORD spoke. Then he went", "He went. Then Then he left"])
+    # Names keep their written form; "Then"/"He" are capitalised only where a sentence starts, so they stay lower.
+    assert casing == {"god": "God", "lord": "LORD", "noah": "Noah"}
+    assert data.detokenize(["and", "god", "spoke", "to", "noah", "."], casing) == "And God spoke to Noah."
+    assert data.detokenize(["god", "said"], casing) == "God said"
+
+
 def test_vocabulary_maps_unknown_words_and_round_trips(tmp_path):
     source = data.Vocabulary.build([["a", "b", "a"], ["a", "c"]], min_count=2)
     assert source.encode(["a", "zzz"]) == [source.index["a"], source.unk]
@@ -312,5 +321,10 @@ def test_tiny_training_run_writes_a_servable_checkpoint_and_resumes(tmp_path, mo
     assert all(isinstance(e["validation_loss"], float) for e in epochs)
     run_checkpoint = tmp_path / "run" / nmt_train.RUN_CHECKPOINT
     assert (run_checkpoint / "examples.json").exists()
+    # Each English word appears as often capitalised ("4") as lower-cased ("k"): no casing wins.
+    casing = json.loads((run_checkpoint / data.CASING_FILE).read_text())
+    assert casing == data.learn_casing(e for example in examples for e in example.references.values()) == {}
+    (run_checkpoint / data.CASING_FILE).write_text(json.dumps({"lord": "LORD"}))
+    assert Translator.load(run_checkpoint).casing == {"lord": "LORD"}
     result = Translator.load(run_checkpoint).translate("el señor es mi pastor", "beam", beam=2)
     assert isinstance(result["translation"], str) and len(result["n_best"]) == 2

@@ -44,6 +44,7 @@ SPANISH_VERSION = "v"  # Reina-Valera 1909 (public domain); never '9' (Reina Val
 ENGLISH_VERSIONS = {"4": "World English Bible", "3": "Bible in Basic English", "k": "King James Version"}
 SINGLE_REFERENCE = "4"  # bleu_beam_single_ref scores against the World English Bible only
 VOCAB_FILE = "vocab.json"
+CASING_FILE = "casing.json"  # English words that are written capitalised (names, God, LORD), from the training text
 PAD, UNK, START, END = "<pad>", "<unk>", "<start>", "<end>"
 SPECIALS = (PAD, UNK, START, END)
 TARGET_PUNCTUATION = ",.;:?!"
@@ -54,10 +55,7 @@ SEGMENT_BOUNDARY = re.compile(r"(?<=[.;:?!])\s+")
 
 def _fold(text: str) -> str:
     """NFKD, accents removed, lower case, typographic apostrophes unified."""
-    text = unicodedata.normalize("NFKD", str(text))
-    text = "".join(char for char in text if not unicodedata.combining(char))
-    text = text.replace("\u00ad", "").replace("`", "'").replace("\u2019", "'").replace("\u2018", "'")
-    return text.lower()
+    return _strip_accents(text).lower()
 
 
 def source_tokens(text: str) -> list[str]:
@@ -74,16 +72,46 @@ def target_tokens(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+(?:'[a-z]+)*|[" + re.escape(TARGET_PUNCTUATION) + "]", _fold(text))
 
 
-def detokenize(tokens: list[str]) -> str:
-    """Joins English tokens into a readable sentence: punctuation attached, first letter capitalised."""
+def detokenize(tokens: list[str], casing: dict[str, str] | None = None) -> str:
+    """Joins English tokens into a readable sentence: punctuation attached, first letter capitalised, and each word
+    in `casing` (lower-case word -> its usual written form, see `learn_casing`) written that way."""
+    casing = casing or {}
     text = ""
     for token in tokens:
         if token in TARGET_PUNCTUATION and text:
             text += token
         else:
-            text += (" " if text else "") + token
+            text += (" " if text else "") + casing.get(token, token)
     text = re.sub(r"\bi\b", "I", text)
     return text[:1].upper() + text[1:]
+
+
+def learn_casing(sentences, min_count: int = 2) -> dict[str, str]:
+    """Lower-case word -> the form it is most often written in inside a sentence, for the words that are not usually
+    lower-case ("god" -> "God", "noah" -> "Noah", "lord" -> "LORD"). Sentence-initial words are not counted (they
+    are capitalised whatever they are); a word seen fewer than `min_count` times inside sentences is left alone."""
+    import collections
+
+    forms: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
+    for sentence in sentences:
+        words = re.findall(r"[A-Za-z0-9]+(?:'[A-Za-z]+)*|[" + re.escape(TARGET_PUNCTUATION) + "]",
+                           _strip_accents(sentence))
+        for previous, word in zip(words, words[1:]):
+            if word[0].isalpha() and previous not in ".?!":
+                forms[word.lower()][word] += 1
+    casing = {}
+    for lower, counts in forms.items():
+        form, count = counts.most_common(1)[0]
+        if form != lower and count >= min_count and count > counts.get(lower, 0):
+            casing[lower] = form
+    return dict(sorted(casing.items()))
+
+
+def _strip_accents(text: str) -> str:
+    """What `_fold` does, except lower-casing."""
+    text = unicodedata.normalize("NFKD", str(text))
+    text = "".join(char for char in text if not unicodedata.combining(char))
+    return text.replace("\u00ad", "").replace("`", "'").replace("\u2019", "'").replace("\u2018", "'")
 
 
 def bleu_text(text_or_tokens) -> str:

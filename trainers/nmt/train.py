@@ -193,7 +193,8 @@ def train(config: TrainConfig, stream=None) -> dict:
 
     train_step = make_train_step(model, optimizer, config.clip_norm, config.eager)
     eval_step = make_eval_step(model, config.eager)
-    inference = Inference(model, source_vocab, target_vocab)
+    casing = data.learn_casing(english for example in corpus.train for english in example.references.values())
+    inference = Inference(model, source_vocab, target_vocab, casing)
     validation_bleu_set = corpus.validation[: config.validation_bleu_segments]
     progress = Progress(out, config.epochs, steps_per_epoch, start_step=state["step"],
                         elapsed_before=state["elapsed_seconds"], log_every=config.log_every, stream=stream)
@@ -202,7 +203,7 @@ def train(config: TrainConfig, stream=None) -> dict:
                    corpus={k: v for k, v in corpus.description.items() if k != "test_chapter_list"},
                    parameters=count_parameters(model))
     step = state["step"]
-    extra = {EXAMPLES_FILE: test_examples(corpus.test)}
+    extra = {EXAMPLES_FILE: test_examples(corpus.test), data.CASING_FILE: casing}
     final = state.get("metrics", {})
     try:
         for epoch in range(state["epoch"] + 1, config.epochs + 1):

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trainers.common import checkpoint
+
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "nmt"
 MAX_BEAM = 10
 
@@ -53,10 +55,11 @@ def corpus_bleu(hypotheses: list[str], references: list[dict], versions: tuple[s
 class Translator:
     """Plain-Python inference around a trained `trainers.nmt.model.Translator`."""
 
-    def __init__(self, model, source_vocab, target_vocab):
+    def __init__(self, model, source_vocab, target_vocab, casing: dict[str, str] | None = None):
         import tensorflow as tf
 
         self.model = model
+        self.casing = casing or {}  # how names and the like are written (casing.json); the model itself is lower-case
         self.source_vocab = source_vocab
         self.target_vocab = target_vocab
         self.max_source_len = model.config.max_source_len
@@ -70,9 +73,12 @@ class Translator:
 
     @classmethod
     def load(cls, path: Path) -> "Translator":
+        from trainers.nmt.data import CASING_FILE
         from trainers.nmt.model import load_translator
 
-        return cls(*load_translator(path))
+        casing_path = Path(path) / CASING_FILE
+        casing = checkpoint.read_json(casing_path) if casing_path.is_file() else {}
+        return cls(*load_translator(path), casing=casing)
 
     # ---- input ----
 
@@ -154,14 +160,14 @@ class Translator:
         best = hypotheses[0]
         words = self.target_vocab.decode(best.ids)
         return {
-            "translation": detokenize(words),
+            "translation": detokenize(words, self.casing),
             "tokens": words,
             "source_tokens": [t if t in self.source_vocab.index else f"{t} (?)" for t in tokens],
             "attention": np.round(np.asarray(best.attention, np.float64), 4).tolist(),
             "score": round(best.score, 4),
             "log_prob": round(best.log_prob, 4),
             "method": method,
-            "n_best": [{"translation": detokenize(self.target_vocab.decode(h.ids)), "score": round(h.score, 4),
+            "n_best": [{"translation": detokenize(self.target_vocab.decode(h.ids), self.casing), "score": round(h.score, 4),
                         "log_prob": round(h.log_prob, 4)} for h in hypotheses] if method == "beam" else [],
             "unknown_words": self.unknown_words(tokens),
         }
@@ -176,7 +182,7 @@ class Translator:
             rows = [self.source_vocab.encode(source_tokens(t))[: self.max_source_len] or [self.source_vocab.unk]
                     for t in chunk]
             for hypothesis in self.decode(rows, "greedy"):
-                outputs.append(detokenize(self.target_vocab.decode(hypothesis.ids)))
+                outputs.append(detokenize(self.target_vocab.decode(hypothesis.ids), self.casing))
         return outputs
 
     def translate_beam(self, texts: list[str], beam: int, alpha: float = 1.0) -> list[str]:
@@ -185,7 +191,8 @@ class Translator:
         outputs = []
         for text in texts:
             ids = self.source_vocab.encode(source_tokens(text))[: self.max_source_len] or [self.source_vocab.unk]
-            outputs.append(detokenize(self.target_vocab.decode(self.decode([ids], "beam", beam=beam, alpha=alpha).ids)))
+            outputs.append(detokenize(self.target_vocab.decode(self.decode([ids], "beam", beam=beam, alpha=alpha).ids),
+                                      self.casing))
         return outputs
 
 
