@@ -170,6 +170,41 @@ def test_eager_and_compiled_steps_compute_the_same_losses():
     assert np.allclose(results[0], results[1], atol=1e-4)
 
 
+def test_r1_penalty_is_the_squared_input_gradient_of_the_discriminator_and_smooths_it():
+    import keras
+    import tensorflow as tf
+
+    from trainers.dcgan.model import GanConfig, build
+    from trainers.dcgan.train import make_train_step
+
+    real = tf.constant(synthetic_digits(per_class=2)[0][:16])
+
+    def input_gradient_norm(discriminator):
+        with tf.GradientTape() as tape:
+            tape.watch(real)
+            logits = discriminator(real)
+        return float(tf.reduce_mean(tf.reduce_sum(tf.square(tape.gradient(logits, real)), axis=[1, 2, 3])))
+
+    norms, penalties = {}, {}
+    for gamma in (0.0, 50.0):
+        keras.utils.set_random_seed(4)
+        generator, discriminator = build(GanConfig(**{**TINY, "dropout": 0.0}))
+        expected = 0.5 * gamma * input_gradient_norm(discriminator)
+        step = make_train_step(generator, discriminator, keras.optimizers.Adam(2e-3, beta_1=0.5),
+                               keras.optimizers.Adam(2e-3, beta_1=0.5), 8, 0.0, eager=True, seed=2, r1_gamma=gamma)
+        first = step(real)
+        if gamma:
+            # The first step's penalty is measured before any update: gamma/2 * E||grad_x D(x)||^2.
+            assert float(first["r1_penalty"]) == pytest.approx(expected, rel=1e-3) and expected > 0
+            assert float(first["d_loss"]) > float(first["r1_penalty"])  # the cross-entropy part is positive
+        else:
+            assert "r1_penalty" not in first
+        for _ in range(30):
+            step(real)
+        norms[gamma] = input_gradient_norm(discriminator)
+    assert norms[50.0] < norms[0.0] / 2, norms  # the penalised discriminator is much smoother at the real digits
+
+
 def test_label_smoothing_raises_the_loss_of_a_perfect_discriminator():
     import tensorflow as tf
 

@@ -51,6 +51,8 @@ class TrainConfig:
     beta_1: float = dataclasses.field(default=0.5, metadata={"help": "Adam beta_1 (the DCGAN paper's 0.5)"})
     label_smoothing: float = dataclasses.field(default=0.1, metadata={
         "help": "one-sided: the discriminator's target for real digits is 1 - this"})
+    r1_gamma: float = dataclasses.field(default=0.0, metadata={
+        "help": "weight of the R1 penalty on the discriminator's gradient at real digits (Mescheder et al. 2018; 0: off)"})
     average_decay: float = dataclasses.field(default=0.999, metadata={
         "help": "decay of the moving average of the generator's weights that is served (0: off)"})
     precision: str = dataclasses.field(default="mixed_bfloat16", metadata={
@@ -85,6 +87,7 @@ class TrainConfig:
             problems += cli.in_range("discriminator-learning-rate", self.discriminator_learning_rate, 1e-6, 1.0)
         problems += cli.in_range("beta-1", self.beta_1, 0.0, 0.999)
         problems += cli.in_range("label-smoothing", self.label_smoothing, 0.0, 0.5)
+        problems += cli.in_range("r1-gamma", self.r1_gamma, 0.0, 1000.0)
         problems += cli.in_range("average-decay", self.average_decay, 0.0, 0.99999)
         problems += cli.in_range("grid-count", self.grid_count, 1, 256)
         problems += cli.in_range("eval-count", self.eval_count, 2, 10000)
@@ -112,11 +115,13 @@ def generator_loss(fake_logits):
 
 
 def make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, latent_dim: int,
-                    label_smoothing: float, eager: bool, seed: int = 0):
+                    label_smoothing: float, eager: bool, seed: int = 0, r1_gamma: float = 0.0):
     """One adversarial step on a batch of real images; returns a dict of float tensors.
 
     Both networks see the same generated batch; each tape records one network's loss, and each optimizer
     updates only its own network. The noise comes from a seeded tf.random.Generator, so a run is repeatable.
+    With `r1_gamma`, the discriminator's loss also holds gamma/2 * E||grad_x D(x)||^2 over the real batch (R1):
+    a discriminator kept smooth around the real digits gives the generator steadier gradients.
     """
     import tensorflow as tf
 
@@ -127,16 +132,25 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
         noise = noise_source.normal((batch, latent_dim))  # (batch, latent_dim)
         with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
             fake_images = generator(noise, training=True)  # (batch, 28, 28, 1)
-            real_logits = discriminator(real_images, training=True)  # (batch, 1)
+            with tf.GradientTape() as input_tape:  # only used with R1: the gradient w.r.t. the real pixels
+                input_tape.watch(real_images)
+                real_logits = discriminator(real_images, training=True)  # (batch, 1)
             fake_logits = discriminator(fake_images, training=True)  # (batch, 1)
             g_loss = generator_loss(fake_logits)
             d_loss = discriminator_loss(real_logits, fake_logits, label_smoothing)
+            if r1_gamma:
+                pixel_gradients = input_tape.gradient(real_logits, real_images)  # (batch, 28, 28, 1); logits summed
+                penalty = 0.5 * r1_gamma * tf.reduce_mean(tf.reduce_sum(tf.square(pixel_gradients), axis=[1, 2, 3]))
+                d_loss += penalty
         generator_gradients = generator_tape.gradient(g_loss, generator.trainable_variables)
         discriminator_gradients = discriminator_tape.gradient(d_loss, discriminator.trainable_variables)
         generator_optimizer.apply(generator_gradients, generator.trainable_variables)
         discriminator_optimizer.apply(discriminator_gradients, discriminator.trainable_variables)
-        return {"d_loss": d_loss, "g_loss": g_loss,
-                "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
+        result = {"d_loss": d_loss, "g_loss": g_loss,
+                  "d_real": tf.reduce_mean(tf.sigmoid(real_logits)), "d_fake": tf.reduce_mean(tf.sigmoid(fake_logits))}
+        if r1_gamma:
+            result["r1_penalty"] = penalty
+        return result
 
     return train_step if eager else tf.function(train_step)
 
@@ -305,7 +319,7 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
     # The noise generator restarts from a seed derived from the epoch, so a resumed run stays repeatable.
     train_step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer,
                                  config.latent_dim, config.label_smoothing, config.eager,
-                                 seed=config.seed * 100003 + state["epoch"])
+                                 seed=config.seed * 100003 + state["epoch"], r1_gamma=config.r1_gamma)
     update_average = make_average_update(average, generator, config.average_decay, config.eager) if average \
         else None
     served = average if average is not None else generator
@@ -401,6 +415,7 @@ def _metrics(config, digits, judge, generator, discriminator, state, figures, st
         "learning_rate": config.learning_rate,
         "discriminator_learning_rate": config.discriminator_learning_rate or config.learning_rate,
         "label_smoothing": config.label_smoothing,
+        "r1_gamma": config.r1_gamma,
         "precision": config.precision,
         "average_decay": config.average_decay,
         "parameters": {"generator": count_parameters(generator), "discriminator": count_parameters(discriminator)},
