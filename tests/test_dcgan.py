@@ -185,7 +185,7 @@ def test_r1_penalty_is_the_squared_input_gradient_of_the_discriminator_and_smoot
             logits = discriminator(real)
         return float(tf.reduce_mean(tf.reduce_sum(tf.square(tape.gradient(logits, real)), axis=[1, 2, 3])))
 
-    norms, penalties = {}, {}
+    norms = {}
     for gamma in (0.0, 50.0):
         keras.utils.set_random_seed(4)
         generator, discriminator = build(GanConfig(**{**TINY, "dropout": 0.0}))
