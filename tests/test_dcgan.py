@@ -414,6 +414,34 @@ def test_resume_continues_from_the_last_epoch(tiny_run, tmp_path):
     assert train(tiny_config(copy, 4), stream=open("/dev/null", "w"), digits=digits)["epochs"] == 4
 
 
+def test_init_from_a_promoted_checkpoint_continues_its_networks_epochs_and_gif(tiny_run, tmp_path):
+    import dataclasses
+    import shutil
+
+    from trainers.common.checkpoint import read_json
+    from trainers.dcgan.model import load_generator
+    from trainers.dcgan.train import RUN_CHECKPOINT, train
+
+    out, digits, _ = tiny_run
+    promoted = tmp_path / "promoted"  # what promotion leaves: no optimizer, no state
+    shutil.copytree(out / RUN_CHECKPOINT, promoted, ignore=shutil.ignore_patterns("optimizer.npz", "state.json"))
+    served_before = load_generator(promoted)[0].get_weights()
+    config = dataclasses.replace(tiny_config(tmp_path / "more", 5), init_from=str(promoted), learning_rate=5e-4)
+    metrics = train(config, stream=open("/dev/null", "w"), digits=digits)
+    assert metrics["epochs"] == 5 and [h["epoch"] for h in metrics["history"]] == [1, 2, 3, 4, 5]
+    assert metrics["steps"] == read_json(promoted / "metrics.json")["steps"] + 2 * 3
+    assert images.gif_frame_count(tmp_path / "more" / RUN_CHECKPOINT / "progress.gif") == 5
+    after = load_generator(tmp_path / "more" / RUN_CHECKPOINT)[0].get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(served_before, after))  # it trained on from there
+    # Starting from a checkpoint that already has the epochs asked for, or of another shape, is refused.
+    with pytest.raises(ValueError, match="already trained 3 epochs"):
+        train(dataclasses.replace(config, out=str(tmp_path / "again"), epochs=3), stream=open("/dev/null", "w"),
+              digits=digits)
+    with pytest.raises(ValueError, match="another shape"):
+        train(dataclasses.replace(config, out=str(tmp_path / "wider"), generator_filters=12),
+              stream=open("/dev/null", "w"), digits=digits)
+
+
 def test_evaluate_rescores_a_folder_as_served_and_keeps_its_history(tiny_run, tmp_path):
     import shutil
 

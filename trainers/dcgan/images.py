@@ -107,3 +107,11 @@ def save_gif(frames: list[Image.Image], path: Path, duration_ms: int = 250, last
 def gif_frame_count(path: Path) -> int:
     with Image.open(path) as image:
         return getattr(image, "n_frames", 1)
+
+
+def gif_frames(path: Path) -> list[Image.Image]:
+    """Every frame of a GIF as a greyscale image (e.g. to continue a run's progress GIF in another run)."""
+    from PIL import ImageSequence
+
+    with Image.open(path) as image:
+        return [frame.convert("L") for frame in ImageSequence.Iterator(image)]

@@ -29,6 +29,7 @@ RUN_CHECKPOINT = "checkpoint"
 BEST_CHECKPOINT = "best"
 CLASSIFIER_FOLDER = "classifier"
 SAMPLES_FOLDER = "samples"
+EARLIER_FRAMES = "earlier.gif"  # with --init-from: the progress GIF of the checkpoint the run started from
 # What the app's Training tab offers for this model (besides epochs): data sources and main settings.
 SOURCES = ("offline", "canonical")
 MAIN_SETTINGS = ("batch_size", "generator_filters", "learning_rate", "label_smoothing")
@@ -66,6 +67,9 @@ class TrainConfig:
     seed: int = 0
     eager: bool = dataclasses.field(default=False, metadata={"help": "run the step without tf.function"})
     resume: bool = dataclasses.field(default=True, metadata={"help": "resume from <out>/checkpoint if present"})
+    init_from: str = dataclasses.field(default="", metadata={
+        "help": "start a new run from this checkpoint's networks and epoch count (e.g. checkpoints/dcgan); its "
+                "optimizer state too when the folder has it"})
 
     def validate(self) -> list[str]:
         problems = []
@@ -217,13 +221,15 @@ def save_gan(path: Path, generator, discriminator, model_config, classifier_fold
 
 
 def progress_frames(out: Path, epochs: int):
-    """The grids of epochs 1..epochs (each headed 'epoch N'), as GIF frames."""
+    """The grids of epochs 1..epochs (each headed 'epoch N'), as GIF frames. A run started with --init-from begins
+    with the frames of the checkpoint it started from (kept in <out>/samples/earlier.gif)."""
     from PIL import Image
 
     from trainers.dcgan import images
 
-    frames = []
-    for epoch in range(1, epochs + 1):
+    earlier = out / SAMPLES_FOLDER / EARLIER_FRAMES
+    frames = images.gif_frames(earlier) if earlier.is_file() else []
+    for epoch in range(len(frames) + 1, epochs + 1):
         path = out / SAMPLES_FOLDER / f"epoch_{epoch:04d}.png"
         if path.is_file():
             with Image.open(path) as grid:
@@ -287,14 +293,16 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
     state = {"epoch": 0, "step": 0, "elapsed_seconds": 0.0, "history": [], "best": None}
     # The GAN's layers compute in bfloat16 when asked (variables, batch norm, tanh and the logit stay float32);
     # the policy is restored at once so that the judging classifier and everything else stay float32.
-    if resuming:
-        stored = checkpoint.read_json(run_checkpoint / checkpoint.CONFIG_FILE)
+    # Where the networks come from: this run's own checkpoint (resume), another checkpoint (--init-from), or new.
+    folder = run_checkpoint if resuming else Path(config.init_from) if config.init_from else None
+    if folder is not None:
+        stored = checkpoint.read_json(checkpoint.require_folder(folder) / checkpoint.CONFIG_FILE)
         if stored != dataclasses.asdict(model_config):
-            raise ValueError(f"{run_checkpoint} holds a model of another shape ({stored}); "
-                             f"use another --out or --resume false")
+            raise ValueError(f"{folder} holds a model of another shape ({stored}); give the same model settings"
+                             f"{'' if config.init_from and not resuming else ', or use another --out'}")
     keras.mixed_precision.set_global_policy(config.precision)
     try:
-        generator, discriminator = load_gan(run_checkpoint)[:2] if resuming else build(model_config)
+        generator, discriminator = load_gan(folder)[:2] if folder is not None else build(model_config)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     average = None
@@ -302,14 +310,29 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
         # The served, averaged generator: float32, starting from the checkpoint's served weights when resuming.
         average, _ = build(model_config)
         average.set_weights(generator.get_weights())
-        if resuming:
-            checkpoint.load_weights(average, run_checkpoint)
-    if resuming:
-        restore_optimizers(generator_optimizer, discriminator_optimizer, generator, discriminator,
-                           run_checkpoint / checkpoint.OPTIMIZER_FILE)
+        if folder is not None:
+            checkpoint.load_weights(average, folder)
+    if folder is not None:
+        if (folder / checkpoint.OPTIMIZER_FILE).is_file():
+            restore_optimizers(generator_optimizer, discriminator_optimizer, generator, discriminator,
+                               folder / checkpoint.OPTIMIZER_FILE)
+        else:
+            print(f"{folder} has no optimizer state; both Adam optimizers start with fresh moments.", file=stream)
         # A resumed run may change the learning rate (e.g. lower it to fine-tune).
         generator_optimizer.learning_rate = config.learning_rate
         discriminator_optimizer.learning_rate = discriminator_rate
+    if folder is not None and not resuming:  # a promoted checkpoint keeps its progress in metrics.json
+        from trainers.dcgan.generate import PROGRESS_GIF
+
+        if (folder / PROGRESS_GIF).is_file():
+            shutil.copy2(folder / PROGRESS_GIF, out / SAMPLES_FOLDER / EARLIER_FRAMES)
+        previous = checkpoint.read_json(folder / checkpoint.METRICS_FILE)
+        state = {"epoch": previous.get("epochs", 0), "step": previous.get("steps", 0),
+                 "elapsed_seconds": previous.get("wall_time_seconds", 0.0),
+                 "history": previous.get("history", []), "best": None}
+        if state["epoch"] >= config.epochs:
+            raise ValueError(f"{folder} was already trained {state['epoch']} epochs; give --epochs above that")
+    if resuming:
         state = checkpoint.read_json(run_checkpoint / checkpoint.STATE_FILE)
         if state["epoch"] >= config.epochs:
             print(f"{out} already finished {state['epoch']} epochs; raise --epochs to train further.", file=stream)
