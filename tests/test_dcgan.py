@@ -452,9 +452,14 @@ def test_evaluate_rescores_a_folder_as_served_and_keeps_its_history(tiny_run, tm
     out, digits, metrics = tiny_run
     folder = tmp_path / "promoted"
     shutil.copytree(out / RUN_CHECKPOINT, folder)
-    figures = evaluate(folder, count=40, digits=digits)
+    figures = evaluate(folder, count=40, digits=digits, large_count=400)
     saved = read_json(folder / "metrics.json")
     assert saved["classifier_fid"] == figures["classifier_fid"] and len(saved["history"]) == len(metrics["history"])
+    large = saved["large_sample"]
+    assert large["generated_digits"] == 400 and 0 < large["classifier_confidence"] <= 1
+    assert 0 <= large["confidence_standard_error"] < 0.05
+    # The large sample starts with the 40 scored digits.
+    assert evaluate(folder, count=40, digits=digits, large_count=40).get("large_sample") is None
     assert 0 < saved["real_digits_confidence"] <= 1 and "evaluate" in saved["evaluated_with"]
 
 
