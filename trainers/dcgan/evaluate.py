@@ -37,10 +37,11 @@ def evaluate(folder: Path, source: str = "offline", count: int = 1000, seed: int
         extra = np.concatenate([model.images(more[i:i + 500]) for i in range(0, len(more), 500)])
         probabilities, _ = model.judge.outputs(np.concatenate([generated, extra]))
         confidence = probabilities.max(axis=1)
+        standard_error = confidence.std() / len(confidence) ** 0.5
         shares = np.bincount(probabilities.argmax(axis=1), minlength=10) / len(confidence)
         figures["large_sample"] = {"generated_digits": int(len(confidence)),
                                    "classifier_confidence": round(float(confidence.mean()), 4),
-                                   "confidence_standard_error": round(float(confidence.std() / len(confidence) ** 0.5), 4),
+                                   "confidence_standard_error": round(float(standard_error), 4),
                                    "share_confident_over_0.9": round(float(np.mean(confidence > 0.9)), 4),
                                    "min_class_share": round(float(shares.min()), 4)}
     metrics = checkpoint.read_json(folder / checkpoint.METRICS_FILE) if (folder / checkpoint.METRICS_FILE).is_file() \

@@ -42,18 +42,20 @@ class TrainConfig:
     epochs: int = 40
     batch_size: int = 64
     latent_dim: int = 100
-    generator_filters: int = dataclasses.field(default=128, metadata={"help": "channels of the generator's 7x7 map"})
-    discriminator_filters: int = dataclasses.field(default=64, metadata={
+    generator_filters: int = dataclasses.field(default=256, metadata={"help": "channels of the generator's 7x7 map"})
+    discriminator_filters: int = dataclasses.field(default=128, metadata={
         "help": "channels of the discriminator's first convolution"})
     kernel_size: int = dataclasses.field(default=4, metadata={"help": "convolution kernel size of both networks"})
-    learning_rate: float = dataclasses.field(default=2e-4, metadata={"help": "Adam learning rate of both networks"})
-    discriminator_learning_rate: float = dataclasses.field(default=0.0, metadata={
+    learning_rate: float = dataclasses.field(default=1e-4, metadata={
+        "help": "Adam learning rate of the generator (and of the discriminator if its own rate is 0)"})
+    discriminator_learning_rate: float = dataclasses.field(default=4e-4, metadata={
         "help": "the discriminator's own Adam learning rate (0: the same as --learning-rate)"})
     beta_1: float = dataclasses.field(default=0.5, metadata={"help": "Adam beta_1 (the DCGAN paper's 0.5)"})
-    label_smoothing: float = dataclasses.field(default=0.1, metadata={
+    label_smoothing: float = dataclasses.field(default=0.0, metadata={
         "help": "one-sided: the discriminator's target for real digits is 1 - this"})
     r1_gamma: float = dataclasses.field(default=0.0, metadata={
-        "help": "weight of the R1 penalty on the discriminator's gradient at real digits (Mescheder et al. 2018; 0: off)"})
+        "help": "weight of the R1 penalty on the discriminator's input gradient at real digits (Mescheder et al. "
+                "2018; 0: off)"})
     average_decay: float = dataclasses.field(default=0.999, metadata={
         "help": "decay of the moving average of the generator's weights that is served (0: off)"})
     precision: str = dataclasses.field(default="mixed_bfloat16", metadata={
