@@ -315,6 +315,19 @@ def test_gif_keeps_every_frame(tmp_path):
     assert images.gif_frame_count(path) == 5
 
 
+def test_progress_gif_with_few_grey_levels_keeps_frames_and_is_smaller(tmp_path):
+    from PIL import Image
+
+    ramp = np.tile(np.linspace(0, 255, 28 * 28).reshape(1, 28, 28), (16, 1, 1)).astype(np.uint8)  # every grey
+    frames = [images.grid(np.roll(ramp, shift, axis=2)) for shift in range(6)]
+    full = images.save_gif(frames, tmp_path / "full.gif")
+    small = images.save_gif(frames, tmp_path / "small.gif", grey_levels=16)
+    assert images.gif_frame_count(small) == 6 and small.stat().st_size < full.stat().st_size
+    with Image.open(small) as image:
+        levels = set(np.unique(np.asarray(image.convert("L"))))
+    assert len(levels) <= 16 and {0, 255} <= levels
+
+
 def test_slerp_starts_and_ends_at_the_seeds_and_keeps_the_norm():
     rng = np.random.default_rng(0)
     start, end = rng.normal(size=100), rng.normal(size=100)

@@ -29,6 +29,7 @@ RUN_CHECKPOINT = "checkpoint"
 BEST_CHECKPOINT = "best"
 CLASSIFIER_FOLDER = "classifier"
 SAMPLES_FOLDER = "samples"
+PROGRESS_GREY_LEVELS = 16  # the run's progress GIF: one frame per epoch, so it is kept small (see images.save_gif)
 EARLIER_FRAMES = "earlier.gif"  # with --init-from: the progress GIF of the checkpoint the run started from
 # What the app's Training tab offers for this model (besides epochs): data sources and main settings.
 SOURCES = ("offline", "canonical")
@@ -380,7 +381,8 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
             grid_images = served(grid_latent, training=False).numpy()  # (grid_count, 28, 28, 1)
             sample_path = Path(SAMPLES_FOLDER) / f"epoch_{epoch:04d}.png"
             images.grid(data.to_uint8(grid_images)).save(out / sample_path)
-            gif_path = images.save_gif(progress_frames(out, epoch), out / ".progress.gif")
+            gif_path = images.save_gif(progress_frames(out, epoch), out / ".progress.gif",
+                                       grey_levels=PROGRESS_GREY_LEVELS)
             figures = quality.assess(draw(served, eval_latent), judge, digits.heldout_images, digits.heldout_labels,
                                      floor)
             selection = quality.selection_figures(draw(served, selection_latent), judge, reference)
