@@ -1,8 +1,10 @@
 """build_app(): the Gradio Blocks app, one tab per model whose checkpoint exists, plus training.
 
 Each tab lives in its own module with three names: `MODEL` (its checkpoint folder, or None for a tab that needs
-none), `TITLE`, and `build(registry)` which lays out the tab's components inside the current `gr.Tab`. A tab
-whose checkpoint is missing is not shown; the header says which models are missing and how to train them.
+none), `TITLE`, and `build(registry)` which lays out the tab's components inside the current `gr.Tab`; `build`
+may return (function, outputs) pairs to run whenever the page loads (values that change when a run is promoted),
+which are wired without API endpoints. A tab whose checkpoint is missing is not shown; the header says which
+models are missing and how to train them.
 """
 
 from __future__ import annotations
@@ -84,7 +86,9 @@ def build_app(registry: Registry | None = None, warm: bool = True) -> gr.Blocks:
             for module, shown in tabs:
                 if shown:
                     with gr.Tab(module.TITLE, id=module.__name__.rsplit(".", 1)[-1]):
-                        module.build(registry)
+                        on_load = module.build(registry) or []
+                    for function, outputs in on_load:
+                        demo.load(function, None, outputs, api_name=False, show_progress="hidden")
     if warm:
         threading.Thread(target=warm_up, args=(registry, tabs), daemon=True).start()
     return demo

@@ -115,7 +115,7 @@ def progress_gif(registry) -> str | None:
     return str(target)
 
 
-def build(registry) -> None:
+def build(registry) -> list:
     from trainers.dcgan import images
     from trainers.dcgan.generate import walk_gif
 
@@ -180,12 +180,14 @@ def build(registry) -> None:
                 "made this checkpoint: digits appear out of noise.")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            gr.Image(value=lambda: progress_gif(registry), label="Training progress (one frame per epoch)",
-                     type="filepath", interactive=False, elem_id="training-gif", height=500)
+            progress = gr.Image(value=progress_gif(registry), label="Training progress (one frame per epoch)",
+                                type="filepath", interactive=False, elem_id="training-gif", height=500)
         with gr.Column(scale=2):
-            gr.Markdown(value=lambda: scores_markdown(registry.metrics(MODEL)), elem_id="digits-scores")
+            scores = gr.Markdown(scores_markdown(registry.metrics(MODEL)), elem_id="digits-scores")
 
     new_seed.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name=False)
     run.click(generate_digits, [seed, count], [grid, shares, report], api_name="generate_digits")
     seed.submit(generate_digits, [seed, count], [grid, shares, report], api_name=False)
     walk.click(latent_walk, [seed_a, seed_b, frames], [walk_image, walk_frames], api_name="latent_walk")
+    # A promoted run changes both: they are read again whenever the page loads.
+    return [(lambda: progress_gif(registry), progress), (lambda: scores_markdown(registry.metrics(MODEL)), scores)]

@@ -64,3 +64,10 @@ def test_digits_tab_in_the_browser(page):
     page.get_by_role("button", name="New seed").click()  # the Text tab's twin is hidden, so not a match
     page.wait_for_function(f"() => document.querySelector('#digits-seed input').value !== '{before}'",
                            timeout=10000)
+
+
+def test_the_app_serves_only_named_endpoints(client):
+    # Page-load refreshes (the progress GIF, the scores) and other internal events are not part of the API.
+    names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert {"/generate_digits", "/latent_walk", "/generate_text", "/translate", "/caption"} <= names
+    assert not [name for name in names if name.startswith("/lambda")], names
