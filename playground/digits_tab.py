@@ -97,9 +97,19 @@ def scores_markdown(metrics: dict) -> str:
         f"| {metrics['classifier_confidence']:.3f} | {metrics.get('min_class_share', 0):.1%} | "
         f"{metrics.get('classifier_fid')} | {metrics.get('classifier_fid_floor')} | "
         f"{metrics.get('classifier_heldout_accuracy', 0):.1%} |\n\n"
-        f"Class shares: {share_text}. The checkpoint {verdict} the bar (confidence ≥ 0.90, every class ≥ 4%). "
+        f"Class shares: {share_text}. On these {metrics.get('generated_digits')} digits the checkpoint {verdict} "
+        f"the bar (confidence ≥ 0.90, every class ≥ 4%).{_large_sample_text(metrics)} "
         f"FID here is the Fréchet distance in the classifier's 128 penultimate features; the floor is the "
         f"distance between two halves of the real digits.")
+
+
+def _large_sample_text(metrics: dict) -> str:
+    large = metrics.get("large_sample")
+    if not large:
+        return ""
+    return (f" On {large['generated_digits']:,} digits (a steadier estimate) the mean confidence is "
+            f"**{large['classifier_confidence']:.3f} ± {large['confidence_standard_error']:.3f}** and the smallest "
+            f"class share {large['min_class_share']:.1%}.")
 
 
 def progress_gif(registry) -> str | None:
