@@ -291,6 +291,10 @@ class Jobs:
                 self._finish(run, returncode=None)
         return run
 
+    def exists(self, run_id) -> bool:
+        """Whether the run has a record (it may have been deleted); JobError for anything that is not a run id."""
+        return (self.run_dir(run_id) / JOB_FILE).is_file()
+
     def _save(self, run: Run) -> None:
         checkpoint_io.write_json(self.run_dir(run.run_id) / JOB_FILE, dataclasses.asdict(run))
 

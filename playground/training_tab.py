@@ -250,9 +250,11 @@ def build(registry) -> None:
 
     def training_status(run_id, seen=None):
         """The selected run's status (or the running/latest run's when none is selected)."""
-        if run_id and not (jobs.runs / str(run_id) / jobs_module.JOB_FILE).is_file() and \
-                jobs_module.RUN_ID_PATTERN.fullmatch(str(run_id)):
-            run_id = None  # deleted (perhaps from another page): follow the running or latest run instead
+        try:
+            if run_id and not jobs.exists(run_id):
+                run_id = None  # deleted (perhaps from another page): follow the running or latest run instead
+        except JobError as error:
+            raise _error(error) from None
         picked = not run_id  # only then does the refresh choose the run; never override the user's choice
         if not run_id:
             chosen = jobs.active() or next(iter(jobs.list_runs()), None)

@@ -29,21 +29,16 @@ def evaluate(folder: Path, source: str = "offline", count: int = 1000, seed: int
     if model.judge is None:
         raise checkpoint.CheckpointError(f"{folder} has no classifier (classifier.json) to judge the digits with")
     digits = digits or data.load_digits(source, seed=seed)
-    latent = latent_vectors(quality.EVAL_SEED, count, model.config.latent_dim)
-    generated = np.concatenate([model.images(latent[i:i + 500]) for i in range(0, count, 500)])
-    figures = quality.assess(generated, model.judge, digits.heldout_images, digits.heldout_labels)
+    # The first `count` of the large sample's latent vectors are the scored ones (the same seed), so both come
+    # from one batched pass.
+    latent = latent_vectors(quality.EVAL_SEED, max(count, large_count), model.config.latent_dim)
+    generated = np.concatenate([model.images(latent[i:i + 500]) for i in range(0, len(latent), 500)])
+    figures = quality.assess(generated[:count], model.judge, digits.heldout_images, digits.heldout_labels)
     if large_count > count:
-        more = latent_vectors(quality.EVAL_SEED, large_count, model.config.latent_dim)[count:]
-        extra = np.concatenate([model.images(more[i:i + 500]) for i in range(0, len(more), 500)])
-        probabilities, _ = model.judge.outputs(np.concatenate([generated, extra]))
-        confidence = probabilities.max(axis=1)
-        standard_error = confidence.std() / len(confidence) ** 0.5
-        shares = np.bincount(probabilities.argmax(axis=1), minlength=10) / len(confidence)
-        figures["large_sample"] = {"generated_digits": int(len(confidence)),
-                                   "classifier_confidence": round(float(confidence.mean()), 4),
-                                   "confidence_standard_error": round(float(standard_error), 4),
-                                   "share_confident_over_0.9": round(float(np.mean(confidence > 0.9)), 4),
-                                   "min_class_share": round(float(shares.min()), 4)}
+        judged = quality.guess_figures(model.judge.outputs(generated)[0])
+        figures["large_sample"] = {key: judged[key] for key in (
+            "generated_digits", "classifier_confidence", "confidence_standard_error", "share_confident_over_0.9",
+            "min_class_share")}
     metrics = checkpoint.read_json(folder / checkpoint.METRICS_FILE) if (folder / checkpoint.METRICS_FILE).is_file() \
         else {}
     metrics.update(figures)

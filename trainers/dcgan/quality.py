@@ -68,6 +68,20 @@ def halves(count: int, labels: np.ndarray | None = None, seed: int = 0) -> tuple
     return np.sort(np.concatenate(first)), np.sort(np.concatenate(second))
 
 
+def guess_figures(probabilities: np.ndarray) -> dict:
+    """What the classifier makes of a set of digits, from its probabilities (n, 10): the mean confidence in its
+    guesses and that mean's standard error, the share it is over 90% sure of, and the share of each guessed class."""
+    confidence = probabilities.max(axis=1)
+    count = max(len(confidence), 1)
+    shares = np.bincount(probabilities.argmax(axis=1), minlength=10) / count
+    return {"generated_digits": int(len(confidence)),
+            "classifier_confidence": round(float(confidence.mean()), 4),
+            "confidence_standard_error": round(float(confidence.std() / count ** 0.5), 4),
+            "share_confident_over_0.9": round(float(np.mean(confidence > 0.9)), 4),
+            "class_shares": {str(digit): round(float(share), 4) for digit, share in enumerate(shares)},
+            "min_class_share": round(float(shares.min()), 4)}
+
+
 def selection_reference(images: np.ndarray, labels: np.ndarray, count: int = SELECTION_REFERENCE,
                         seed: int = 0) -> np.ndarray:
     """Up to `count` training digits, the same number of each class (fixed seed): what epochs are picked on."""
@@ -83,9 +97,9 @@ def selection_figures(generated: np.ndarray, judge, reference: np.ndarray) -> di
     and the Fréchet distance to `reference` training digits. No held-out digit is involved."""
     probabilities, features = judge.outputs(generated)
     _, reference_features = judge.outputs(reference)
-    shares = np.bincount(probabilities.argmax(axis=1), minlength=10) / max(len(generated), 1)
-    return {"selection_confidence": round(float(probabilities.max(axis=1).mean()), 4),
-            "selection_min_class_share": round(float(shares.min()), 4),
+    judged = guess_figures(probabilities)
+    return {"selection_confidence": judged["classifier_confidence"],
+            "selection_min_class_share": judged["min_class_share"],
             "selection_fid": round(frechet_distance(features, reference_features), 3)}
 
 
@@ -101,20 +115,18 @@ def assess(generated: np.ndarray, judge, heldout_images: np.ndarray, heldout_lab
     """All quality figures for generated digits (n, 28, 28, 1) in [-1, 1] against the held-out real ones."""
     probabilities, generated_features = judge.outputs(generated)
     real_probabilities, real_features = judge.outputs(heldout_images)
-    guesses = probabilities.argmax(axis=1)
-    confidence = probabilities.max(axis=1)
-    shares = np.bincount(guesses, minlength=10) / max(len(guesses), 1)
+    judged = guess_figures(probabilities)
     first, second = halves(len(heldout_images), heldout_labels)
     if floor is None:
         floor = frechet_distance(real_features[first], real_features[second])
     half = min(len(second), len(generated_features))
     return {
-        "generated_digits": int(len(generated)),
-        "classifier_confidence": round(float(confidence.mean()), 4),
+        "generated_digits": judged["generated_digits"],
+        "classifier_confidence": judged["classifier_confidence"],
         "real_digits_confidence": round(float(real_probabilities.max(axis=1).mean()), 4),
-        "share_confident_over_0.9": round(float(np.mean(confidence > 0.9)), 4),
-        "class_shares": {str(digit): round(float(share), 4) for digit, share in enumerate(shares)},
-        "min_class_share": round(float(shares.min()), 4),
+        "share_confident_over_0.9": judged["share_confident_over_0.9"],
+        "class_shares": judged["class_shares"],
+        "min_class_share": judged["min_class_share"],
         "classifier_fid": round(frechet_distance(generated_features, real_features), 3),
         "classifier_fid_500": round(frechet_distance(generated_features[:half], real_features[second]), 3),
         "classifier_fid_floor": round(float(floor), 3),

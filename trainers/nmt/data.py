@@ -49,6 +49,8 @@ PAD, UNK, START, END = "<pad>", "<unk>", "<start>", "<end>"
 SPECIALS = (PAD, UNK, START, END)
 TARGET_PUNCTUATION = ",.;:?!"
 SEGMENT_BOUNDARY = re.compile(r"(?<=[.;:?!])\s+")
+# An English word (apostrophes kept inside) or a punctuation token; the model's tokens are its lower-case matches.
+TARGET_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)*|[" + re.escape(TARGET_PUNCTUATION) + "]", re.IGNORECASE | re.ASCII)
 
 
 # ---------------------------------------------------------------- normalisation
@@ -69,7 +71,7 @@ def normalize_source(text: str) -> str:
 
 def target_tokens(text: str) -> list[str]:
     """An English sentence as the model writes it: folded words (apostrophes kept inside) and , . ; : ? !"""
-    return re.findall(r"[a-z0-9]+(?:'[a-z]+)*|[" + re.escape(TARGET_PUNCTUATION) + "]", _fold(text))
+    return TARGET_TOKEN.findall(_fold(text))
 
 
 def detokenize(tokens: list[str], casing: dict[str, str] | None = None) -> str:
@@ -94,8 +96,7 @@ def learn_casing(sentences, min_count: int = 2) -> dict[str, str]:
 
     forms: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for sentence in sentences:
-        words = re.findall(r"[A-Za-z0-9]+(?:'[A-Za-z]+)*|[" + re.escape(TARGET_PUNCTUATION) + "]",
-                           _strip_accents(sentence))
+        words = TARGET_TOKEN.findall(_strip_accents(sentence))
         for previous, word in zip(words, words[1:]):
             if word[0].isalpha() and previous not in ".?!":
                 forms[word.lower()][word] += 1
