@@ -170,6 +170,67 @@ def test_eager_and_compiled_steps_compute_the_same_losses():
     assert np.allclose(results[0], results[1], atol=1e-4)
 
 
+def test_translation_moves_each_digit_whole_and_fills_the_border_with_background():
+    import tensorflow as tf
+
+    from trainers.dcgan.augment import translate
+
+    patch = -np.ones((64, 28, 28, 1), np.float32)
+    patch[:, 12:16, 10:18] = 1.0  # a 4x8 bar away from the edges
+    moved = translate(tf.constant(patch), tf.random.Generator.from_seed(0), shift=2).numpy()
+    assert moved.shape == patch.shape and set(np.unique(moved)) == {-1.0, 1.0}
+    lit = moved > 0
+    assert (lit.sum(axis=(1, 2, 3)) == 32).all()  # nothing lost or added
+    offsets = set()
+    for image in lit[..., 0]:
+        rows, columns = np.nonzero(image)
+        assert rows.max() - rows.min() == 3 and columns.max() - columns.min() == 7  # still one 4x8 bar
+        offsets.add((rows.min() - 12, columns.min() - 10))
+    assert all(abs(dy) <= 2 and abs(dx) <= 2 for dy, dx in offsets) and len(offsets) > 10  # random per image
+
+
+def test_cutout_blanks_one_square_per_image_and_lets_gradients_through():
+    import tensorflow as tf
+
+    from trainers.dcgan.augment import make_augment, parse_policy
+
+    ones = tf.ones((100, 28, 28, 1))
+    cut = make_augment("cutout", tf.random.Generator.from_seed(0), cut=8)(ones).numpy()
+    holes = (cut < 0).sum(axis=(1, 2, 3))
+    assert holes.max() == 64 and holes.min() > 0  # an 8x8 square, clipped where it overhangs the edge
+    for image in cut[..., 0]:
+        rows, columns = np.nonzero(image < 0)
+        assert len(rows) == (rows.max() - rows.min() + 1) * (columns.max() - columns.min() + 1)  # a rectangle
+    augment = tf.function(make_augment("translation,cutout", tf.random.Generator.from_seed(1)))
+    with tf.GradientTape() as tape:
+        tape.watch(ones)
+        total = tf.reduce_sum(augment(ones))
+    gradient = tape.gradient(total, ones).numpy()
+    assert set(np.unique(gradient)) <= {0.0, 1.0} and gradient.sum() > 0.5 * gradient.size
+    assert parse_policy("") == [] and parse_policy(" translation , cutout ") == ["translation", "cutout"]
+    with pytest.raises(ValueError, match="unknown augmentation flip"):
+        parse_policy("translation,flip")
+
+
+def test_an_augmented_step_trains_both_networks():
+    import keras
+    import tensorflow as tf
+
+    from trainers.dcgan.model import GanConfig, build
+    from trainers.dcgan.train import make_train_step
+
+    keras.utils.set_random_seed(0)
+    generator, discriminator = build(GanConfig(**TINY))
+    before = [w.numpy().copy() for w in generator.trainable_variables + discriminator.trainable_variables]
+    step = make_train_step(generator, discriminator, keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3), 8,
+                           0.0, eager=False, augment_policy="translation,cutout")
+    real = tf.constant(synthetic_digits(per_class=2)[0][:16])
+    results = [step(real) for _ in range(3)]
+    assert all(np.isfinite(float(r["d_loss"])) and np.isfinite(float(r["g_loss"])) for r in results)
+    after = generator.trainable_variables + discriminator.trainable_variables
+    assert all(not np.allclose(b, w.numpy()) for b, w in zip(before, after))
+
+
 def test_r1_penalty_is_the_squared_input_gradient_of_the_discriminator_and_smooths_it():
     import keras
     import tensorflow as tf
@@ -446,6 +507,8 @@ def test_init_from_a_promoted_checkpoint_continues_its_networks_epochs_and_gif(t
     assert images.gif_frame_count(tmp_path / "more" / RUN_CHECKPOINT / "progress.gif") == 5
     after = load_generator(tmp_path / "more" / RUN_CHECKPOINT)[0].get_weights()
     assert any(not np.allclose(a, b) for a, b in zip(served_before, after))  # it trained on from there
+    for name in ("classifier.json", "classifier.weights.h5"):  # judged by the classifier that judged the start
+        assert (tmp_path / "more" / "classifier" / name).read_bytes() == (promoted / name).read_bytes()
     # Starting from a checkpoint that already has the epochs asked for, or of another shape, is refused.
     with pytest.raises(ValueError, match="already trained 3 epochs"):
         train(dataclasses.replace(config, out=str(tmp_path / "again"), epochs=3), stream=open("/dev/null", "w"),
@@ -499,11 +562,11 @@ def test_train_cli_rejects_bad_settings_in_one_line(capsys):
     from trainers.dcgan.train import main
 
     with pytest.raises(SystemExit) as exit_info:
-        main(["--epochs", "0", "--source", "web", "--generator-filters", "30"])
+        main(["--epochs", "0", "--source", "web", "--generator-filters", "30", "--augment", "flip"])
     assert exit_info.value.code == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "source must be offline or canonical" in error
-    assert "multiple of 4" in error and "epochs" in error
+    assert "multiple of 4" in error and "epochs" in error and "unknown augmentation flip" in error
 
 
 def test_training_tab_contract():

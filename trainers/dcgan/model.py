@@ -29,8 +29,8 @@ class GanConfig:
     """Constructor arguments of both networks; saved as config.json beside the weights."""
 
     latent_dim: int = 100
-    generator_filters: int = 128  # channels of the 7x7 map; the 14x14 map has half as many
-    discriminator_filters: int = 64  # channels of the first strided convolution; the second has twice as many
+    generator_filters: int = 256  # channels of the 7x7 map; the 14x14 map has half as many (the shipped size)
+    discriminator_filters: int = 128  # channels of the first strided convolution; the second has twice as many
     kernel_size: int = 4  # divisible by the stride 2, which avoids the checkerboard of transposed convolutions
     dropout: float = 0.3
 

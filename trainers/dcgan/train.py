@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 
 from trainers.common import checkpoint, cli
+from trainers.dcgan import augment
 from trainers.common.progress import Progress
 
 RUN_CHECKPOINT = "checkpoint"
@@ -57,6 +58,9 @@ class TrainConfig:
     r1_gamma: float = dataclasses.field(default=0.0, metadata={
         "help": "weight of the R1 penalty on the discriminator's input gradient at real digits (Mescheder et al. "
                 "2018; 0: off)"})
+    augment: str = dataclasses.field(default="", metadata={
+        "help": "differentiable augmentation of every image the discriminator sees, real and generated "
+                "(DiffAugment): '', 'translation', 'cutout' or 'translation,cutout'"})
     average_decay: float = dataclasses.field(default=0.999, metadata={
         "help": "decay of the moving average of the generator's weights that is served (0: off)"})
     precision: str = dataclasses.field(default="mixed_bfloat16", metadata={
@@ -95,6 +99,10 @@ class TrainConfig:
         problems += cli.in_range("beta-1", self.beta_1, 0.0, 0.999)
         problems += cli.in_range("label-smoothing", self.label_smoothing, 0.0, 0.5)
         problems += cli.in_range("r1-gamma", self.r1_gamma, 0.0, 1000.0)
+        try:
+            augment.parse_policy(self.augment)
+        except ValueError as error:
+            problems.append(str(error))
         problems += cli.in_range("average-decay", self.average_decay, 0.0, 0.99999)
         problems += cli.in_range("grid-count", self.grid_count, 1, 256)
         problems += cli.in_range("eval-count", self.eval_count, 2, 10000)
@@ -122,17 +130,21 @@ def generator_loss(fake_logits):
 
 
 def make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, latent_dim: int,
-                    label_smoothing: float, eager: bool, seed: int = 0, r1_gamma: float = 0.0):
+                    label_smoothing: float, eager: bool, seed: int = 0, r1_gamma: float = 0.0,
+                    augment_policy: str = ""):
     """One adversarial step on a batch of real images; returns a dict of float tensors.
 
     Both networks see the same generated batch; each tape records one network's loss, and each optimizer
     updates only its own network. The noise comes from a seeded tf.random.Generator, so a run is repeatable.
     With `r1_gamma`, the discriminator's loss also holds gamma/2 * E||grad_x D(x)||^2 over the real batch (R1):
     a discriminator kept smooth around the real digits gives the generator steadier gradients.
+    With an `augment_policy`, the discriminator sees both batches through random differentiable transforms
+    (see augment.py).
     """
     import tensorflow as tf
 
     noise_source = tf.random.Generator.from_seed(seed)
+    transform = augment.make_augment(augment_policy, noise_source)
 
     def train_step(real_images):
         batch = tf.shape(real_images)[0]
@@ -141,8 +153,8 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
             fake_images = generator(noise, training=True)  # (batch, 28, 28, 1)
             with tf.GradientTape() as input_tape:  # only used with R1: the gradient w.r.t. the real pixels
                 input_tape.watch(real_images)
-                real_logits = discriminator(real_images, training=True)  # (batch, 1)
-            fake_logits = discriminator(fake_images, training=True)  # (batch, 1)
+                real_logits = discriminator(transform(real_images), training=True)  # (batch, 1)
+            fake_logits = discriminator(transform(fake_images), training=True)  # (batch, 1)
             g_loss = generator_loss(fake_logits)
             d_loss = discriminator_loss(real_logits, fake_logits, label_smoothing)
             if r1_gamma:
@@ -241,11 +253,18 @@ def progress_frames(out: Path, epochs: int):
 
 
 def prepare_classifier(config: TrainConfig, digits, out: Path, stream) -> Path:
-    """The run's judging classifier, trained on the run's training digits the first time."""
-    from trainers.dcgan.classifier import CLASSIFIER_CONFIG, REQUIRED_ACCURACY, save_classifier, train_classifier
+    """The run's judging classifier: trained on the run's training digits the first time, or, with --init-from,
+    the one that judged the starting checkpoint (so that the new run's scores compare with its scores)."""
+    from trainers.dcgan.classifier import (CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS, REQUIRED_ACCURACY,
+                                           save_classifier, train_classifier)
 
     folder = out / CLASSIFIER_FOLDER
     if (folder / CLASSIFIER_CONFIG).is_file():
+        return folder
+    start = Path(config.init_from) if config.init_from else None
+    if start is not None and all((start / name).is_file() for name in (CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS)):
+        checkpoint.write_folder(folder, lambda temporary: checkpoint.copy_into(
+            start, temporary, [CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS]))
         return folder
     judge = train_classifier(digits.train_images, digits.train_labels, digits.heldout_images,
                              digits.heldout_labels, epochs=config.classifier_epochs, seed=config.seed,
@@ -345,7 +364,8 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
     # The noise generator restarts from a seed derived from the epoch, so a resumed run stays repeatable.
     train_step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer,
                                  config.latent_dim, config.label_smoothing, config.eager,
-                                 seed=config.seed * 100003 + state["epoch"], r1_gamma=config.r1_gamma)
+                                 seed=config.seed * 100003 + state["epoch"], r1_gamma=config.r1_gamma,
+                                 augment_policy=config.augment)
     update_average = make_average_update(average, generator, config.average_decay, config.eager) if average \
         else None
     served = average if average is not None else generator
@@ -443,6 +463,7 @@ def _metrics(config, digits, judge, generator, discriminator, state, figures, st
         "discriminator_learning_rate": config.discriminator_learning_rate or config.learning_rate,
         "label_smoothing": config.label_smoothing,
         "r1_gamma": config.r1_gamma,
+        "augment": config.augment,
         "precision": config.precision,
         "average_decay": config.average_decay,
         "parameters": {"generator": count_parameters(generator), "discriminator": count_parameters(discriminator)},
