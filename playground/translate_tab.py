@@ -75,7 +75,7 @@ def attention_figure(result: dict):
     image = axis.imshow(attention if len(attention) else np.zeros((1, len(source))), cmap="magma", vmin=0.0,
                         vmax=1.0, aspect="auto")
     axis.set_xticks(range(len(source)), labels=source, rotation=40, ha="right", fontsize=10.5)
-    labels = result["tokens"] or ["(empty)"]
+    labels = result.get("display_tokens", result["tokens"]) or ["(empty)"]
     axis.set_yticks(range(len(labels)), labels=labels, fontsize=10.5)
     axis.set_xlabel("Spanish (as the model reads it)")
     axis.set_ylabel("English output")

@@ -47,6 +47,8 @@ def test_casing_is_learned_inside_sentences_and_applied_to_output_words():
     assert casing == {"god": "God", "lord": "LORD", "noah": "Noah"}
     assert data.detokenize(["and", "god", "spoke", "to", "noah", "."], casing) == "And God spoke to Noah."
     assert data.detokenize(["god", "said"], casing) == "God said"
+    assert data.detokenize(["then", "i'm", "sure", "i'll", "go", "."]) == "Then I'm sure I'll go."
+    assert [data.display_token(t, casing) for t in ["god", "i", "it", "noah", ","]] == ["God", "I", "it", "Noah", ","]
 
 
 def test_vocabulary_maps_unknown_words_and_round_trips(tmp_path):
@@ -178,7 +180,7 @@ def test_beam_width_one_is_greedy_and_beam_scores_are_sorted(tiny):
         scores = [entry["score"] for entry in beam["n_best"]]
         assert scores == sorted(scores, reverse=True) and len(scores) == 4
         assert beam["score"] == scores[0]
-        assert len(beam["attention"]) == len(beam["tokens"])
+        assert len(beam["attention"]) == len(beam["tokens"]) == len(beam["display_tokens"])
         assert all(len(row) == len(beam["source_tokens"]) for row in beam["attention"])
 
 

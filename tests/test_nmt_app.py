@@ -25,6 +25,17 @@ def test_translate_endpoint_returns_translation_nbest_and_attention(client):
     assert plot is not None
 
 
+def test_attention_plot_labels_output_words_as_written():
+    from playground.translate_tab import attention_figure
+
+    result = {"tokens": ["and", "god", "said", "."], "display_tokens": ["and", "God", "said", "."],
+              "source_tokens": ["y", "dios", "dijo"], "attention": [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1],
+                                                                    [0.1, 0.1, 0.8], [0.2, 0.2, 0.6]]}
+    axis = attention_figure(result).axes[0]
+    assert [label.get_text() for label in axis.get_yticklabels()] == ["and", "God", "said", "."]
+    assert [label.get_text() for label in axis.get_xticklabels()] == ["y", "dios", "dijo"]
+
+
 def test_greedy_equals_beam_width_one_through_the_api(client):
     greedy = client.predict("El señor es mi pastor.", "Greedy", 5, 0.8, 0, api_name="/translate")[3]
     beam = client.predict("el senor es mi pastor", "Beam search", 1, 0.8, 0, api_name="/translate")[3]

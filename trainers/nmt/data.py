@@ -77,15 +77,21 @@ def target_tokens(text: str) -> list[str]:
 def detokenize(tokens: list[str], casing: dict[str, str] | None = None) -> str:
     """Joins English tokens into a readable sentence: punctuation attached, first letter capitalised, and each word
     in `casing` (lower-case word -> its usual written form, see `learn_casing`) written that way."""
-    casing = casing or {}
     text = ""
     for token in tokens:
         if token in TARGET_PUNCTUATION and text:
             text += token
         else:
-            text += (" " if text else "") + casing.get(token, token)
-    text = re.sub(r"\bi\b", "I", text)
+            text += (" " if text else "") + display_token(token, casing)
     return text[:1].upper() + text[1:]
+
+
+def display_token(token: str, casing: dict[str, str] | None = None) -> str:
+    """One English token as it is written: its form in `casing` ("god" -> "God"), "i" and "i'm" as "I" and "I'm",
+    else unchanged."""
+    if token == "i" or token.startswith("i'"):
+        return "I" + token[1:]
+    return (casing or {}).get(token, token)
 
 
 def learn_casing(sentences, min_count: int = 2) -> dict[str, str]:

@@ -147,8 +147,9 @@ class Translator:
 
     def translate(self, text: str, method: str = "greedy", beam: int = 4, temperature: float = 1.0,
                   seed: int | None = None, alpha: float = 1.0) -> dict:
-        """One sentence -> {translation, tokens, source_tokens, attention, score, method, n_best, unknown}."""
-        from trainers.nmt.data import detokenize
+        """One sentence -> {translation, tokens, display_tokens, source_tokens, attention, score, method, n_best,
+        unknown_words}."""
+        from trainers.nmt.data import detokenize, display_token
 
         if method == "beam" and not 1 <= int(beam) <= MAX_BEAM:
             raise TranslationInputError(f"The beam width must be between 1 and {MAX_BEAM}, got {beam}.")
@@ -162,6 +163,7 @@ class Translator:
         return {
             "translation": detokenize(words, self.casing),
             "tokens": words,
+            "display_tokens": [display_token(word, self.casing) for word in words],  # as written: names capitalised
             "source_tokens": [t if t in self.source_vocab.index else f"{t} (?)" for t in tokens],
             "attention": np.round(np.asarray(best.attention, np.float64), 4).tolist(),
             "score": round(best.score, 4),
