@@ -212,7 +212,7 @@ def test_cutout_blanks_one_square_per_image_and_lets_gradients_through():
         parse_policy("translation,flip")
 
 
-def test_an_augmented_step_trains_both_networks():
+def test_augmented_and_top_k_steps_train_both_networks():
     import keras
     import tensorflow as tf
 
@@ -226,6 +226,9 @@ def test_an_augmented_step_trains_both_networks():
                            0.0, eager=False, augment_policy="translation,cutout")
     real = tf.constant(synthetic_digits(per_class=2)[0][:16])
     results = [step(real) for _ in range(3)]
+    step = make_train_step(generator, discriminator, keras.optimizers.Adam(1e-3), keras.optimizers.Adam(1e-3), 8,
+                           0.0, eager=False, augment_policy="translation", top_k=0.5)
+    results += [step(real) for _ in range(3)]
     assert all(np.isfinite(float(r["d_loss"])) and np.isfinite(float(r["g_loss"])) for r in results)
     after = generator.trainable_variables + discriminator.trainable_variables
     assert all(not np.allclose(b, w.numpy()) for b, w in zip(before, after))
@@ -264,6 +267,25 @@ def test_r1_penalty_is_the_squared_input_gradient_of_the_discriminator_and_smoot
             step(real)
         norms[gamma] = input_gradient_norm(discriminator)
     assert norms[50.0] < norms[0.0] / 2, norms  # the penalised discriminator is much smoother at the real digits
+
+
+def test_top_k_generator_loss_counts_only_the_digits_the_discriminator_finds_most_real():
+    import tensorflow as tf
+
+    from trainers.dcgan.train import generator_loss
+
+    logits = tf.constant([[-3.0], [2.0], [-1.0], [1.0]])
+    def softplus(x):  # the loss of one digit the generator wants called real
+        return np.log1p(np.exp(-x))
+
+    assert np.isclose(float(generator_loss(logits)), np.mean(softplus(np.array([-3.0, 2.0, -1.0, 1.0]))))
+    assert np.isclose(float(generator_loss(logits, top_k=0.5)), np.mean(softplus(np.array([2.0, 1.0]))))
+    assert np.isclose(float(generator_loss(logits, top_k=0.1)), softplus(2.0))  # never fewer than one digit
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        loss = generator_loss(logits, top_k=0.5)
+    gradient = tape.gradient(loss, logits).numpy()[:, 0]
+    assert gradient[0] == 0 and gradient[2] == 0 and gradient[1] < 0 and gradient[3] < 0  # the worst two: no say
 
 
 def test_label_smoothing_raises_the_loss_of_a_perfect_discriminator():

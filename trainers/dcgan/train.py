@@ -61,6 +61,9 @@ class TrainConfig:
     augment: str = dataclasses.field(default="", metadata={
         "help": "differentiable augmentation of every image the discriminator sees, real and generated "
                 "(DiffAugment): '', 'translation', 'cutout' or 'translation,cutout'"})
+    top_k: float = dataclasses.field(default=0.0, metadata={
+        "help": "train the generator only on this share of each generated batch, the digits the discriminator finds "
+                "most real (top-k training, Sinha et al. 2020; e.g. 0.5; 0: all)"})
     average_decay: float = dataclasses.field(default=0.999, metadata={
         "help": "decay of the moving average of the generator's weights that is served (0: off)"})
     precision: str = dataclasses.field(default="mixed_bfloat16", metadata={
@@ -103,6 +106,8 @@ class TrainConfig:
             augment.parse_policy(self.augment)
         except ValueError as error:
             problems.append(str(error))
+        if self.top_k:
+            problems += cli.in_range("top-k", self.top_k, 0.01, 1.0)
         problems += cli.in_range("average-decay", self.average_decay, 0.0, 0.99999)
         problems += cli.in_range("grid-count", self.grid_count, 1, 256)
         problems += cli.in_range("eval-count", self.eval_count, 2, 10000)
@@ -121,17 +126,22 @@ def discriminator_loss(real_logits, fake_logits, label_smoothing: float = 0.0):
     return tf.reduce_mean(real_loss) + tf.reduce_mean(fake_loss)
 
 
-def generator_loss(fake_logits):
-    """The non-saturating generator loss: make the discriminator call generated digits real."""
+def generator_loss(fake_logits, top_k: float = 0.0):
+    """The non-saturating generator loss: make the discriminator call generated digits real. With `top_k`, only
+    that share of the digits (at least one), those the discriminator rates most real, counts."""
     import tensorflow as tf
 
+    if top_k:
+        logits = tf.reshape(tf.cast(fake_logits, tf.float32), [-1])  # (batch,)
+        keep = tf.maximum(1, tf.cast(tf.cast(tf.size(logits), tf.float32) * top_k, tf.int32))
+        fake_logits = tf.math.top_k(logits, keep).values  # (keep,)
     return tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.ones_like(fake_logits),
                                                                   logits=fake_logits))
 
 
 def make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer, latent_dim: int,
                     label_smoothing: float, eager: bool, seed: int = 0, r1_gamma: float = 0.0,
-                    augment_policy: str = ""):
+                    augment_policy: str = "", top_k: float = 0.0):
     """One adversarial step on a batch of real images; returns a dict of float tensors.
 
     Both networks see the same generated batch; each tape records one network's loss, and each optimizer
@@ -139,7 +149,9 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
     With `r1_gamma`, the discriminator's loss also holds gamma/2 * E||grad_x D(x)||^2 over the real batch (R1):
     a discriminator kept smooth around the real digits gives the generator steadier gradients.
     With an `augment_policy`, the discriminator sees both batches through random differentiable transforms
-    (see augment.py).
+    (see augment.py). With `top_k`, the generator's loss only counts the top_k share of the batch that the
+    discriminator rates most real: the gradients of the worst digits, which pull towards blends between digit
+    classes, are left out (Sinha et al. 2020).
     """
     import tensorflow as tf
 
@@ -155,7 +167,7 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
                 input_tape.watch(real_images)
                 real_logits = discriminator(transform(real_images), training=True)  # (batch, 1)
             fake_logits = discriminator(transform(fake_images), training=True)  # (batch, 1)
-            g_loss = generator_loss(fake_logits)
+            g_loss = generator_loss(fake_logits, top_k)
             d_loss = discriminator_loss(real_logits, fake_logits, label_smoothing)
             if r1_gamma:
                 pixel_gradients = input_tape.gradient(real_logits, real_images)  # (batch, 28, 28, 1); logits summed
@@ -365,7 +377,7 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
     train_step = make_train_step(generator, discriminator, generator_optimizer, discriminator_optimizer,
                                  config.latent_dim, config.label_smoothing, config.eager,
                                  seed=config.seed * 100003 + state["epoch"], r1_gamma=config.r1_gamma,
-                                 augment_policy=config.augment)
+                                 augment_policy=config.augment, top_k=config.top_k)
     update_average = make_average_update(average, generator, config.average_decay, config.eager) if average \
         else None
     served = average if average is not None else generator
@@ -464,6 +476,7 @@ def _metrics(config, digits, judge, generator, discriminator, state, figures, st
         "label_smoothing": config.label_smoothing,
         "r1_gamma": config.r1_gamma,
         "augment": config.augment,
+        "top_k": config.top_k,
         "precision": config.precision,
         "average_decay": config.average_decay,
         "parameters": {"generator": count_parameters(generator), "discriminator": count_parameters(discriminator)},
