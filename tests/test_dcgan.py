@@ -6,6 +6,7 @@ the class), offline and on the CPU.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -443,7 +444,8 @@ def tiny_run(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("dcgan_run")
     digits = synthetic_split()
-    metrics = train(tiny_config(out, 3), stream=open("/dev/null", "w"), digits=digits)
+    config = dataclasses.replace(tiny_config(out, 3), keep_epochs=True)
+    metrics = train(config, stream=open("/dev/null", "w"), digits=digits)
     return out, digits, metrics
 
 
@@ -538,6 +540,41 @@ def test_init_from_a_promoted_checkpoint_continues_its_networks_epochs_and_gif(t
     with pytest.raises(ValueError, match="another shape"):
         train(dataclasses.replace(config, out=str(tmp_path / "wider"), generator_filters=12),
               stream=open("/dev/null", "w"), digits=digits)
+
+
+def test_select_scores_every_kept_epoch_and_writes_the_winner_servable(tiny_run, tmp_path):
+    from trainers.common.checkpoint import read_json
+    from trainers.dcgan.generate import load
+    from trainers.dcgan.select import score_candidates, write_pick
+
+    out, digits, _ = tiny_run
+    kept = sorted((out / "epochs").iterdir())
+    assert [folder.name for folder in kept] == ["epoch_0001", "epoch_0002", "epoch_0003"]
+    assert not (kept[0] / "optimizer.npz").exists()  # servable snapshots, not resumable ones
+    rows = score_candidates(kept, count=120, trained_too=True, digits=digits)
+    assert len(rows) == 6 and {row["variant"] for row in rows} == {"averaged", "trained"}
+    assert [tuple(row["score"]) for row in rows] == sorted((tuple(row["score"]) for row in rows), reverse=True)
+    assert {row["epoch"] for row in rows} == {1, 2, 3}
+    trained = next(row for row in rows if row["variant"] == "trained" and row["epoch"] == 2)
+    picked = write_pick(trained, tmp_path / "picked", 120, len(rows))
+    metrics = read_json(picked / "metrics.json")
+    assert metrics["epochs"] == 2 and "trained generator" in metrics["served_generator"]
+    assert metrics["picked"]["selection_fid"] == trained["selection_fid"]
+    assert images.gif_frame_count(picked / "progress.gif") == 2  # the run's GIF up to the picked epoch
+    assert (picked / "model.weights.h5").read_bytes() == (kept[1] / "generator_training.weights.h5").read_bytes()
+    assert load(picked).judge is not None  # the app can serve it, classifier included
+
+
+def test_select_cli_errors_are_one_line(tmp_path, capsys):
+    from trainers.dcgan.select import main
+
+    for argv, status, words in ((["x", "--count", "5"], 2, "count must be between 100 and 50000"),
+                                ([str(tmp_path / "missing")], 1, "no checkpoint at")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == status
+        error = capsys.readouterr().err.strip()
+        assert error.count("\n") == 0 and words in error
 
 
 def test_evaluate_rescores_a_folder_as_served_and_keeps_its_history(tiny_run, tmp_path):

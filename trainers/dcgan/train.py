@@ -30,6 +30,7 @@ RUN_CHECKPOINT = "checkpoint"
 BEST_CHECKPOINT = "best"
 CLASSIFIER_FOLDER = "classifier"
 SAMPLES_FOLDER = "samples"
+EPOCHS_FOLDER = "epochs"  # with --keep-epochs: a servable folder per epoch, to pick from later (see select.py)
 PROGRESS_GREY_LEVELS = 16  # the run's progress GIF: one frame per epoch, so it is kept small (see images.save_gif)
 EARLIER_FRAMES = "earlier.gif"  # with --init-from: the progress GIF of the checkpoint the run started from
 # What the app's Training tab offers for this model (besides epochs): data sources and main settings.
@@ -77,6 +78,9 @@ class TrainConfig:
     seed: int = 0
     eager: bool = dataclasses.field(default=False, metadata={"help": "run the step without tf.function"})
     resume: bool = dataclasses.field(default=True, metadata={"help": "resume from <out>/checkpoint if present"})
+    keep_epochs: bool = dataclasses.field(default=False, metadata={
+        "help": "also keep every epoch's servable networks in <out>/epochs/epoch_NNNN (~18 MB each), to pick "
+                "from afterwards with trainers.dcgan.select"})
     init_from: str = dataclasses.field(default="", metadata={
         "help": "start a new run from this checkpoint's networks and epoch count (e.g. checkpoints/dcgan); its "
                 "optimizer state too when the folder has it"})
@@ -431,6 +435,9 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
                 state["best"] = {"epoch": epoch, "score": list(score)}
                 save_gan(out / BEST_CHECKPOINT, generator, discriminator, model_config, classifier_folder,
                          gif_path, metrics=final, average=average)
+            if config.keep_epochs:
+                save_gan(out / EPOCHS_FOLDER / f"epoch_{epoch:04d}", generator, discriminator, model_config,
+                         classifier_folder, metrics=final, average=average)
             save_gan(run_checkpoint, generator, discriminator, model_config, classifier_folder, gif_path,
                      metrics=final, optimizers=(generator_optimizer, discriminator_optimizer),
                      state={**state, "metrics": final}, average=average)
