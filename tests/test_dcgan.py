@@ -551,8 +551,9 @@ def test_select_scores_every_kept_epoch_and_writes_the_winner_servable(tiny_run,
     kept = sorted((out / "epochs").iterdir())
     assert [folder.name for folder in kept] == ["epoch_0001", "epoch_0002", "epoch_0003"]
     assert not (kept[0] / "optimizer.npz").exists()  # servable snapshots, not resumable ones
-    rows = score_candidates(kept, count=120, trained_too=True, digits=digits)
-    assert len(rows) == 6 and {row["variant"] for row in rows} == {"averaged", "trained"}
+    rows = score_candidates(kept, count=120, trained_too=True, digits=digits, average_last=2)
+    assert len(rows) == 7
+    assert {row["variant"] for row in rows} == {"averaged", "trained", "mean of epochs 2-3"}
     assert [tuple(row["score"]) for row in rows] == sorted((tuple(row["score"]) for row in rows), reverse=True)
     assert {row["epoch"] for row in rows} == {1, 2, 3}
     trained = next(row for row in rows if row["variant"] == "trained" and row["epoch"] == 2)
@@ -563,6 +564,14 @@ def test_select_scores_every_kept_epoch_and_writes_the_winner_servable(tiny_run,
     assert images.gif_frame_count(picked / "progress.gif") == 2  # the run's GIF up to the picked epoch
     assert (picked / "model.weights.h5").read_bytes() == (kept[1] / "generator_training.weights.h5").read_bytes()
     assert load(picked).judge is not None  # the app can serve it, classifier included
+    # The epoch average: served weights of epochs 2 and 3, averaged weight by weight, written into epoch 3's folder.
+    from trainers.dcgan.model import load_generator
+
+    mean = next(row for row in rows if row["variant"].startswith("mean"))
+    averaged = load_generator(write_pick(mean, tmp_path / "mean", 120, len(rows)))[0].get_weights()
+    two, three = (load_generator(folder)[0].get_weights() for folder in kept[1:])
+    assert all(np.allclose(m, (a + b) / 2, atol=1e-6) for m, a, b in zip(averaged, two, three))
+    assert read_json(tmp_path / "mean" / "metrics.json")["epochs"] == 3
 
 
 def test_select_cli_errors_are_one_line(tmp_path, capsys):

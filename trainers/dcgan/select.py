@@ -11,7 +11,9 @@ against the same 1,000 training digits, with the same rule: meeting the bar firs
 distance. No held-out digit is used, so `evaluate` afterwards measures the pick without bias.
 
 With `--trained-too`, each epoch's trained generator (not only its weight average, which is what is served)
-is a candidate too; if one wins, the written folder serves it. `--out` gets the winner's networks, classifier
+is a candidate too; if one wins, the written folder serves it. With `--average-last N`, one more candidate is
+the mean of the served weights of the N latest candidates (stochastic weight averaging over epochs, Izmailov
+et al. 2018); if it wins, the written folder is the latest of those epochs, serving the mean. `--out` gets the winner's networks, classifier
 and metrics (with the pick recorded under `picked`) and, when the candidate came from a run's `epochs/`
 folder, the run's progress GIF up to that epoch.
 """
@@ -20,14 +22,18 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import tempfile
 from pathlib import Path
 
 VARIANTS = {"averaged": "model.weights.h5", "trained": "generator_training.weights.h5"}
 
 
 def score_candidates(folders: list[Path], count: int = 5000, trained_too: bool = False, digits=None,
-                     stream=None) -> list[dict]:
-    """Selection figures of every candidate, best first; each row: folder, variant, epoch, figures, score."""
+                     stream=None, average_last: int = 0) -> list[dict]:
+    """Selection figures of every candidate, best first; each row: folder, variant, epoch, figures, score (and
+    weights_file for the epoch average, which is written to a temporary file)."""
+    import numpy as np
+
     from trainers.common import checkpoint
     from trainers.dcgan import data, quality
     from trainers.dcgan.classifier import load_classifier
@@ -41,6 +47,17 @@ def score_candidates(folders: list[Path], count: int = 5000, trained_too: bool =
     digits = digits or data.load_digits("offline", seed=0)
     reference = quality.selection_reference(digits.train_images, digits.train_labels, seed=0)
     rows = []
+
+    def add(folder: Path, variant: str, generator, judge, latent, **extra) -> None:
+        figures = quality.selection_figures(draw(generator, latent), judge, reference)
+        epoch = checkpoint.read_json(folder / checkpoint.METRICS_FILE).get("epochs") \
+            if (folder / checkpoint.METRICS_FILE).is_file() else None
+        rows.append({"folder": str(folder), "variant": variant, "epoch": epoch, **figures,
+                     "score": list(quality.selection_score(figures)), **extra})
+        if stream is not None:
+            print(f"{folder} ({variant}): confidence {figures['selection_confidence']:.4f}, smallest class "
+                  f"{figures['selection_min_class_share']:.3f}, FID {figures['selection_fid']:.2f}", file=stream)
+
     for folder in folders:
         judge = load_classifier(folder)
         config = read_config(folder)
@@ -50,14 +67,24 @@ def score_candidates(folders: list[Path], count: int = 5000, trained_too: bool =
             if variant == "trained" and not trained_too or not (folder / weights).is_file():
                 continue
             generator.load_weights(str(folder / weights))
-            figures = quality.selection_figures(draw(generator, latent), judge, reference)
-            epoch = checkpoint.read_json(folder / checkpoint.METRICS_FILE).get("epochs") \
-                if (folder / checkpoint.METRICS_FILE).is_file() else None
-            rows.append({"folder": str(folder), "variant": variant, "epoch": epoch, **figures,
-                         "score": list(quality.selection_score(figures))})
-            if stream is not None:
-                print(f"{folder} ({variant}): confidence {figures['selection_confidence']:.4f}, smallest class "
-                      f"{figures['selection_min_class_share']:.3f}, FID {figures['selection_fid']:.2f}", file=stream)
+            add(folder, variant, generator, judge, latent)
+    if average_last > 1:
+        latest = sorted((row for row in rows if row["variant"] == "averaged"), key=lambda row: row["epoch"] or 0)
+        latest = latest[-average_last:]
+        config = read_config(Path(latest[-1]["folder"]))
+        if any(read_config(Path(row["folder"])) != config for row in latest):
+            raise ValueError("the folders to average hold networks of different shapes")
+        generator, _ = build(config)
+        layers = []
+        for row in latest:
+            generator.load_weights(str(Path(row["folder"]) / VARIANTS["averaged"]))
+            layers.append(generator.get_weights())
+        generator.set_weights([np.mean(np.stack(values), axis=0) for values in zip(*layers)])
+        weights_file = Path(tempfile.mkdtemp(prefix="dcgan_select_")) / VARIANTS["averaged"]
+        generator.save_weights(str(weights_file))
+        last = Path(latest[-1]["folder"])
+        add(last, f"mean of epochs {latest[0]['epoch']}-{latest[-1]['epoch']}", generator, load_classifier(last),
+            latent_vectors(quality.SELECTION_SEED, count, config.latent_dim), weights_file=str(weights_file))
     return sorted(rows, key=lambda row: tuple(row["score"]), reverse=True)
 
 
@@ -76,14 +103,18 @@ def write_pick(row: dict, out: Path, count: int, candidates: int) -> Path:
             (folder / name).unlink(missing_ok=True)
         if row["variant"] == "trained":
             shutil.copy2(source / VARIANTS["trained"], folder / checkpoint.WEIGHTS_FILE)
+        if row.get("weights_file"):
+            shutil.copy2(row["weights_file"], folder / checkpoint.WEIGHTS_FILE)
         run = source.parent.parent
         if source.parent.name == EPOCHS_FOLDER and not (folder / PROGRESS_GIF).is_file() and row["epoch"]:
             frames = progress_frames(run, row["epoch"])
             if frames:
                 images.save_gif(frames, folder / PROGRESS_GIF, grey_levels=PROGRESS_GREY_LEVELS)
         metrics = checkpoint.read_json(folder / checkpoint.METRICS_FILE)
-        metrics["served_generator"] = ("the weight average of the trained generator" if row["variant"] == "averaged"
-                                       else "the trained generator itself (it scored better than its average)")
+        metrics["served_generator"] = {
+            "averaged": "the moving average of the trained generator's weights",
+            "trained": "the trained generator itself (it scored better than its moving average)",
+        }.get(row["variant"], f"the {row['variant']}, averaged weight by weight (stochastic weight averaging)")
         metrics["picked"] = {
             "from": f"{candidates} candidates ({row['folder']} won, {row['variant']} generator)",
             "rule": f"{count} generated digits (latent seed {quality.SELECTION_SEED}) against "
@@ -105,12 +136,15 @@ def main(argv=None) -> None:
     parser.add_argument("folders", nargs="+", help="checkpoint folders (e.g. runs/x/epochs/epoch_*)")
     parser.add_argument("--count", type=int, default=5000, help="selection digits per candidate (100-50000)")
     parser.add_argument("--trained-too", action="store_true", help="also try each trained (not averaged) generator")
+    parser.add_argument("--average-last", type=int, default=0,
+                        help="also try the mean of the served weights of the N latest candidates (0: no)")
     parser.add_argument("--out", default="", help="write the winner here as a servable folder")
     args = parser.parse_args(argv)
     if not 100 <= args.count <= 50000:
         cli.fail(f"count must be between 100 and 50000, got {args.count}")
     try:
-        rows = score_candidates([Path(f) for f in args.folders], args.count, args.trained_too, stream=sys.stdout)
+        rows = score_candidates([Path(f) for f in args.folders], args.count, args.trained_too, stream=sys.stdout,
+                                average_last=args.average_last)
         best = rows[0]
         print(f"best: {best['folder']} ({best['variant']}), confidence {best['selection_confidence']:.4f}, "
               f"FID {best['selection_fid']:.2f}, meets the bar on the selection digits: {bool(best['score'][0])}")
