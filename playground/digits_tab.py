@@ -89,18 +89,23 @@ def scores_markdown(metrics: dict) -> str:
     verdict = "meets" if metrics.get("meets_bar") else "does **not** meet"
     return (
         f"**Scores of the checkpoint in use** ({metrics.get('epochs')} epochs, {minutes:.0f} min of CPU training "
-        f"on {data.get('train_digits', '?')} digits; source: {data.get('source', '?')}), measured on "
-        f"{metrics.get('generated_digits')} generated digits against {data.get('heldout_digits', '?')} held-out "
-        f"real ones:\n\n"
+        f"on {_count(data.get('train_digits'))} digits; source: `{data.get('source', '?')}`), measured on "
+        f"{_count(metrics.get('generated_digits'))} generated digits against {_count(data.get('heldout_digits'))} "
+        f"held-out real ones:\n\n"
         f"| classifier confidence | smallest class share | classifier FID | real-vs-real floor | classifier accuracy on real held-out digits |\n"
         f"|---|---|---|---|---|\n"
         f"| {metrics['classifier_confidence']:.3f} | {metrics.get('min_class_share', 0):.1%} | "
         f"{metrics.get('classifier_fid')} | {metrics.get('classifier_fid_floor')} | "
         f"{metrics.get('classifier_heldout_accuracy', 0):.1%} |\n\n"
-        f"Class shares: {share_text}. On these {metrics.get('generated_digits')} digits the checkpoint {verdict} "
+        f"Class shares: {share_text}. On these {_count(metrics.get('generated_digits'))} digits the checkpoint {verdict} "
         f"the bar (confidence ≥ 0.90, every class ≥ 4%).{_large_sample_text(metrics)} "
         f"FID here is the Fréchet distance in the classifier's 128 penultimate features; the floor is the "
         f"distance between two halves of the real digits.")
+
+
+def _count(value) -> str:
+    """10000 -> '10,000'; anything not a number as it is ('?' when missing)."""
+    return f"{value:,}" if isinstance(value, int) else str(value if value is not None else "?")
 
 
 def _large_sample_text(metrics: dict) -> str:
