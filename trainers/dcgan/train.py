@@ -23,8 +23,8 @@ import sys
 from pathlib import Path
 
 from trainers.common import checkpoint, cli
-from trainers.dcgan import augment
 from trainers.common.progress import Progress
+from trainers.dcgan.augment import make_augment, parse_policy
 
 RUN_CHECKPOINT = "checkpoint"
 BEST_CHECKPOINT = "best"
@@ -107,7 +107,7 @@ class TrainConfig:
         problems += cli.in_range("label-smoothing", self.label_smoothing, 0.0, 0.5)
         problems += cli.in_range("r1-gamma", self.r1_gamma, 0.0, 1000.0)
         try:
-            augment.parse_policy(self.augment)
+            parse_policy(self.augment)
         except ValueError as error:
             problems.append(str(error))
         if self.top_k:
@@ -160,7 +160,7 @@ def make_train_step(generator, discriminator, generator_optimizer, discriminator
     import tensorflow as tf
 
     noise_source = tf.random.Generator.from_seed(seed)
-    transform = augment.make_augment(augment_policy, noise_source)
+    transform = make_augment(augment_policy, noise_source)
 
     def train_step(real_images):
         batch = tf.shape(real_images)[0]
