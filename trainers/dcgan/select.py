@@ -112,7 +112,8 @@ def write_pick(row: dict, out: Path, count: int, candidates: int) -> Path:
                 images.save_gif(frames, folder / PROGRESS_GIF, grey_levels=PROGRESS_GREY_LEVELS)
         metrics = checkpoint.read_json(folder / checkpoint.METRICS_FILE)
         metrics["served_generator"] = {
-            "averaged": "the moving average of the trained generator's weights",
+            "averaged": "the moving average of the trained generator's weights" if metrics.get("average_decay", 1)
+            else "the trained generator (the run kept no moving average)",
             "trained": "the trained generator itself (it scored better than its moving average)",
         }.get(row["variant"], f"the {row['variant']}, averaged weight by weight (stochastic weight averaging)")
         metrics["picked"] = {
