@@ -1,5 +1,6 @@
 """DCGAN speed: one adversarial training step eagerly, under tf.function, with XLA, in mixed bfloat16, and in
-bfloat16 with the discriminator's translation augmentation; and digits per second of generation. All measured in one run on the same machine, printed side by side.
+bfloat16 with the discriminator's translation augmentation; and digits per second of generation. All measured
+in one run on the same machine, printed side by side.
 
     python -m benchmarks.dcgan [--batch-size 64] [--repeats 10]
 
@@ -28,16 +29,6 @@ def median_seconds(function, repeats: int) -> float:
     return statistics.median(times)
 
 
-def shipped_config():
-    """The networks' shape as the trainer's defaults (the shipped configuration) build them."""
-    from trainers.dcgan.model import GanConfig
-    from trainers.dcgan.train import TrainConfig
-
-    defaults = TrainConfig()
-    return GanConfig(latent_dim=defaults.latent_dim, generator_filters=defaults.generator_filters,
-                     discriminator_filters=defaults.discriminator_filters, kernel_size=defaults.kernel_size)
-
-
 def step_time(mode: str, batch_size: int, repeats: int) -> float:
     import keras
     import numpy as np
@@ -50,7 +41,7 @@ def step_time(mode: str, batch_size: int, repeats: int) -> float:
     keras.utils.set_random_seed(0)
     keras.mixed_precision.set_global_policy("mixed_bfloat16" if "bf16" in mode else "float32")
     try:
-        generator, discriminator = build(shipped_config())
+        generator, discriminator = build(defaults.model_config())
     finally:
         keras.mixed_precision.set_global_policy("float32")
     optimizers = [keras.optimizers.Adam(defaults.learning_rate, beta_1=defaults.beta_1) for _ in range(2)]
@@ -67,8 +58,9 @@ def generation_rate(mode: str, count: int, repeats: int) -> float:
     import tensorflow as tf
 
     from trainers.dcgan.model import build, latent_vectors
+    from trainers.dcgan.train import TrainConfig
 
-    generator, _ = build(shipped_config())
+    generator, _ = build(TrainConfig().model_config())
     latent = tf.constant(latent_vectors(0, count, 100))
     run = (lambda: generator(latent, training=False)) if mode == "eager" else \
         tf.function(lambda: generator(latent, training=False))

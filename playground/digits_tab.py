@@ -97,8 +97,8 @@ def scores_markdown(metrics: dict) -> str:
         f"| {metrics['classifier_confidence']:.3f} | {metrics.get('min_class_share', 0):.1%} | "
         f"{metrics.get('classifier_fid')} | {metrics.get('classifier_fid_floor')} | "
         f"{metrics.get('classifier_heldout_accuracy', 0):.1%} |\n\n"
-        f"Class shares: {share_text}. On these {_count(metrics.get('generated_digits'))} digits the checkpoint {verdict} "
-        f"the bar (confidence ≥ 0.90, every class ≥ 4%).{_large_sample_text(metrics)} "
+        f"Class shares: {share_text}. On these {_count(metrics.get('generated_digits'))} digits the checkpoint "
+        f"{verdict} the bar (confidence ≥ 0.90, every class ≥ 4%).{_large_sample_text(metrics)} "
         f"FID here is the Fréchet distance in the classifier's 128 penultimate features; the floor is the "
         f"distance between two halves of the real digits.")
 

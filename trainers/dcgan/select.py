@@ -13,9 +13,9 @@ distance. No held-out digit is used, so `evaluate` afterwards measures the pick 
 With `--trained-too`, each epoch's trained generator (not only its weight average, which is what is served)
 is a candidate too; if one wins, the written folder serves it. With `--average-last N`, one more candidate is
 the mean of the served weights of the N latest candidates (stochastic weight averaging over epochs, Izmailov
-et al. 2018); if it wins, the written folder is the latest of those epochs, serving the mean. `--out` gets the winner's networks, classifier
-and metrics (with the pick recorded under `picked`) and, when the candidate came from a run's `epochs/`
-folder, the run's progress GIF up to that epoch.
+et al. 2018); if it wins, the written folder is the latest of those epochs, serving the mean. `--out` gets the
+winner's networks, classifier and metrics (with the pick recorded under `picked`) and, when the candidate came
+from a run's `epochs/` folder, the run's progress GIF up to that epoch.
 """
 
 from __future__ import annotations
@@ -48,10 +48,12 @@ def score_candidates(folders: list[Path], count: int = 5000, trained_too: bool =
     reference = quality.selection_reference(digits.train_images, digits.train_labels, seed=0)
     rows = []
 
-    def add(folder: Path, variant: str, generator, judge, latent, **extra) -> None:
+    def epoch_of(folder: Path):
+        metrics = folder / checkpoint.METRICS_FILE
+        return checkpoint.read_json(metrics).get("epochs") if metrics.is_file() else None
+
+    def add(folder: Path, epoch, variant: str, generator, judge, latent, **extra) -> None:
         figures = quality.selection_figures(draw(generator, latent), judge, reference)
-        epoch = checkpoint.read_json(folder / checkpoint.METRICS_FILE).get("epochs") \
-            if (folder / checkpoint.METRICS_FILE).is_file() else None
         rows.append({"folder": str(folder), "variant": variant, "epoch": epoch, **figures,
                      "score": list(quality.selection_score(figures)), **extra})
         if stream is not None:
@@ -63,11 +65,12 @@ def score_candidates(folders: list[Path], count: int = 5000, trained_too: bool =
         config = read_config(folder)
         latent = latent_vectors(quality.SELECTION_SEED, count, config.latent_dim)
         generator, _ = build(config)
+        epoch = epoch_of(folder)  # read once: metrics.json holds the whole history
         for variant, weights in VARIANTS.items():
             if variant == "trained" and not trained_too or not (folder / weights).is_file():
                 continue
             generator.load_weights(str(folder / weights))
-            add(folder, variant, generator, judge, latent)
+            add(folder, epoch, variant, generator, judge, latent)
     if average_last > 1:
         latest = sorted((row for row in rows if row["variant"] == "averaged"), key=lambda row: row["epoch"] or 0)
         latest = latest[-average_last:]
@@ -83,8 +86,9 @@ def score_candidates(folders: list[Path], count: int = 5000, trained_too: bool =
         weights_file = Path(tempfile.mkdtemp(prefix="dcgan_select_")) / VARIANTS["averaged"]
         generator.save_weights(str(weights_file))
         last = Path(latest[-1]["folder"])
-        add(last, f"mean of epochs {latest[0]['epoch']}-{latest[-1]['epoch']}", generator, load_classifier(last),
-            latent_vectors(quality.SELECTION_SEED, count, config.latent_dim), weights_file=str(weights_file))
+        add(last, latest[-1]["epoch"], f"mean of epochs {latest[0]['epoch']}-{latest[-1]['epoch']}", generator,
+            load_classifier(last), latent_vectors(quality.SELECTION_SEED, count, config.latent_dim),
+            weights_file=str(weights_file))
     return sorted(rows, key=lambda row: tuple(row["score"]), reverse=True)
 
 

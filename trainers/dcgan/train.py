@@ -85,6 +85,13 @@ class TrainConfig:
         "help": "start a new run from this checkpoint's networks and epoch count (e.g. checkpoints/dcgan); its "
                 "optimizer state too when the folder has it"})
 
+    def model_config(self):
+        """The networks' shape (GanConfig) these settings build."""
+        from trainers.dcgan.model import GanConfig
+
+        return GanConfig(latent_dim=self.latent_dim, generator_filters=self.generator_filters,
+                         discriminator_filters=self.discriminator_filters, kernel_size=self.kernel_size)
+
     def validate(self) -> list[str]:
         problems = []
         if self.source not in SOURCES:
@@ -302,8 +309,7 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
 
     from trainers.dcgan import data, images, quality
     from trainers.dcgan.classifier import load_classifier
-    from trainers.dcgan.model import (GanConfig, build, count_parameters, latent_vectors, load_gan,
-                                      make_average_update)
+    from trainers.dcgan.model import build, count_parameters, latent_vectors, load_gan, make_average_update
 
     stream = stream or sys.stdout
     out = Path(config.out)
@@ -323,8 +329,7 @@ def train(config: TrainConfig, stream=None, digits=None) -> dict:
     classifier_folder = prepare_classifier(config, digits, out, stream)
     judge = load_classifier(classifier_folder)
 
-    model_config = GanConfig(latent_dim=config.latent_dim, generator_filters=config.generator_filters,
-                             discriminator_filters=config.discriminator_filters, kernel_size=config.kernel_size)
+    model_config = config.model_config()
     generator_optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
     discriminator_rate = config.discriminator_learning_rate or config.learning_rate
     discriminator_optimizer = keras.optimizers.Adam(discriminator_rate, beta_1=config.beta_1)
