@@ -38,8 +38,8 @@ def shipped_shape_checkpoint(folder: Path) -> Path:
     import keras
 
     from trainers.char_rnn.data import Vocabulary, offline_corpus
-    from trainers.char_rnn.model import CharRNNConfig, build, save_char_rnn
-    from trainers.char_rnn.train import TrainConfig
+    from trainers.char_rnn.model import CharRNNConfig, build, save
+    from trainers.char_rnn.config import TrainConfig
 
     keras.utils.set_random_seed(0)
     shipped = TrainConfig()
@@ -49,7 +49,7 @@ def shipped_shape_checkpoint(folder: Path) -> Path:
         vocabulary = Vocabulary.from_text("".join(chr(code) for code in range(32, 127)) + "\n")
     model = build(CharRNNConfig(vocab_size=vocabulary.size, embedding_dim=shipped.embedding_dim,
                                 rnn_units=shipped.rnn_units))
-    save_char_rnn(folder / "char_rnn", model, vocabulary, metrics={"model": "char_rnn", "note": "untrained, benchmark"})
+    save(folder / "char_rnn", model, vocabulary, metrics={"model": "char_rnn", "note": "untrained, benchmark"})
     return folder
 
 

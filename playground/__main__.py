@@ -28,12 +28,12 @@ def main(argv=None) -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from playground.app import CSS, THEME, build_app
+    from playground.app import THEME, build_app, page_css
 
     demo = build_app()
     print(f"Eager Playground on http://{args.host}:{args.port}", file=sys.stderr)
     demo.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port,
-                                                   share=args.share, auth=auth, theme=THEME, css=CSS,
+                                                   share=args.share, auth=auth, theme=THEME, css=page_css(),
                                                    show_error=True)
 
 

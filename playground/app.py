@@ -3,8 +3,9 @@
 Each tab lives in its own module with three names: `MODEL` (its checkpoint folder, or None for a tab that needs
 none), `TITLE`, and `build(registry)` which lays out the tab's components inside the current `gr.Tab`; `build`
 may return (function, outputs) pairs to run whenever the page loads (values that change when a run is promoted),
-which are wired without API endpoints. A tab whose checkpoint is missing is not shown; the header says which
-models are missing and how to train them.
+which are wired without API endpoints. A tab may also define `CSS`, a string of style rules: `page_css()` gathers
+them with the app's own for `launch(css=...)` (python -m playground). A tab whose checkpoint is missing is not
+shown; the header says which models are missing and how to train them.
 """
 
 from __future__ import annotations
@@ -24,8 +25,11 @@ TAB_MODULES = (
     "playground.training_tab",
 )
 
-THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="amber", neutral_hue="slate",
-                       font=[gr.themes.GoogleFont("Inter"), "ui-sans-serif", "system-ui", "sans-serif"])
+# System fonts only: the page makes no request to a font service (or anywhere but the app itself).
+SANS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial",
+        "Noto Sans", "sans-serif"]
+MONO = ["ui-monospace", "SFMono-Regular", "Menlo", "Consolas", "Liberation Mono", "monospace"]
+THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="amber", neutral_hue="slate", font=SANS, font_mono=MONO)
 
 CSS = """
 .ep-header h1 { margin-bottom: 0.1em; }
@@ -47,19 +51,27 @@ play with the shipped checkpoints, look inside them, and retrain them from the p
 """
 
 
-def available_tabs(registry: Registry):
-    """(module, shown) for every tab module that exists; `shown` is False when its checkpoint is missing."""
-    tabs = []
+def tab_modules() -> list:
+    """Every tab module that exists, in the order of the tabs."""
+    modules = []
     for name in TAB_MODULES:
         try:
-            module = importlib.import_module(name)
+            modules.append(importlib.import_module(name))
         except ModuleNotFoundError as error:
-            if error.name == name:
-                continue  # that tab is not built yet
-            raise
-        shown = module.MODEL is None or registry.exists(module.MODEL)
-        tabs.append((module, shown))
-    return tabs
+            if error.name != name:
+                raise
+            # that tab is not built yet
+    return modules
+
+
+def available_tabs(registry: Registry):
+    """(module, shown) for every tab module that exists; `shown` is False when its checkpoint is missing."""
+    return [(module, module.MODEL is None or registry.exists(module.MODEL)) for module in tab_modules()]
+
+
+def page_css() -> str:
+    """The page's style sheet, for `launch(css=...)`: the app's own rules and every tab module's `CSS`."""
+    return "\n".join([CSS, *(module.CSS for module in tab_modules() if isinstance(getattr(module, "CSS", None), str))])
 
 
 def warm_up(registry: Registry, tabs) -> None:

@@ -22,10 +22,7 @@ EXAMPLES = [
 
 
 def load(path):
-    from trainers.char_rnn.model import load_char_rnn
-
-    model, vocabulary = load_char_rnn(path)
-    return TextGenerator(model, vocabulary)
+    return TextGenerator.load(path)
 
 
 def warm_up(registry) -> None:

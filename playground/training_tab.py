@@ -4,6 +4,7 @@ Pick a model, a data source (for the text model also "your own writing": an uplo
 epochs and the model's main settings, and Start: the run trains in the background (see playground/jobs.py)
 while a timer refreshes its progress bar, loss plot and latest samples. A finished run can be promoted: its
 checkpoint replaces the one its tab serves, without restarting the app, and "Restore previous" swaps it back.
+The tab's `CSS` is passed to `launch(css=...)` with the app's own (playground/app.py gathers it).
 
 The events are API endpoints, so a script can drive training exactly as the page does:
 
@@ -22,8 +23,9 @@ import time
 
 import gradio as gr
 
-from playground import jobs as jobs_module
-from playground.jobs import DONE, FAILED, RUNNING, JobError, Jobs, describe, discover_trainers
+from playground.jobs import CANCELLED, DONE, FAILED, RUNNING, JobError, Jobs, describe, discover_trainers
+from playground.trainer_catalog import Setting
+from trainers.common.progress import format_seconds
 
 MODEL = None
 TITLE = "Training"
@@ -34,7 +36,7 @@ IDLE_REFRESH_SECONDS = 10.0  # otherwise (a run started elsewhere, e.g. through 
 SOURCE_LABELS = {"offline": "offline (bundled data)", "canonical": "canonical (download; falls back to offline)",
                  "file": "file (your own writing)"}
 RUN_COLUMNS = ["Run", "Model", "Status", "Started (UTC)", "Epochs", "Held-out scores (last epoch)", "Promoted"]
-STATUS_ICONS = {RUNNING: "⏳ running", DONE: "✅ done", FAILED: "❌ failed", jobs_module.CANCELLED: "⏹ cancelled"}
+STATUS_ICONS = {RUNNING: "⏳ running", DONE: "✅ done", FAILED: "❌ failed", CANCELLED: "⏹ cancelled"}
 
 
 def _error(error: Exception) -> gr.Error:
@@ -50,6 +52,10 @@ def ordered(trainers: dict) -> dict:
 
 def _trainer_choices(trainers) -> list[tuple[str, str]]:
     return [(name.replace("_", "-"), name) for name in trainers]
+
+
+def _source_choices(trainer) -> list[tuple[str, str]]:
+    return [(SOURCE_LABELS.get(source, source), source) for source in trainer.sources]
 
 
 def _format_value(value) -> str:
@@ -83,9 +89,9 @@ def progress_html(info: dict | None) -> str:
     bits = [f"epoch {info['epoch']}/{info['epochs']}" if info["total_steps"] else "starting",
             f"step {info['step']}/{info['total_steps']}" if info["total_steps"] else ""]
     if info.get("eta_seconds") is not None:
-        bits.append(f"ETA {jobs_module.format_seconds(info['eta_seconds'])}")
+        bits.append(f"ETA {format_seconds(info['eta_seconds'])}")
     if info.get("elapsed_seconds") is not None:
-        bits.append(f"elapsed {jobs_module.format_seconds(info['elapsed_seconds'])}")
+        bits.append(f"elapsed {format_seconds(info['elapsed_seconds'])}")
     text = " · ".join(bit for bit in bits if bit)
     return (f"<div class='ep-progress ep-{state}' data-status='{state}' data-fraction='{info['fraction']}'>"
             f"<div class='ep-progress-head'><b>{html.escape(info['run_id'])}</b>"
@@ -172,55 +178,193 @@ CSS = """
 """
 
 
-def build(registry) -> None:
-    jobs = Jobs(checkpoints=registry.root)
-    trainers = ordered(discover_trainers())
-    first = next(iter(trainers), None)
+def _slot_props(setting: Setting | None) -> tuple[dict, dict, dict]:
+    """The properties of a setting slot's number, text box and switch: only the one of the setting's kind shows."""
+    kind = setting.kind if setting else None
+    label = setting.label if setting else ""
+    info = (setting.help or None) if setting else None
+    number = {"visible": kind in (int, float), "label": label, "info": info,
+              "value": setting.default if kind in (int, float) else None, "precision": 0 if kind is int else None}
+    text = {"visible": kind is str, "label": label, "info": info, "value": setting.default if kind is str else ""}
+    switch = {"visible": kind is bool, "label": label, "info": info,
+              "value": bool(setting.default) if kind is bool else False}
+    return number, text, switch
+
+
+def _slot_settings(trainer) -> list[Setting | None]:
+    """The setting each of the SLOTS shows for `trainer` (None: the slot is hidden)."""
+    shown = [trainer.settings[name] for name in trainer.main_settings[:SLOTS]]
+    return shown + [None] * (SLOTS - len(shown))
+
+
+def _other_settings(trainer) -> str:
+    return "Other settings of this model: " + ", ".join(name for name in trainer.settings
+                                                         if name not in trainer.main_settings)
+
+
+class SettingSlot:
+    """One main setting on the page: a number, a text box and a switch, of which only the setting's kind shows."""
+
+    def __init__(self, setting: Setting | None):
+        number, text, switch = _slot_props(setting)
+        self.number = gr.Number(min_width=140, **number)
+        self.text = gr.Textbox(min_width=140, **text)
+        self.switch = gr.Checkbox(**switch)
+        self.components = [self.number, self.text, self.switch]
+
+    def show(self, setting: Setting | None) -> dict:
+        """The updates that make this slot show `setting` (or hide it)."""
+        number, text, switch = _slot_props(setting)
+        return {self.number: gr.Number(**number), self.text: gr.Textbox(**text), self.switch: gr.Checkbox(**switch)}
+
+    def value(self, setting: Setting, values: dict):
+        """The slot's value for `setting`, from the event's {component: value} inputs."""
+        if setting.kind in (int, float):
+            return values[self.number]
+        return values[self.text] if setting.kind is str else values[self.switch]
+
+
+class TrainingTab:
+    """The tab's components and its event handlers (the handlers that are API endpoints keep their parameter
+    names: they are the endpoints' parameters)."""
+
+    def __init__(self, registry):
+        self.registry = registry
+        self.jobs = Jobs(checkpoints=registry.root)
+        self.trainers = ordered(discover_trainers())
+
+    # ---------------------------------------------------------------- layout
+
+    def layout(self) -> bool:
+        """Lays out the tab; False (after saying why) when no trainer follows the contract."""
+        gr.Markdown("Retrain a model in the background and watch it learn: the loss falling and the samples "
+                    "improving epoch by epoch. The run is a separate, lower-priority process, so the other tabs keep "
+                    "working; one run trains at a time. Promote a finished run to serve it in its tab.",
+                    elem_classes="ep-note")
+        first = next(iter(self.trainers), None)
+        if first is None:
+            gr.Markdown("No trainer follows the Training tab contract yet (`trainers/<model>/config.py`).")
+            return False
+        trainer, choices = self.trainers[first], _trainer_choices(self.trainers)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                gr.Markdown("### New run")
+                self.model = gr.Dropdown(choices, value=first, label="Model")
+                self.source = gr.Radio(_source_choices(trainer), value=trainer.sources[0], label="Data")
+                self.text_file = gr.File(label="Your own writing (a UTF-8 .txt file, at least 2,000 characters)",
+                                         file_types=[".txt", ".md", ".text"], type="filepath", visible=False,
+                                         elem_id="training-text-file")
+                self.epochs = gr.Number(value=trainer.default_epochs(), precision=0, minimum=1, label="Epochs")
+                with gr.Row():
+                    self.slots = [SettingSlot(setting) for setting in _slot_settings(trainer)]
+                with gr.Accordion("More settings", open=False):
+                    self.extra = gr.Textbox(label="More settings (JSON)", placeholder='{"steps_per_epoch": 50}',
+                                            lines=2, info=_other_settings(trainer))
+                self.start = gr.Button("Start training", variant="primary")
+                self.settings_json = gr.Textbox(visible=False)
+                gr.Markdown("### Served checkpoint")
+                self.served_model = gr.Dropdown(choices, value=first, label="Model", scale=1)
+                self.served_text = gr.Markdown(self.served(first), elem_classes="ep-note")
+                self.restore = gr.Button("↩ Restore previous checkpoint", size="sm")
+            with gr.Column(scale=3, min_width=420):
+                gr.Markdown("### Watch")
+                self.run_choice = gr.Dropdown([run.run_id for run in self.jobs.list_runs()], value=None, label="Run",
+                                              allow_custom_value=True)
+                self.progress = gr.HTML(progress_html(None), padding=False, elem_id="training-progress",
+                                        label="Progress")
+                self.message = gr.Markdown("", elem_id="training-message", label="Message")
+                self.plot = gr.Plot(loss_figure(None), format="png", label="Loss", show_label=False,
+                                    elem_id="training-loss-plot")
+                with gr.Row():
+                    self.cancel = gr.Button("■ Cancel", variant="stop", interactive=False)
+                    self.promote = gr.Button("★ Promote to its tab", variant="primary", interactive=False)
+                    self.delete = gr.Button("🗑 Delete run", variant="secondary", interactive=False,
+                                            elem_id="training-delete")
+                self.sample_text = gr.Textbox(label="Generated text", lines=6, max_lines=12, visible=False,
+                                              elem_id="training-sample-text")
+                self.sample_gallery = gr.Gallery(label="Samples", visible=False, columns=3, height="auto",
+                                                 object_fit="contain", preview=False)
+                self.sample_rows = gr.Dataframe(headers=["input", "output"], label="Samples", visible=False,
+                                                wrap=True, interactive=False, column_widths=["50%", "50%"])
+                self.error_tail = gr.Textbox(label="Last lines of the run's output", lines=8, visible=False,
+                                             elem_id="training-error")
+        gr.Markdown("### Runs")
+        self.runs = gr.Dataframe(runs_table(self.jobs), headers=RUN_COLUMNS, interactive=False, wrap=True,
+                                 label="Runs (click one to watch it)", elem_id="training-runs", max_height=320,
+                                 column_widths=["22%", "9%", "10%", "13%", "6%", "30%", "10%"])
+        with gr.Accordion("Status as JSON (what the training_status endpoint returns)", open=False):
+            self.details = gr.JSON(label="Status")
+        self.seen = gr.State(None)
+        self.timer = gr.Timer(REFRESH_SECONDS)  # the first tick sets the pace: fast while a run trains, else slow
+        return True
+
+    # ---------------------------------------------------------------- events
+
+    def wire(self) -> None:
+        slot_components = [component for slot in self.slots for component in slot.components]
+        status_outputs = [self.details, self.run_choice, self.progress, self.message, self.plot, self.sample_text,
+                          self.sample_gallery, self.sample_rows, self.error_tail, self.runs, self.cancel,
+                          self.promote, self.delete, self.seen, self.timer]
+        forget_seen = dict(fn=lambda: None, inputs=None, outputs=self.seen, api_name=False)
+        show_served = dict(fn=self.served, inputs=self.served_model, outputs=self.served_text, api_name=False)
+        self.model.change(self.pick_model, self.model, [self.source, self.epochs, self.text_file, *slot_components,
+                                                         self.extra, self.served_model], api_name=False)
+        self.source.change(lambda source: gr.File(visible=source == "file"), self.source, self.text_file,
+                           api_name=False)
+        self.start.click(self.collect_settings, {self.model, self.extra, *slot_components}, self.settings_json,
+                         api_name=False).success(
+            self.start_training, [self.model, self.source, self.epochs, self.settings_json, self.text_file],
+            [self.run_choice, self.message], api_name="start_training").success(
+            lambda: {self.seen: None, self.timer: gr.Timer(REFRESH_SECONDS)}, None, [self.seen, self.timer],
+            api_name=False)
+        self.timer.tick(self.training_status, [self.run_choice, self.seen], status_outputs,
+                        api_name="training_status", show_progress="hidden")
+        self.run_choice.change(**forget_seen, show_progress="hidden")
+        self.cancel.click(self.cancel_training, self.run_choice, self.message, api_name="cancel_training").then(
+            **forget_seen)
+        self.promote.click(self.promote_run, self.run_choice, self.message, api_name="promote_run").then(
+            **forget_seen).then(**show_served)
+        self.delete.click(self.delete_run, self.run_choice, [self.run_choice, self.message],
+                          api_name="delete_run").then(**forget_seen)
+        self.restore.click(self.restore_previous, self.served_model, self.message,
+                           api_name="restore_previous").then(**show_served)
+        self.served_model.change(**show_served)
+        self.runs.select(pick_run, self.runs, self.run_choice, api_name=False)
 
     # ---------------------------------------------------------------- handlers
 
-    def pick_model(model):
+    def _trainer(self, model):
         trainer = discover_trainers().get(model)
         if trainer is None:
             raise gr.Error(f"There is no trainable model {model!r}.")
-        sources = [(SOURCE_LABELS.get(source, source), source) for source in trainer.sources]
-        updates = [gr.Radio(choices=sources, value=trainer.sources[0]),
-                   gr.Number(value=trainer.module.TrainConfig().epochs if _has_defaults(trainer) else 1),
-                   gr.File(visible=trainer.sources[0] == "file")]
-        for index in range(SLOTS):
-            name = trainer.main_settings[index] if index < len(trainer.main_settings) else None
-            setting = trainer.settings.get(name) if name else None
-            kind = setting.kind if setting else None
-            label = setting.label if setting else ""
-            info = setting.help or None if setting else None
-            updates += [gr.Number(visible=kind in (int, float), label=label, info=info,
-                                  value=setting.default if kind in (int, float) else None,
-                                  precision=0 if kind is int else None),
-                        gr.Textbox(visible=kind is str, label=label, info=info,
-                                   value=setting.default if kind is str else ""),
-                        gr.Checkbox(visible=kind is bool, label=label, info=info,
-                                    value=bool(setting.default) if kind is bool else False)]
-        others = [name for name in trainer.settings if name not in trainer.main_settings]
-        updates.append(gr.Textbox(value="", info="Other settings of this model: " + ", ".join(others)))
-        updates.append(gr.Dropdown(value=model))
+        return trainer
+
+    def served(self, model) -> str:
+        return _served_text(model, self.registry.metrics(model))
+
+    def pick_model(self, model) -> dict:
+        trainer = self._trainer(model)
+        updates = {self.source: gr.Radio(choices=_source_choices(trainer), value=trainer.sources[0]),
+                   self.epochs: gr.Number(value=trainer.default_epochs()),
+                   self.text_file: gr.File(visible=trainer.sources[0] == "file"),
+                   self.extra: gr.Textbox(value="", info=_other_settings(trainer)),
+                   self.served_model: gr.Dropdown(value=model)}
+        for slot, setting in zip(self.slots, _slot_settings(trainer)):
+            updates.update(slot.show(setting))
         return updates
 
-    def pick_source(source):
-        return gr.File(visible=source == "file")
-
-    def collect_settings(model, extra, *slots):
+    def collect_settings(self, values: dict) -> str:
         """Gathers the visible setting slots and the JSON box into one JSON object (the API's settings)."""
-        trainer = discover_trainers().get(model)
-        if trainer is None:
-            raise gr.Error(f"There is no trainable model {model!r}.")
+        trainer = self._trainer(values[self.model])
         settings = {}
-        for index, name in enumerate(trainer.main_settings[:SLOTS]):
-            number, text, switch = slots[3 * index: 3 * index + 3]
-            kind = trainer.settings[name].kind
-            value = number if kind in (int, float) else text if kind is str else switch
+        for slot, setting in zip(self.slots, _slot_settings(trainer)):
+            if setting is None:
+                continue
+            value = slot.value(setting, values)
             if value is None or value == "":
-                raise gr.Error(f"Give a value for {name.replace('_', ' ')}.")
-            settings[name] = value
+                raise gr.Error(f"Give a value for {setting.name.replace('_', ' ')}.")
+            settings[setting.name] = value
+        extra = values[self.extra]
         if extra and extra.strip():
             try:
                 more = json.loads(extra)
@@ -231,7 +375,7 @@ def build(registry) -> None:
             settings.update(more)
         return json.dumps(settings)
 
-    def start_training(model, source, epochs, settings, text_file):
+    def start_training(self, model, source, epochs, settings, text_file) -> dict:
         """Starts a run; `settings` is a JSON object of the model's settings, `text_file` an upload or None."""
         if isinstance(settings, str):
             try:
@@ -242,14 +386,16 @@ def build(registry) -> None:
             raise gr.Error("Give the number of epochs.")
         upload = text_file if isinstance(text_file, str) or text_file is None else getattr(text_file, "name", None)
         try:
-            run = jobs.start(model, source, epochs, settings, upload=upload if source == "file" else None)
+            run = self.jobs.start(model, source, epochs, settings, upload=upload if source == "file" else None)
         except JobError as error:
             raise _error(error) from None
-        return (run.run_id,  # a plain value, so a script gets the run id; the next refresh updates the choices
-                f"Started run **{run.run_id}** ({run.model}, {run.source}, {run.epochs} epochs).")
+        # The run id as a plain value, so a script gets it; the next refresh updates the run choices.
+        return {self.run_choice: run.run_id,
+                self.message: f"Started run **{run.run_id}** ({run.model}, {run.source}, {run.epochs} epochs)."}
 
-    def training_status(run_id, seen=None):
+    def training_status(self, run_id, seen=None) -> dict:
         """The selected run's status (or the running/latest run's when none is selected)."""
+        jobs = self.jobs
         try:
             if run_id and not jobs.exists(run_id):
                 run_id = None  # deleted (perhaps from another page): follow the running or latest run instead
@@ -266,184 +412,79 @@ def build(registry) -> None:
         runs = runs_table(jobs)
         key = json.dumps([run_id, info and info["status"], info and info["step"], info and info["epochs_done"],
                           info and info["promoted"], info and len(info["losses"]), runs])
-        details = info or {"status": "none", "message": "no run yet"}
-        running = bool(jobs.active())
-        timer = gr.Timer(REFRESH_SECONDS if running else IDLE_REFRESH_SECONDS)
+        updates = {self.details: info or {"status": "none", "message": "no run yet"}, self.seen: key,
+                   self.timer: gr.Timer(REFRESH_SECONDS if jobs.active() else IDLE_REFRESH_SECONDS)}
         if seen == key:  # nothing new: leave the plot and samples alone so they do not flicker
-            return [details] + [gr.skip()] * 12 + [key, timer]
+            return updates
         sample = (info or {}).get("sample") or {}
-        gallery = _gallery(sample)
-        rows = sample.get("rows") or []
-        failed = bool(info and info["status"] == FAILED)
-        message = describe(info) if info else "No runs yet."
-        return [
-            details,
-            gr.Dropdown(choices=[row[0] for row in runs], value=run_id) if picked
+        gallery, rows, epoch = _gallery(sample), sample.get("rows") or [], sample.get("epoch")
+        state = info["status"] if info else None
+        updates.update({
+            self.run_choice: gr.Dropdown(choices=[row[0] for row in runs], value=run_id) if picked
             else gr.Dropdown(choices=[row[0] for row in runs]),
-            progress_html(info),
-            message,
-            loss_figure(info),
-            gr.Textbox(value=sample.get("text", ""), visible="text" in sample,
-                       label=f"Generated text after epoch {sample.get('epoch')}"),
-            gr.Gallery(value=gallery, visible=bool(gallery), label=f"Samples after epoch {sample.get('epoch')}",
-                       columns=1 if len(gallery) == 1 else 3),
-            gr.Dataframe(value=rows or None, visible=bool(rows), label=f"Samples after epoch {sample.get('epoch')}"),
-            gr.Textbox(value=(info or {}).get("output_tail", ""), visible=failed),
-            runs,
-            gr.Button(interactive=bool(info and info["status"] == RUNNING)),
-            gr.Button(interactive=bool(info and info["promotable"])),
-            gr.Button(interactive=bool(info and info["status"] != RUNNING)),
-            key,
-            timer,
-        ]
+            self.progress: progress_html(info),
+            self.message: describe(info) if info else "No runs yet.",
+            self.plot: loss_figure(info),
+            self.sample_text: gr.Textbox(value=sample.get("text", ""), visible="text" in sample,
+                                         label=f"Generated text after epoch {epoch}"),
+            self.sample_gallery: gr.Gallery(value=gallery, visible=bool(gallery), label=f"Samples after epoch {epoch}",
+                                            columns=1 if len(gallery) == 1 else 3),
+            self.sample_rows: gr.Dataframe(value=rows or None, visible=bool(rows),
+                                           label=f"Samples after epoch {epoch}"),
+            self.error_tail: gr.Textbox(value=(info or {}).get("output_tail", ""), visible=state == FAILED),
+            self.runs: runs,
+            self.cancel: gr.Button(interactive=state == RUNNING),
+            self.promote: gr.Button(interactive=bool(info and info["promotable"])),
+            self.delete: gr.Button(interactive=bool(info) and state != RUNNING),
+        })
+        return updates
 
-    def cancel_training(run_id):
+    def cancel_training(self, run_id) -> str:
         try:
-            run = jobs.cancel(run_id)
+            run = self.jobs.cancel(run_id)
         except JobError as error:
             raise _error(error) from None
         return f"Run **{run.run_id}** is {run.status}; the served checkpoints are unchanged."
 
-    def delete_run(run_id):
+    def delete_run(self, run_id) -> dict:
         try:
-            run = jobs.delete(run_id)
+            run = self.jobs.delete(run_id)
         except JobError as error:
             raise _error(error) from None
         note = " Its promoted checkpoint stays served." if run.promoted else ""
-        return None, f"Run **{run.run_id}** and its folder are deleted.{note}"
+        return {self.run_choice: None, self.message: f"Run **{run.run_id}** and its folder are deleted.{note}"}
 
-    def promote_run(run_id):
+    def promote_run(self, run_id) -> str:
         try:
-            run = jobs.get(run_id)
-            target = jobs.promote(run_id)
+            run = self.jobs.get(run_id)
+            target = self.jobs.promote(run_id)
         except JobError as error:
             raise _error(error) from None
-        registry.forget(run.model)
+        self.registry.forget(run.model)
         return (f"Run **{run_id}** now serves the {run.model} tab (from `{target}`); the checkpoint it replaced is "
                 f"kept, and **Restore previous** brings it back.")
 
-    def restore_previous(model):
+    def restore_previous(self, model) -> str:
         try:
-            jobs.restore_previous(model)
+            self.jobs.restore_previous(model)
         except JobError as error:
             raise _error(error) from None
-        registry.forget(model)
+        self.registry.forget(model)
         return f"The previous {model} checkpoint is served again (the one it replaced is kept as previous)."
 
-    def pick_run(runs, event: gr.SelectData):
-        row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
-        try:
-            return str(runs.iloc[row, 0] if hasattr(runs, "iloc") else runs[row][0])
-        except (IndexError, KeyError, TypeError):
-            return gr.skip()
 
-    # ---------------------------------------------------------------- layout
-
-    gr.HTML(f"<style>{CSS}</style>", padding=False)
-    gr.Markdown("Retrain a model in the background and watch it learn: the loss falling and the samples improving "
-                "epoch by epoch. The run is a separate, lower-priority process, so the other tabs keep working; "
-                "one run trains at a time. Promote a finished run to serve it in its tab.", elem_classes="ep-note")
-    if first is None:
-        gr.Markdown("No trainer follows the Training tab contract yet (`trainers/<model>/train.py`).")
-        return
-    trainer = trainers[first]
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=2, min_width=320):
-            gr.Markdown("### New run")
-            model = gr.Dropdown(_trainer_choices(trainers), value=first, label="Model")
-            source = gr.Radio([(SOURCE_LABELS.get(s, s), s) for s in trainer.sources], value=trainer.sources[0],
-                              label="Data")
-            text_file = gr.File(label="Your own writing (a UTF-8 .txt file, at least 2,000 characters)",
-                                file_types=[".txt", ".md", ".text"], type="filepath", visible=False,
-                                elem_id="training-text-file")
-            epochs = gr.Number(value=trainer.module.TrainConfig().epochs if _has_defaults(trainer) else 1,
-                               precision=0, minimum=1, label="Epochs")
-            slots = []
-            with gr.Row():
-                for index in range(SLOTS):
-                    name = trainer.main_settings[index] if index < len(trainer.main_settings) else None
-                    setting = trainer.settings.get(name) if name else None
-                    kind = setting.kind if setting else None
-                    label = setting.label if setting else ""
-                    slots += [gr.Number(visible=kind in (int, float), label=label, min_width=140,
-                                        value=setting.default if kind in (int, float) else None,
-                                        precision=0 if kind is int else None),
-                              gr.Textbox(visible=kind is str, label=label, min_width=140,
-                                         value=setting.default if kind is str else ""),
-                              gr.Checkbox(visible=kind is bool, label=label,
-                                          value=bool(setting.default) if kind is bool else False)]
-            others = [name for name in trainer.settings if name not in trainer.main_settings]
-            with gr.Accordion("More settings", open=False):
-                extra = gr.Textbox(label="More settings (JSON)", placeholder='{"steps_per_epoch": 50}', lines=2,
-                                   info="Other settings of this model: " + ", ".join(others))
-            start = gr.Button("Start training", variant="primary")
-            settings_json = gr.Textbox(visible=False)
-            gr.Markdown("### Served checkpoint")
-            served_model = gr.Dropdown(_trainer_choices(trainers), value=first, label="Model", scale=1)
-            served_text = gr.Markdown(_served_text(first, registry.metrics(first)), elem_classes="ep-note")
-            restore = gr.Button("↩ Restore previous checkpoint", size="sm")
-        with gr.Column(scale=3, min_width=420):
-            gr.Markdown("### Watch")
-            run_choice = gr.Dropdown([run.run_id for run in jobs.list_runs()], value=None, label="Run",
-                                     allow_custom_value=True)
-            progress = gr.HTML(progress_html(None), padding=False, elem_id="training-progress", label="Progress")
-            message = gr.Markdown("", elem_id="training-message", label="Message")
-            plot = gr.Plot(loss_figure(None), format="png", label="Loss", show_label=False,
-                           elem_id="training-loss-plot")
-            with gr.Row():
-                cancel = gr.Button("■ Cancel", variant="stop", interactive=False)
-                promote = gr.Button("★ Promote to its tab", variant="primary", interactive=False)
-                delete = gr.Button("🗑 Delete run", variant="secondary", interactive=False, elem_id="training-delete")
-            sample_text = gr.Textbox(label="Generated text", lines=6, max_lines=12, visible=False,
-                                     elem_id="training-sample-text")
-            sample_gallery = gr.Gallery(label="Samples", visible=False, columns=3, height="auto",
-                                        object_fit="contain", preview=False)
-            sample_rows = gr.Dataframe(headers=["input", "output"], label="Samples", visible=False, wrap=True,
-                                       interactive=False, column_widths=["50%", "50%"])
-            error_tail = gr.Textbox(label="Last lines of the run's output", lines=8, visible=False,
-                                    elem_id="training-error")
-    gr.Markdown("### Runs")
-    runs = gr.Dataframe(runs_table(jobs), headers=RUN_COLUMNS, interactive=False, wrap=True,
-                        label="Runs (click one to watch it)", elem_id="training-runs", max_height=320,
-                        column_widths=["22%", "9%", "10%", "13%", "6%", "30%", "10%"])
-    with gr.Accordion("Status as JSON (what the training_status endpoint returns)", open=False):
-        details = gr.JSON(label="Status")
-    seen = gr.State(None)
-    timer = gr.Timer(REFRESH_SECONDS)  # the first tick sets the pace: fast while a run trains, slow otherwise
-
-    # ---------------------------------------------------------------- events
-
-    status_outputs = [details, run_choice, progress, message, plot, sample_text, sample_gallery, sample_rows,
-                      error_tail, runs, cancel, promote, delete, seen, timer]
-    model.change(pick_model, model, [source, epochs, text_file, *slots, extra, served_model], api_name=False)
-    source.change(pick_source, source, text_file, api_name=False)
-    start.click(collect_settings, [model, extra, *slots], settings_json, api_name=False).success(
-        start_training, [model, source, epochs, settings_json, text_file], [run_choice, message],
-        api_name="start_training").success(
-        lambda: (None, gr.Timer(REFRESH_SECONDS)), None, [seen, timer], api_name=False)
-    timer.tick(training_status, [run_choice, seen], status_outputs, api_name="training_status",
-               show_progress="hidden")
-    run_choice.change(lambda: None, None, seen, api_name=False, show_progress="hidden")
-    cancel.click(cancel_training, run_choice, message, api_name="cancel_training").then(
-        lambda: None, None, seen, api_name=False)
-    promote.click(promote_run, run_choice, message, api_name="promote_run").then(
-        lambda: None, None, seen, api_name=False).then(
-        lambda model: _served_text(model, registry.metrics(model)), served_model, served_text, api_name=False)
-    delete.click(delete_run, run_choice, [run_choice, message], api_name="delete_run").then(
-        lambda: None, None, seen, api_name=False)
-    restore.click(restore_previous, served_model, message, api_name="restore_previous").then(
-        lambda model: _served_text(model, registry.metrics(model)), served_model, served_text, api_name=False)
-    served_model.change(lambda model: _served_text(model, registry.metrics(model)), served_model, served_text,
-                        api_name=False)
-    runs.select(pick_run, runs, run_choice, api_name=False)
-
-
-def _has_defaults(trainer) -> bool:
+def pick_run(runs, event: gr.SelectData):
+    row = event.index[0] if isinstance(event.index, (list, tuple)) else event.index
     try:
-        trainer.module.TrainConfig()
-        return True
-    except TypeError:
-        return False
+        return str(runs.iloc[row, 0] if hasattr(runs, "iloc") else runs[row][0])
+    except (IndexError, KeyError, TypeError):
+        return gr.skip()
+
+
+def build(registry) -> None:
+    tab = TrainingTab(registry)
+    if tab.layout():
+        tab.wire()
 
 
 def _served_text(model: str, metrics: dict) -> str:

@@ -62,21 +62,21 @@ def test_offline_corpus_holds_out_whole_works():
 def test_checkpoint_round_trip_gives_identical_outputs(tiny_model, tmp_path):
     import tensorflow as tf
 
-    from trainers.char_rnn.model import load_char_rnn, save_char_rnn
+    from trainers.char_rnn.model import load, save
 
     model, vocabulary = tiny_model
-    save_char_rnn(tmp_path / "ckpt", model, vocabulary, metrics={"x": 1})
-    loaded, loaded_vocabulary = load_char_rnn(tmp_path / "ckpt")
+    save(tmp_path / "ckpt", model, vocabulary, metrics={"x": 1})
+    loaded, loaded_vocabulary = load(tmp_path / "ckpt")
     ids = tf.constant(vocabulary.encode(TEXT[:50])[None, :])
     np.testing.assert_array_equal(model(ids)[0].numpy(), loaded(ids)[0].numpy())
     assert loaded_vocabulary.characters == vocabulary.characters
 
 
 def test_atomic_save_survives_an_exception_mid_save(tiny_model, tmp_path, monkeypatch):
-    from trainers.char_rnn.model import save_char_rnn
+    from trainers.char_rnn.model import save
 
     model, vocabulary = tiny_model
-    target = save_char_rnn(tmp_path / "ckpt", model, vocabulary, metrics={"version": 1})
+    target = save(tmp_path / "ckpt", model, vocabulary, metrics={"version": 1})
     before = {p.name: p.read_bytes() for p in target.iterdir()}
 
     def crash(self, path):
@@ -84,20 +84,20 @@ def test_atomic_save_survives_an_exception_mid_save(tiny_model, tmp_path, monkey
 
     monkeypatch.setattr(data.Vocabulary, "save", crash)
     with pytest.raises(OSError):
-        save_char_rnn(target, model, vocabulary, metrics={"version": 2})
+        save(target, model, vocabulary, metrics={"version": 2})
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
 
 
 def test_loading_a_damaged_checkpoint_raises_one_clear_error(tiny_model, tmp_path):
-    from trainers.char_rnn.model import load_char_rnn, save_char_rnn
+    from trainers.char_rnn.model import load, save
     from trainers.common.checkpoint import CheckpointError
 
     model, vocabulary = tiny_model
-    target = save_char_rnn(tmp_path / "ckpt", model, vocabulary)
+    target = save(tmp_path / "ckpt", model, vocabulary)
     (target / "model.weights.h5").write_bytes(b"not an h5 file")
     with pytest.raises(CheckpointError, match="model.weights.h5"):
-        load_char_rnn(target)
+        load(target)
 
 
 @pytest.mark.parametrize("eager", [False, True])
@@ -198,7 +198,7 @@ def test_training_cli_writes_progress_and_resumes(trained_run):
     assert all(e["heldout_bits_per_char"] == pytest.approx(e["heldout_loss_nats_per_char"] / np.log(2))
                for e in epochs)
     assert sum(e["event"] == "sample" for e in events) == 3
-    state = json.loads((trained_run / "checkpoint" / "state.json").read_text())
+    state = json.loads((trained_run / "resume" / "state.json").read_text())
     assert state["epoch"] == 3 and state["step"] == 15
     metrics = json.loads((trained_run / "checkpoint" / "metrics.json").read_text())
     assert metrics["data"]["source"] == "file: mine.txt" and metrics["epochs"] == 3

@@ -1,4 +1,4 @@
-"""Background training jobs (playground/jobs.py): real, tiny char-RNN runs in a temporary runs folder.
+"""Background training jobs (playground/jobs.py and its modules): real, tiny char-RNN runs in a temporary runs folder.
 
 Each run is the trainer's own CLI in a subprocess, so these tests cover the whole path: validation, the process
 group, progress.jsonl, cancel, crash reports, promotion into a temporary copy of the checkpoints, and an app
@@ -8,14 +8,16 @@ restart (a new Jobs object) finding the runs again. The shipped checkpoints are 
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
-from playground import jobs as jobs_module
-from playground.jobs import JobError, Jobs, discover_trainers
+from playground import run_view, supervise, trainer_catalog
+from playground.jobs import JobError, Jobs, describe, discover_trainers
 from playground.registry import Registry
 from tests.conftest import make_tiny_checkpoints
 
@@ -81,7 +83,49 @@ def test_trainers_are_discovered_by_convention():
         assert isinstance(trainer.module.TrainConfig().validate(), list), trainer.name
         assert set(trainer.module.MAIN_SETTINGS) <= set(trainer.settings), f"{trainer.name}: unknown main settings"
         assert 1 <= len(trainer.main_settings) <= 6 and trainer.sources and trainer.run_checkpoint
-    assert jobs_module.load_trainer("common") is None and jobs_module.load_trainer("../etc") is None
+    assert trainer_catalog.load_trainer("common") is None and trainer_catalog.load_trainer("../etc") is None
+
+
+def test_discovery_prefers_the_tensorflow_free_config_module(tmp_path, monkeypatch):
+    (tmp_path / "new_model").mkdir()
+    (tmp_path / "new_model" / "config.py").write_text("")
+    (tmp_path / "old_model").mkdir()
+    monkeypatch.setattr(trainer_catalog, "TRAINERS", tmp_path)
+    assert trainer_catalog.contract_module_name("new_model") == "trainers.new_model.config"
+    assert trainer_catalog.contract_module_name("old_model") == "trainers.old_model.train"
+
+
+def test_discovery_and_the_jobs_code_never_import_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from playground.jobs import Jobs, discover_trainers; found = discover_trainers(); "
+            "assert 'char_rnn' in found, found; "
+            "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]", "discovering trainers must not import TensorFlow or Keras"
+
+
+def test_liveness_ignores_zombies_and_reused_pids(tmp_path):
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "char_rnn-20260101-120000"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(run_dir)])
+    try:
+        assert supervise.alive(child.pid, run_dir)
+        assert not supervise.alive(child.pid, tmp_path / "char_rnn-20260101-120001"), "another program's pid"
+        assert not supervise.alive(None, run_dir)
+        child.kill()
+        wait_for(lambda: child.pid not in supervise.group_members(os.getpgid(0)), 15, "the child to end")
+        assert psutil.Process(child.pid).status() == psutil.STATUS_ZOMBIE, "ended but not yet reaped"
+        assert not supervise.alive(child.pid, run_dir), "a zombie has ended"
+    finally:
+        child.kill()
+        child.wait()
+    assert not supervise.alive(child.pid, run_dir)
 
 
 @pytest.mark.parametrize("request_, expected", [
@@ -142,8 +186,8 @@ def test_tiny_run_finishes_promotes_and_restores(jobs, checkpoints, text_file):
     assert "--text-file" in run.command and str(text_file) not in run.command  # trains on its own copy
     wait_for(lambda: jobs.get(run.run_id).status != "running", 600, "the tiny run to finish")  # ~30 s when idle
     info = jobs.status(run.run_id)
-    assert info["status"] == "done", info["message"] + "\n" + jobs_module.last_lines(
-        jobs.run_dir(run.run_id) / jobs_module.OUTPUT_FILE)
+    assert info["status"] == "done", info["message"] + "\n" + run_view.last_lines(
+        jobs.run_dir(run.run_id) / "output.log")
     assert info["epochs_done"] == 2 and info["step"] == info["total_steps"] == 10 and info["fraction"] == 1.0
     assert [point["step"] for point in info["losses"] if point["series"] == "loss"] == list(range(1, 11))
     assert [m["epoch"] for m in info["metrics"]] == [1, 2]
@@ -201,7 +245,7 @@ def test_restart_finds_a_running_run_and_cancel_stops_its_process_group(jobs, ch
     cancelled = restarted.cancel(run.run_id)  # this Jobs object never started the process: it uses the pid
     assert time.monotonic() - began < 15, "cancel must be prompt"
     assert cancelled.status == "cancelled"
-    assert jobs_module.group_members(run.pid) == [], "every process of the run's group must have ended"
+    assert supervise.group_members(run.pid) == [], "every process of the run's group must have ended"
     wait_for(lambda: not Path(f"/proc/{run.pid}").exists(), 15, "the ended trainer to be reaped")
     assert digest(checkpoints / "char_rnn") == served, "cancelling must leave the served checkpoint untouched"
     wait_for(lambda: jobs.get(run.run_id).status == "cancelled", 15, "the first Jobs object to see the cancel")
@@ -226,4 +270,4 @@ def test_a_crashing_run_reports_its_last_lines(jobs, text_file):
     assert not info["promotable"]
     with pytest.raises(JobError, match="failed, so there is nothing to promote"):
         jobs.promote(run.run_id)
-    assert "failed" in jobs_module.describe(info)
+    assert "failed" in describe(info)

@@ -32,9 +32,9 @@ def test_files_are_small_and_servable():
 
 def test_shipped_model_writes_plausible_text():
     from trainers.char_rnn.generate import TextGenerator
-    from trainers.char_rnn.model import load_char_rnn
+    from trainers.char_rnn.model import load
 
-    model, vocabulary = load_char_rnn(CHECKPOINT)
+    model, vocabulary = load(CHECKPOINT)
     text = TextGenerator(model, vocabulary).generate("Ham.\nTo be, or not to be", 400, temperature=0.5, seed=0)
     words = [word.strip(".,;:!?'\"-").lower() for word in text.split()]
     common = {"the", "and", "to", "of", "i", "a", "my", "you", "that", "is", "in", "not", "with", "me", "it"}

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import make_tiny_checkpoints, screenshot, start_app, stop_app
 from tests.test_jobs import digest, wait_for, write_text
+from tests.test_no_external_requests import record_external_requests
 
 PAGE_SETTINGS = {"Epochs": "2", "Rnn units": "16", "Batch size": "8", "Seq len": "20"}
 # 2 x 200 tiny steps last several of the tab's 2-second refreshes even on an idle machine, so the plot is seen mid-run.
@@ -77,6 +78,7 @@ def test_train_watch_and_promote_from_the_page(browser, training_app, training_c
     before = digest(served)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
+    external = record_external_requests(page)  # the whole run, plots and samples included, stays on the app
     try:
         page.goto(training_app["url"])
         page.wait_for_selector("text=Eager Playground", timeout=60000)
@@ -119,6 +121,7 @@ def test_train_watch_and_promote_from_the_page(browser, training_app, training_c
         screenshot(page, "training_tab_promoted")
     finally:
         context.close()
+    assert external == [], f"the page asked other hosts: {sorted(set(external))[:10]}"
 
     # The promoted model serves the text tab without a restart: its vocabulary is the uploaded text's, so
     # characters the tiny shipped model knew but the upload lacks are now unknown.

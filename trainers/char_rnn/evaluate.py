@@ -18,14 +18,14 @@ from trainers.common import checkpoint, cli
 
 def heldout_loss(path: Path, seq_len: int, batch_size: int = 128) -> tuple[float, int]:
     from trainers.char_rnn import data
-    from trainers.char_rnn.model import load_char_rnn
+    from trainers.char_rnn.model import load
     from trainers.char_rnn.train import evaluate, make_eval_step
 
     metrics = checkpoint.read_json(Path(path) / checkpoint.METRICS_FILE)
     works = metrics.get("data", {}).get("heldout_works")
     if not works:
         raise ValueError(f"{path} was not trained on the offline corpus; evaluate it with its trainer")
-    model, vocabulary = load_char_rnn(path)
+    model, vocabulary = load(path)
     ids = vocabulary.encode(data.offline_corpus(tuple(works)).heldout_text)
     dataset = data.sequence_dataset(ids, seq_len, batch_size, shuffle=False, drop_remainder=False)
     return evaluate(make_eval_step(model, eager=False), dataset), len(ids)

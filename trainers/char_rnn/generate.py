@@ -76,6 +76,13 @@ class TextGenerator:
         self.vocabulary = vocabulary
         self.alternatives = alternatives
 
+    @classmethod
+    def load(cls, path: Path) -> "TextGenerator":
+        """The generator of a checkpoint folder (config.json, model.weights.h5, vocab.json)."""
+        from trainers.char_rnn.model import load
+
+        return cls(*load(Path(path)))
+
     def stream(self, prompt: str, length: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                seed: int | None = None) -> Iterator[GeneratedChar]:
         import tensorflow as tf
@@ -131,17 +138,15 @@ def main(argv=None) -> None:
     problems = check_sampling(args.length, args.temperature, args.top_k, args.top_p)
     if problems:
         fail("; ".join(problems))
-    from trainers.char_rnn.model import load_char_rnn
-
     try:
-        model, vocabulary = load_char_rnn(Path(args.checkpoint))
+        generator = TextGenerator.load(Path(args.checkpoint))
     except CheckpointError as error:
         fail(str(error))
+    vocabulary = generator.vocabulary
     unknown = vocabulary.unknown_characters(args.prompt)
     if unknown:
         print(f"note: the model has never seen {''.join(unknown)!r}; those characters are read as unknown.",
               file=sys.stderr)
-    generator = TextGenerator(model, vocabulary)
     sys.stdout.write(args.prompt)
     for step in generator.stream(args.prompt, args.length, temperature=args.temperature, top_k=args.top_k,
                                  top_p=args.top_p, seed=args.seed):

@@ -2,7 +2,7 @@
 
 `CharRNN.call(ids, state)` returns `(logits, state)`, so generation can feed one character at a time and carry
 the state forward (the 2018 tutorial's model rebuilt its state from zero on every call). Importing this module
-does no work; `load_char_rnn(path)` rebuilds a model from a checkpoint folder.
+does no work; `load(path)` rebuilds a model from a checkpoint folder.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def count_parameters(model: keras.Model) -> int:
     return int(sum(np.prod(variable.shape) for variable in model.trainable_variables))
 
 
-def load_char_rnn(path: Path) -> tuple[CharRNN, Vocabulary]:
+def load(path: Path) -> tuple[CharRNN, Vocabulary]:
     """Rebuilds the model from `path/config.json`, loads its weights and vocabulary."""
     from trainers.char_rnn.data import VOCAB_FILE, Vocabulary
 
@@ -90,19 +90,14 @@ def load_char_rnn(path: Path) -> tuple[CharRNN, Vocabulary]:
     return model, vocabulary
 
 
-def save_char_rnn(path: Path, model: CharRNN, vocabulary, metrics: dict | None = None,
-                  optimizer=None, state: dict | None = None) -> Path:
-    """Writes a complete checkpoint folder atomically (optimizer and state only for resumable runs)."""
+def write_files(folder: Path, model: CharRNN, vocabulary, metrics: dict | None = None) -> None:
+    """The servable files (config.json, model.weights.h5, vocab.json, metrics.json) into an existing folder."""
+    from trainers.char_rnn.data import VOCAB_FILE
 
-    def write(folder: Path) -> None:
-        checkpoint.write_json(folder / checkpoint.CONFIG_FILE, dataclasses.asdict(model.config))
-        model.save_weights(str(folder / checkpoint.WEIGHTS_FILE))
-        vocabulary.save(folder / "vocab.json")
-        if metrics is not None:
-            checkpoint.write_json(folder / checkpoint.METRICS_FILE, metrics)
-        if optimizer is not None:
-            checkpoint.save_optimizer(optimizer, folder / checkpoint.OPTIMIZER_FILE)
-        if state is not None:
-            checkpoint.write_json(folder / checkpoint.STATE_FILE, state)
+    checkpoint.write_model(folder, model, dataclasses.asdict(model.config), metrics)
+    vocabulary.save(folder / VOCAB_FILE)
 
-    return checkpoint.write_folder(path, write)
+
+def save(path: Path, model: CharRNN, vocabulary, metrics: dict | None = None) -> Path:
+    """Writes a complete checkpoint folder atomically."""
+    return checkpoint.write_folder(path, lambda folder: write_files(folder, model, vocabulary, metrics))

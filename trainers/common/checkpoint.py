@@ -1,8 +1,8 @@
 """Checkpoint folders, written atomically.
 
 A checkpoint is a folder: `config.json` (the model's constructor arguments), `model.weights.h5`, the
-vocabulary or other small files the model needs, and `metrics.json`. A training run's folder may also hold
-`optimizer.npz` and `state.json` so that the run can resume.
+vocabulary or other small files the model needs, and `metrics.json`. A training run keeps what it needs to resume
+(optimizer moments, step, random state) apart, in `<out>/resume/` (see trainers.common.run).
 
 `write_folder` builds the new folder beside the old one under a temporary name and renames it into place, so a
 crash or exception mid-save leaves the previous checkpoint intact and never a half-written one. Loading a
@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -100,25 +99,14 @@ def load_weights(model, path: Path) -> None:
         raise CheckpointError(f"the weights in {weights} cannot be loaded: {error}") from None
 
 
-def save_optimizer(optimizer, path: Path) -> None:
-    """Saves every optimizer variable (iterations, moments) to an .npz, in order."""
-    arrays = {f"v{index:04d}": variable.numpy() for index, variable in enumerate(optimizer.variables)}
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
+def write_model(folder: Path, model, config: dict, metrics: dict | None = None,
+                weights_file: str = WEIGHTS_FILE) -> None:
+    """The files every servable folder has: `config.json` (constructor arguments), the weights, `metrics.json`.
 
-
-def restore_optimizer(optimizer, trainable_variables, path: Path) -> None:
-    """Builds the optimizer for `trainable_variables` and assigns the saved values.
-
-    Keras 3 creates optimizer slots lazily; without `build` first, a restore would silently miss them.
+    Writes into an existing folder; callers wrap it in `write_folder` so that the folder appears whole or not at all.
     """
-    optimizer.build(trainable_variables)
-    with np.load(path) as saved:
-        values = [saved[key] for key in sorted(saved.files)]
-    if len(values) != len(optimizer.variables):
-        raise CheckpointError(f"{path} holds {len(values)} optimizer variables, the optimizer has "
-                              f"{len(optimizer.variables)}: it belongs to another model configuration")
-    for variable, value in zip(optimizer.variables, values):
-        if tuple(variable.shape) != value.shape:
-            raise CheckpointError(f"{path} does not match this model (shape {value.shape} vs {variable.shape})")
-        variable.assign(value)
+    folder = Path(folder)
+    write_json(folder / CONFIG_FILE, config)
+    model.save_weights(str(folder / weights_file))
+    if metrics is not None:
+        write_json(folder / METRICS_FILE, metrics)

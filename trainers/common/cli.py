@@ -12,6 +12,8 @@ import dataclasses
 import sys
 import typing
 
+from trainers.common.config import in_range, positive  # noqa: F401  (re-exported: older imports)
+
 
 class ConfigError(ValueError):
     """A setting that cannot be used, with a sentence a person understands."""
@@ -92,19 +94,6 @@ def parse(parser: argparse.ArgumentParser, config_cls, argv=None):
         return args, config_from_args(args, config_cls)
     except ConfigError as error:
         fail(str(error))
-
-
-def positive(name: str, value, allow_zero: bool = False) -> list[str]:
-    """A small validation helper: a list with one sentence if `value` is not positive."""
-    if value < 0 or (value == 0 and not allow_zero):
-        return [f"{name} must be {'zero or more' if allow_zero else 'greater than zero'}, got {value}"]
-    return []
-
-
-def in_range(name: str, value, low, high) -> list[str]:
-    if not (low <= value <= high):
-        return [f"{name} must be between {low} and {high}, got {value}"]
-    return []
 
 
 def run_training(doc: str, config_cls, train, summary, argv=None, errors: tuple = ()) -> None:

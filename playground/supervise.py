@@ -1,0 +1,109 @@
+"""The trainer's process: started in a process group of its own at a lower CPU priority, watched, and stopped.
+
+A run is an argument list (never a shell), executed as `nice -n 10 <command>` (nice execs, so the pid is the
+trainer's) with `start_new_session`, so the run's group outlives an app restart and a cancel reaches the trainer
+and every process it started. Liveness comes from psutil: a zombie has ended, and a pid reused by another program
+is not our trainer (its command line must name the run's folder).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+import typing
+from pathlib import Path
+
+import psutil
+
+from playground.job_error import JobError
+
+ROOT = Path(__file__).resolve().parents[1]
+NICE_INCREMENT = 10
+CANCEL_GRACE_SECONDS = 5.0
+REAP_SECONDS = 10.0
+
+
+def launch(command: list[str], output: Path) -> subprocess.Popen:
+    """Starts `command` from the repository root in a new process group at nice +10, its output into `output`."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+           "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
+    nice = shutil.which("nice")
+    command = ([nice, "-n", str(NICE_INCREMENT)] if nice else []) + list(command)  # nice execs: same pid
+    with open(output, "ab") as handle:
+        try:
+            return subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=handle,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        except OSError as error:
+            raise JobError(f"the trainer could not start: {error}") from None
+
+
+def watch(process: subprocess.Popen, on_exit: typing.Callable[[int], None], name: str) -> None:
+    """Calls `on_exit(returncode)` from a background thread once `process` has ended (and reaps it)."""
+    threading.Thread(target=lambda: on_exit(process.wait()), daemon=True, name=name).start()
+
+
+def alive(pid: int | None, run_dir: Path) -> bool:
+    """True if `pid` is running and is this run's trainer (a reused pid of another program does not count)."""
+    if not pid:
+        return False
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:  # a zombie has ended; only its exit status is left
+            return False
+        command = " ".join(process.cmdline())
+    except psutil.NoSuchProcess:  # also psutil.ZombieProcess
+        return False
+    except psutil.AccessDenied:
+        return True  # someone else's process we may not inspect: trust that it exists
+    return Path(run_dir).name in command
+
+
+def group_members(pgid: int) -> list[int]:
+    """The pids of the live (not zombie) processes in process group `pgid`."""
+    members = []
+    for process in psutil.process_iter(["status"]):
+        try:
+            if process.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(process.pid) == pgid:
+                members.append(process.pid)
+        except (OSError, psutil.Error):  # it ended meanwhile
+            continue
+    return members
+
+
+def group_alive(pgid: int, process: subprocess.Popen | None) -> bool:
+    """True while any process of the run's group (the trainer or a child it started) is still running."""
+    if process is not None and process.poll() is None:
+        return True
+    return bool(group_members(pgid))
+
+
+def _signal_group(pgid: int, number: int) -> None:
+    try:
+        os.killpg(pgid, number)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_group(pgid: int, run_dir: Path, process: subprocess.Popen | None = None,
+               grace: float = CANCEL_GRACE_SECONDS) -> None:
+    """Interrupts the group (the trainer logs 'cancelled' and exits), kills it after `grace` seconds, and waits
+    for the trainer to end. `process` is the Popen when this app started the run, else None (found by pid)."""
+    _signal_group(pgid, signal.SIGINT)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and group_alive(pgid, process):
+        time.sleep(0.1)
+    if group_alive(pgid, process):
+        _signal_group(pgid, signal.SIGKILL)
+    if process is not None:
+        try:
+            process.wait(timeout=REAP_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+    else:
+        deadline = time.monotonic() + REAP_SECONDS
+        while time.monotonic() < deadline and alive(pgid, run_dir):
+            time.sleep(0.1)

@@ -1,0 +1,49 @@
+"""The character model's training settings (no TensorFlow here: the app reads this module to build its form).
+
+The defaults are the shipped configuration; every field is a flag of `python -m trainers.char_rnn.train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from trainers.common.config import RunConfig, flag, in_range, positive
+
+RUN_CHECKPOINT = "checkpoint"
+# What the app's Training tab offers for this model (besides epochs): data sources and main settings.
+SOURCES = ("offline", "canonical", "file")
+MAIN_SETTINGS = ("rnn_units", "batch_size", "seq_len", "learning_rate")
+
+
+@dataclasses.dataclass
+class TrainConfig(RunConfig):
+    SOURCES = SOURCES
+
+    source: str = dataclasses.field(default="offline", metadata={"help": "offline, canonical or file"})
+    out: str = dataclasses.field(default="runs/char_rnn", metadata={"help": "run folder"})
+    epochs: int = 15
+    batch_size: int = dataclasses.field(default=256, metadata={"help": "global batch (split across replicas)"})
+    learning_rate: float = dataclasses.field(default=3e-3, metadata={"help": "peak learning rate"})
+    precision: str = dataclasses.field(default="mixed_bfloat16", metadata={"help": "float32 or mixed_bfloat16"})
+    text_file: str = dataclasses.field(default="", metadata={"help": "a UTF-8 text file to train on"})
+    seq_len: int = 100
+    embedding_dim: int = 256
+    rnn_units: int = 1024
+    warmup_steps: int = 100
+    min_lr_fraction: float = dataclasses.field(default=0.05, metadata={"help": "final LR as a share of peak"})
+    clip_norm: float = dataclasses.field(default=1.0, metadata={"help": "global gradient-norm clip (0: off)"})
+    max_chars: int = dataclasses.field(default=0, metadata={"help": "use only this many training chars (0: all)"})
+    sample_prompt: str = "\n"
+    sample_length: int = 300
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        if self.source == "file" and not self.text_file:
+            problems.append("source 'file' needs --text-file PATH")
+        for name in ("seq_len", "embedding_dim", "rnn_units", "sample_length"):
+            problems += positive(flag(name), getattr(self, name))
+        problems += in_range("rnn-units", self.rnn_units, 1, 4096)
+        problems += in_range("min-lr-fraction", self.min_lr_fraction, 0.0, 1.0)
+        for name in ("warmup_steps", "max_chars", "clip_norm"):
+            problems += positive(flag(name), getattr(self, name), allow_zero=True)
+        return problems
