@@ -53,9 +53,33 @@ class RunError(ValueError):
 # ---------------------------------------------------------------- distribution
 
 
+CPU_REPLICAS = "EAGER_PLAYGROUND_CPU_REPLICAS"  # split the CPU into this many logical devices (tests, demos)
+
+
+def split_cpu(replicas: int) -> None:
+    """Makes the CPU appear as `replicas` logical devices, so MirroredStrategy has replicas on a CPU-only machine.
+
+    Must run before TensorFlow creates its first tensor; afterwards TensorFlow refuses and the CPU stays one device.
+    """
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    if len(tf.config.get_logical_device_configuration(cpu) or []) == replicas:
+        return
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+    except RuntimeError as error:
+        raise RunError(f"cannot split the CPU into {replicas} devices once TensorFlow has started: {error}") from None
+
+
 def make_strategy(name: str) -> tf.distribute.Strategy:
-    """The tf.distribute strategy a `--strategy` flag names."""
+    """The tf.distribute strategy a `--strategy` flag names.
+
+    `mirrored` copies the model onto every local GPU, or onto $EAGER_PLAYGROUND_CPU_REPLICAS logical CPU devices.
+    """
     if name == "mirrored":
+        replicas = int(os.environ.get(CPU_REPLICAS, "0") or 0)
+        if replicas > 1:
+            split_cpu(replicas)
+            return tf.distribute.MirroredStrategy([f"/cpu:{index}" for index in range(replicas)])
         return tf.distribute.MirroredStrategy()
     if name == "multi-worker":
         if not os.environ.get("TF_CONFIG"):

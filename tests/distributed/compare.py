@@ -1,0 +1,65 @@
+"""Trains one tiny model twice in this process, on one device and mirrored over two logical CPUs, and prints the
+step losses of both as JSON (tests/test_strategy.py runs this in a subprocess: the CPU must be split before
+TensorFlow starts).
+
+    python -m tests.distributed.compare char_rnn OUT_FOLDER
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ["EAGER_PLAYGROUND_CPU_REPLICAS"] = "2"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from trainers.common import run  # noqa: E402
+from trainers.common.progress import read_events  # noqa: E402
+
+TEXT = ("To be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
+        "The slings and arrows of outrageous fortune,\nOr to take arms against a sea of troubles\n") * 12
+
+
+def char_rnn(folder: Path, strategy: str):
+    from trainers.char_rnn.train import TrainConfig, train
+
+    text_file = folder / "text.txt"
+    text_file.write_text(TEXT, encoding="utf-8")
+    # A text of ~2,900 characters: 90% trains, in batches of 8 windows of 21 characters.
+    config = TrainConfig(source="file", text_file=str(text_file), out=str(folder / strategy), epochs=2,
+                         batch_size=8, seq_len=20, embedding_dim=8, rnn_units=16, steps_per_epoch=3,
+                         sample_length=10, precision="float32", log_every=1, strategy=strategy)
+    return train, config
+
+
+TINY_RUNS = {"char_rnn": char_rnn}
+
+
+def losses(folder: Path) -> list[dict]:
+    return [{key: value for key, value in event.items() if key not in ("event", "time", "elapsed", "eta",
+                                                                        "epoch", "step", "total_steps")}
+            for event in read_events(folder) if event["event"] == "step"]
+
+
+def main() -> None:
+    model, out = sys.argv[1], Path(sys.argv[2])
+    run.split_cpu(2)
+    results = {}
+    for strategy in ("default", "mirrored"):
+        folder = out / model
+        folder.mkdir(parents=True, exist_ok=True)
+        train, config = TINY_RUNS[model](folder, strategy)
+        train(config, stream=open(os.devnull, "w"))
+        results[strategy] = losses(Path(config.out))
+    results["replicas"] = [event.get("replicas") for event in read_events(out / model / "mirrored")
+                           if event["event"] == "start"]
+    results["devices"] = len(tf.config.list_logical_devices("CPU"))
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
