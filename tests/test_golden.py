@@ -1,0 +1,33 @@
+"""The shipped checkpoints give the outputs they gave before the training-core refactor.
+
+tests/golden/outputs.json was recorded by `python -m tests.golden.record` on commit 733ce63 (before any refactor),
+through each tab's `load(path)`: generated text for three seeds and settings (greedy and sampled), digit grids for
+two seeds, greedy and beam-3 translations, greedy and beam-3 captions. Strings must be equal. Digits are compared
+by the mean of each uint8 image within 0.01 grey levels (1/100 of one level: float32 rounding may flip the odd
+pixel between builds of oneDNN, a different generator moves means by whole levels).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.golden import record
+
+GOLDEN = json.loads((Path(__file__).parent / "golden" / "outputs.json").read_text(encoding="utf-8"))
+FOLDERS = {"text": "char_rnn", "digits": "dcgan", "translate": "nmt", "caption": "captioning"}
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_shipped_outputs_are_unchanged(name):
+    if not (record.CHECKPOINTS / FOLDERS[name] / "config.json").is_file():
+        pytest.skip(f"checkpoints/{FOLDERS[name]} is not shipped")
+    current = record.record({name: record.tab_loaders()[name]})[name]
+    if name == "digits":
+        for now, then in zip(current, GOLDEN[name], strict=True):
+            assert now["seed"] == then["seed"]
+            assert now["image_means"] == pytest.approx(then["image_means"], abs=0.01)
+    else:
+        assert current == GOLDEN[name]
