@@ -26,9 +26,9 @@ EXAMPLES = [[7, 64], [2024, 36], [31337, 100], [1, 16]]
 
 
 def load(path):
-    from trainers.dcgan.generate import load as load_generator
+    from trainers.dcgan.generate import DigitGenerator
 
-    return load_generator(Path(path))
+    return DigitGenerator.load(Path(path))
 
 
 def warm_up(registry) -> None:

@@ -455,9 +455,10 @@ def test_training_writes_a_servable_checkpoint_a_gif_frame_per_epoch_and_sample_
 
     out, _, metrics = tiny_run
     folder = out / RUN_CHECKPOINT
-    for name in ("config.json", "model.weights.h5", "discriminator.weights.h5", "classifier.json",
-                 "classifier.weights.h5", "progress.gif", "metrics.json", "optimizer.npz", "state.json"):
+    for name in ("config.json", "model.weights.h5", "generator_training.weights.h5", "discriminator.weights.h5",
+                 "classifier.json", "classifier.weights.h5", "progress.gif", "metrics.json"):
         assert (folder / name).is_file(), name
+    assert not (folder / "optimizer.npz").exists() and (out / "resume" / "state.json").is_file()
     assert images.gif_frame_count(folder / "progress.gif") == 3
     events = read_events(out)
     samples = [e for e in events if e["event"] == "sample"]
@@ -471,18 +472,18 @@ def test_training_writes_a_servable_checkpoint_a_gif_frame_per_epoch_and_sample_
     assert metrics["epochs"] == 3 and len(metrics["history"]) == 3
     assert (out / "best" / "model.weights.h5").is_file() and not (out / "best" / "optimizer.npz").exists()
     # The best epoch was picked on the selection figures (training digits), which every epoch records.
-    best = json.loads((out / "checkpoint" / "state.json").read_text())["best"]
+    best = json.loads((out / "resume" / "state.json").read_text())["extra"]["best"]
     scores = [quality.selection_score(entry) for entry in metrics["history"]]
     assert best["epoch"] == 1 + scores.index(max(scores))
     assert json.loads((out / "best" / "metrics.json").read_text())["epochs"] == best["epoch"]
 
 
 def test_checkpoint_round_trip_gives_identical_digits(tiny_run):
-    from trainers.dcgan.generate import load
+    from trainers.dcgan.generate import DigitGenerator
     from trainers.dcgan.train import RUN_CHECKPOINT
 
     out, digits, _ = tiny_run
-    first, second = load(out / RUN_CHECKPOINT), load(out / RUN_CHECKPOINT)
+    first, second = DigitGenerator.load(out / RUN_CHECKPOINT), DigitGenerator.load(out / RUN_CHECKPOINT)
     assert np.array_equal(first.generate(5, 6), second.generate(5, 6))
     assert not np.array_equal(first.generate(5, 6), first.generate(6, 6))
     judged = first.generate_judged(5, 6)
@@ -500,9 +501,9 @@ def test_resume_continues_from_the_last_epoch(tiny_run, tmp_path):
     out, digits, _ = tiny_run
     copy = tmp_path / "run"
     shutil.copytree(out, copy)
-    before = read_json(copy / RUN_CHECKPOINT / "state.json")
+    before = read_json(copy / "resume" / "state.json")
     metrics = train(tiny_config(copy, 4), stream=open("/dev/null", "w"), digits=digits)
-    state = read_json(copy / RUN_CHECKPOINT / "state.json")
+    state = read_json(copy / "resume" / "state.json")
     assert state["epoch"] == 4 and state["step"] == before["step"] + 3 and metrics["epochs"] == 4
     assert [h["epoch"] for h in state["history"]] == [1, 2, 3, 4]
     starts = [e for e in read_events(copy) if e["event"] == "start"]
@@ -517,19 +518,19 @@ def test_init_from_a_promoted_checkpoint_continues_its_networks_epochs_and_gif(t
     import shutil
 
     from trainers.common.checkpoint import read_json
-    from trainers.dcgan.model import load_generator
+    from trainers.dcgan import model
     from trainers.dcgan.train import RUN_CHECKPOINT, train
 
     out, digits, _ = tiny_run
-    promoted = tmp_path / "promoted"  # what promotion leaves: no optimizer, no state
-    shutil.copytree(out / RUN_CHECKPOINT, promoted, ignore=shutil.ignore_patterns("optimizer.npz", "state.json"))
-    served_before = load_generator(promoted)[0].get_weights()
+    promoted = tmp_path / "promoted"  # what promotion leaves: the servable folder
+    shutil.copytree(out / RUN_CHECKPOINT, promoted)
+    served_before = model.load(promoted)[0].get_weights()
     config = dataclasses.replace(tiny_config(tmp_path / "more", 5), init_from=str(promoted), learning_rate=5e-4)
     metrics = train(config, stream=open("/dev/null", "w"), digits=digits)
     assert metrics["epochs"] == 5 and [h["epoch"] for h in metrics["history"]] == [1, 2, 3, 4, 5]
     assert metrics["steps"] == read_json(promoted / "metrics.json")["steps"] + 2 * 3
     assert images.gif_frame_count(tmp_path / "more" / RUN_CHECKPOINT / "progress.gif") == 5
-    after = load_generator(tmp_path / "more" / RUN_CHECKPOINT)[0].get_weights()
+    after = model.load(tmp_path / "more" / RUN_CHECKPOINT)[0].get_weights()
     assert any(not np.allclose(a, b) for a, b in zip(served_before, after))  # it trained on from there
     for name in ("classifier.json", "classifier.weights.h5"):  # judged by the classifier that judged the start
         assert (tmp_path / "more" / "classifier" / name).read_bytes() == (promoted / name).read_bytes()
@@ -544,7 +545,7 @@ def test_init_from_a_promoted_checkpoint_continues_its_networks_epochs_and_gif(t
 
 def test_select_scores_every_kept_epoch_and_writes_the_winner_servable(tiny_run, tmp_path):
     from trainers.common.checkpoint import read_json
-    from trainers.dcgan.generate import load
+    from trainers.dcgan.generate import DigitGenerator
     from trainers.dcgan.select import score_candidates, write_pick
 
     out, digits, _ = tiny_run
@@ -563,13 +564,13 @@ def test_select_scores_every_kept_epoch_and_writes_the_winner_servable(tiny_run,
     assert metrics["picked"]["selection_fid"] == trained["selection_fid"]
     assert images.gif_frame_count(picked / "progress.gif") == 2  # the run's GIF up to the picked epoch
     assert (picked / "model.weights.h5").read_bytes() == (kept[1] / "generator_training.weights.h5").read_bytes()
-    assert load(picked).judge is not None  # the app can serve it, classifier included
+    assert DigitGenerator.load(picked).judge is not None  # the app can serve it, classifier included
     # The epoch average: served weights of epochs 2 and 3, averaged weight by weight, written into epoch 3's folder.
-    from trainers.dcgan.model import load_generator
+    from trainers.dcgan import model
 
     mean = next(row for row in rows if row["variant"].startswith("mean"))
-    averaged = load_generator(write_pick(mean, tmp_path / "mean", 120, len(rows)))[0].get_weights()
-    two, three = (load_generator(folder)[0].get_weights() for folder in kept[1:])
+    averaged = model.load(write_pick(mean, tmp_path / "mean", 120, len(rows)))[0].get_weights()
+    two, three = (model.load(folder)[0].get_weights() for folder in kept[1:])
     assert all(np.allclose(m, (a + b) / 2, atol=1e-6) for m, a, b in zip(averaged, two, three))
     assert read_json(tmp_path / "mean" / "metrics.json")["epochs"] == 3
 
@@ -646,3 +647,42 @@ def test_training_tab_contract():
     assert {"source", "out", "epochs", "resume", "eager"} <= fields
     assert set(train.MAIN_SETTINGS) <= fields and train.SOURCES == ("offline", "canonical")
     assert train.RUN_CHECKPOINT == "checkpoint" and train.TrainConfig().validate() == []
+
+
+def test_two_epochs_resumed_to_three_continue_the_counts_and_match_an_uninterrupted_run(tmp_path):
+    """The resume checkpoint holds both networks, both optimizers, the averaged generator and the noise stream."""
+    from trainers.common.checkpoint import read_json
+    from trainers.common.progress import read_events
+    from trainers.dcgan import model
+    from trainers.dcgan.train import RUN_CHECKPOINT, train
+
+    digits = synthetic_split()
+    quiet = open("/dev/null", "w")
+    straight = dataclasses.replace(tiny_config(tmp_path / "straight", 3), classifier_epochs=1)
+    train(straight, stream=quiet, digits=digits)
+    pieces = tmp_path / "pieces"
+    train(tiny_config(pieces, 2), stream=quiet, digits=digits)
+    assert read_json(pieces / "resume" / "state.json")["step"] == 6
+    metrics = train(tiny_config(pieces, 3), stream=quiet, digits=digits)
+    state = read_json(pieces / "resume" / "state.json")
+    assert state["epoch"] == 3 and state["step"] == 9 and metrics["steps"] == 9
+    assert [h["epoch"] for h in state["history"]] == [1, 2, 3]
+    assert [e["resumed_from_epoch"] for e in read_events(pieces) if e["event"] == "start"] == [0, 2]
+    steps = [e["step"] for e in read_events(pieces) if e["event"] == "step"]
+    assert steps == list(range(1, 10))
+    for name in ("model.weights.h5", "generator_training.weights.h5", "discriminator.weights.h5"):
+        assert (pieces / RUN_CHECKPOINT / name).is_file()
+    resumed = model.load(pieces / RUN_CHECKPOINT)[0].get_weights()
+    uninterrupted = model.load(tmp_path / "straight" / RUN_CHECKPOINT)[0].get_weights()
+    assert all(np.allclose(a, b, atol=1e-5) for a, b in zip(resumed, uninterrupted))
+
+
+def test_an_old_format_run_folder_is_refused_in_one_sentence(tmp_path):
+    from trainers.dcgan.train import RUN_CHECKPOINT, train
+
+    old = tmp_path / "old" / RUN_CHECKPOINT
+    old.mkdir(parents=True)
+    (old / "optimizer.npz").write_bytes(b"")
+    (old / "state.json").write_text("{}")
+    with pytest.raises(ValueError, match="older version of this trainer"):
+        train(tiny_config(tmp_path / "old", 3), stream=open("/dev/null", "w"), digits=synthetic_split())

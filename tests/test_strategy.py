@@ -16,7 +16,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # The two runs see the same batches; they differ only in float rounding (each replica's GRU runs on half the
 # batch, and Adam divides by the square root of tiny second moments in the first steps), measured ~1e-3 relative
-# after 6 steps on a tiny char-RNN. A wrong gradient scale (summing instead of averaging over replicas, or
+# after 6 steps on a tiny char-RNN; a tiny GAN (latent vectors split with the images, synchronized batch norm)
+# matched to the 5 digits progress.jsonl keeps. A wrong gradient scale (summing instead of averaging over replicas, or
 # clipping per replica) moves the losses by ~1e-2 or more.
 RELATIVE_TOLERANCE = 3e-3
 
@@ -26,7 +27,7 @@ def python(*args, env=None, timeout=300):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
 
 
-@pytest.mark.parametrize("model", ["char_rnn"])
+@pytest.mark.parametrize("model", ["char_rnn", "dcgan"])
 def test_mirrored_over_two_cpus_matches_one_device(model, tmp_path):
     result = python("-m", "tests.distributed.compare", model, str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
@@ -38,7 +39,8 @@ def test_mirrored_over_two_cpus_matches_one_device(model, tmp_path):
     for one, two in zip(default, mirrored):
         for name in one:
             assert two[name] == pytest.approx(one[name], rel=RELATIVE_TOLERANCE), (name, default, mirrored)
-    assert default[-1]["loss"] < default[0]["loss"]
+    if "loss" in default[0]:  # a GAN's two losses need not fall in 6 steps; a language model's must
+        assert default[-1]["loss"] < default[0]["loss"]
 
 
 def free_ports(count: int) -> list[int]:

@@ -2,11 +2,12 @@
 step losses of both as JSON (tests/test_strategy.py runs this in a subprocess: the CPU must be split before
 TensorFlow starts).
 
-    python -m tests.distributed.compare char_rnn OUT_FOLDER
+    python -m tests.distributed.compare char_rnn|dcgan|nmt|captioning OUT_FOLDER
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -36,7 +37,25 @@ def char_rnn(folder: Path, strategy: str):
     return train, config
 
 
-TINY_RUNS = {"char_rnn": char_rnn}
+def dcgan(folder: Path, strategy: str):
+    """A tiny GAN without dropout: dropout draws its masks per replica, which no strategy can make equal to one
+    device's. Everything else (latent vectors split with the images, synchronized batch norm, the averaged
+    generator, two optimizers) is what a real run does."""
+    import functools
+
+    from tests.test_dcgan import synthetic_split
+    from trainers.dcgan import config as dcgan_config
+    from trainers.dcgan.train import TrainConfig, train
+
+    shape = dcgan_config.TrainConfig.model_config
+    dcgan_config.TrainConfig.model_config = lambda self: dataclasses.replace(shape(self), dropout=0.0)
+    config = TrainConfig(out=str(folder / strategy), epochs=2, batch_size=16, latent_dim=8, generator_filters=8,
+                         discriminator_filters=4, kernel_size=3, classifier_epochs=1, grid_count=4, eval_count=16,
+                         steps_per_epoch=3, log_every=1, learning_rate=1e-3, precision="float32", strategy=strategy)
+    return functools.partial(train, digits=synthetic_split()), config
+
+
+TINY_RUNS = {"char_rnn": char_rnn, "dcgan": dcgan}
 
 
 def losses(folder: Path) -> list[dict]:

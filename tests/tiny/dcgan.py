@@ -14,8 +14,7 @@ def make(folder: Path) -> Path:
 
     from trainers.dcgan import images
     from trainers.dcgan.classifier import ClassifierConfig, DigitJudge, make_classifier, save_classifier
-    from trainers.dcgan.model import GanConfig, build
-    from trainers.dcgan.train import save_gan
+    from trainers.dcgan.model import GanConfig, build, save
 
     keras.utils.set_random_seed(0)
     config = GanConfig(latent_dim=8, generator_filters=8, discriminator_filters=4, kernel_size=3)
@@ -34,5 +33,5 @@ def make(folder: Path) -> Path:
                "classifier_fid_floor": 1.0, "generated_digits": 16, "meets_bar": False, "epochs": 3,
                "classifier_heldout_accuracy": 0.1, "wall_time_seconds": 1.0,
                "data": {"source": "none (untrained)", "train_digits": 0, "heldout_digits": 0}}
-    save_gan(folder, generator, discriminator, config, classifier_folder=staging, progress_gif=gif, metrics=metrics)
+    save(folder, generator, discriminator, config, classifier_folder=staging, progress_gif=gif, metrics=metrics)
     return folder

@@ -22,10 +22,10 @@ def evaluate(folder: Path, source: str = "offline", count: int = 1000, seed: int
 
     from trainers.common import checkpoint
     from trainers.dcgan import data, quality
-    from trainers.dcgan.generate import load
+    from trainers.dcgan.generate import DigitGenerator
     from trainers.dcgan.model import latent_vectors
 
-    model = load(folder)
+    model = DigitGenerator.load(folder)
     if model.judge is None:
         raise checkpoint.CheckpointError(f"{folder} has no classifier (classifier.json) to judge the digits with")
     digits = digits or data.load_digits(source, seed=seed)

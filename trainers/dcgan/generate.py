@@ -73,6 +73,17 @@ class DigitGenerator:
         self.folder = Path(folder) if folder is not None else None
         self._run = tf.function(lambda latent: generator(latent, training=False), reduce_retracing=True)
 
+    @classmethod
+    def load(cls, path: Path) -> "DigitGenerator":
+        """The served generator of a checkpoint folder, with its classifier when the folder has one."""
+        from trainers.dcgan import model
+        from trainers.dcgan.classifier import CLASSIFIER_CONFIG, load_classifier
+
+        path = Path(path)
+        generator, config = model.load(path)
+        judge = load_classifier(path) if (path / CLASSIFIER_CONFIG).is_file() else None
+        return cls(generator, config, judge, folder=path)
+
     @property
     def progress_gif(self) -> Path | None:
         if self.folder is None:
@@ -117,17 +128,6 @@ class DigitGenerator:
         return self.judged(slerp(start, end, int(frames)))
 
 
-def load(path: Path) -> DigitGenerator:
-    """The generator of a checkpoint folder, with its classifier when the folder has one."""
-    from trainers.dcgan.classifier import CLASSIFIER_CONFIG, load_classifier
-    from trainers.dcgan.model import load_generator
-
-    path = Path(path)
-    generator, config = load_generator(path)
-    judge = load_classifier(path) if (path / CLASSIFIER_CONFIG).is_file() else None
-    return DigitGenerator(generator, config, judge, folder=path)
-
-
 def walk_gif(judged: Judged, path: Path, scale: int = 6, duration_ms: int = 120) -> Path:
     """An animated GIF of a latent walk that goes there and back, each frame labelled with the guess."""
     from trainers.dcgan import images
@@ -163,7 +163,7 @@ def main(argv=None) -> None:
     if not out.parent.is_dir():
         fail(f"the folder {out.parent} does not exist")
     try:
-        model = load(Path(args.checkpoint))
+        model = DigitGenerator.load(Path(args.checkpoint))
     except CheckpointError as error:
         fail(str(error))
     from trainers.dcgan import images

@@ -3,12 +3,14 @@
 Both follow the DCGAN paper's guidelines (Radford et al., 2015): no pooling (strided convolutions), batch
 normalisation in the generator, LeakyReLU in the discriminator, tanh output. The generator is deliberately
 smaller than the TensorFlow tutorial's (it has to train on a shared CPU); its width is a setting. Importing
-this module does no work; `load_generator(path)` rebuilds a generator from a checkpoint folder.
+this module does no work; `load(path)` rebuilds a generator from a checkpoint folder, `save`/`write_files`
+write one.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import keras
@@ -38,19 +40,22 @@ class GanConfig:
 class Generator(keras.Model):
     """Latent (batch, latent_dim) -> image (batch, 28, 28, 1) in [-1, 1]."""
 
-    def __init__(self, latent_dim: int = 100, filters: int = 128, kernel_size: int = 5, **kwargs):
+    def __init__(self, latent_dim: int = 100, filters: int = 128, kernel_size: int = 5, synchronized: bool = False,
+                 **kwargs):
         super().__init__(**kwargs)
+        # synchronized: batch statistics over the global batch when training on several replicas (tf.distribute),
+        # so that a mirrored run normalises as one device would. Not a shape: it is not saved in config.json.
         self.latent_dim = latent_dim
         self.filters = filters
         self.project = layers.Dense(7 * 7 * filters, use_bias=False, name="project")
-        self.project_norm = layers.BatchNormalization(name="project_norm")
+        self.project_norm = layers.BatchNormalization(synchronized=synchronized, name="project_norm")
         self.reshape = layers.Reshape((7, 7, filters))
         self.up1 = layers.Conv2DTranspose(filters // 2, kernel_size, strides=2, padding="same", use_bias=False,
                                           name="up1")
-        self.up1_norm = layers.BatchNormalization(name="up1_norm")
+        self.up1_norm = layers.BatchNormalization(synchronized=synchronized, name="up1_norm")
         self.up2 = layers.Conv2DTranspose(filters // 4, kernel_size, strides=2, padding="same", use_bias=False,
                                           name="up2")
-        self.up2_norm = layers.BatchNormalization(name="up2_norm")
+        self.up2_norm = layers.BatchNormalization(synchronized=synchronized, name="up2_norm")
         # A last stride-1 convolution to one channel smooths the checkerboard of the upsampling layers.
         self.to_image = layers.Conv2D(1, kernel_size, padding="same", activation="tanh", dtype="float32",
                                       name="to_image")
@@ -82,9 +87,11 @@ class Discriminator(keras.Model):
         return self.logit(self.flatten(features))  # (batch, 1)
 
 
-def build(config: GanConfig) -> tuple[Generator, Discriminator]:
-    """Creates both networks and their variables (one call on a dummy batch), ready for load_weights."""
-    generator = Generator(config.latent_dim, config.generator_filters, config.kernel_size, name="generator")
+def build(config: GanConfig, synchronized: bool = False) -> tuple[Generator, Discriminator]:
+    """Creates both networks and their variables (one call on a dummy batch), ready for load_weights.
+    `synchronized`: the generator's batch norm uses the statistics of the global batch (several replicas)."""
+    generator = Generator(config.latent_dim, config.generator_filters, config.kernel_size, synchronized,
+                          name="generator")
     discriminator = Discriminator(config.discriminator_filters, config.kernel_size, config.dropout,
                                   name="discriminator")
     images = generator(tf.zeros((1, config.latent_dim)))
@@ -109,8 +116,8 @@ def read_config(path: Path) -> GanConfig:
         raise checkpoint.CheckpointError(f"{Path(path) / checkpoint.CONFIG_FILE} is not a DCGAN config: {error}")
 
 
-def load_generator(path: Path) -> tuple[Generator, GanConfig]:
-    """Rebuilds the generator from `path/config.json` and loads `model.weights.h5` (the generator's weights)."""
+def load(path: Path) -> tuple[Generator, GanConfig]:
+    """Rebuilds the generator from `path/config.json` and loads `model.weights.h5` (the served generator)."""
     path = checkpoint.require_folder(path)
     config = read_config(path)
     generator, _ = build(config)
@@ -118,19 +125,50 @@ def load_generator(path: Path) -> tuple[Generator, GanConfig]:
     return generator, config
 
 
-def load_gan(path: Path) -> tuple[Generator, Discriminator, GanConfig]:
-    """Both networks as they were being trained, for resuming a run."""
+def load_networks(path: Path, generator: Generator, discriminator: Discriminator,
+                  average: Generator | None = None) -> None:
+    """Fills built networks from a servable folder, for --init-from: the trained generator
+    (generator_training.weights.h5, or model.weights.h5 without one), the discriminator, and the served weights
+    into `average`."""
     path = checkpoint.require_folder(path, (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, DISCRIMINATOR_WEIGHTS))
-    config = read_config(path)
-    generator, discriminator = build(config)
     training_weights = path / TRAINING_GENERATOR_WEIGHTS
-    for model, weights in ((generator, training_weights if training_weights.is_file() else path /
-                            checkpoint.WEIGHTS_FILE), (discriminator, path / DISCRIMINATOR_WEIGHTS)):
+    pairs = [(generator, training_weights if training_weights.is_file() else path / checkpoint.WEIGHTS_FILE),
+             (discriminator, path / DISCRIMINATOR_WEIGHTS)]
+    if average is not None:
+        pairs.append((average, path / checkpoint.WEIGHTS_FILE))
+    for model, weights in pairs:
         try:
             model.load_weights(str(weights))
         except Exception as error:
             raise checkpoint.CheckpointError(f"the weights in {weights} cannot be loaded: {error}") from None
-    return generator, discriminator, config
+
+
+def write_files(folder: Path, generator: Generator, discriminator: Discriminator, config: GanConfig,
+                classifier_folder: Path | None = None, progress_gif: Path | None = None, metrics: dict | None = None,
+                average: Generator | None = None) -> None:
+    """The servable files into an existing folder: config.json, model.weights.h5 (the served generator: the
+    `average` if there is one, and then the trained generator as generator_training.weights.h5),
+    discriminator.weights.h5, the classifier's two files, progress.gif, metrics.json."""
+    from trainers.dcgan.classifier import CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS
+    from trainers.dcgan.generate import PROGRESS_GIF
+
+    folder = Path(folder)
+    checkpoint.write_model(folder, average if average is not None else generator, dataclasses.asdict(config))
+    if average is not None:
+        generator.save_weights(str(folder / TRAINING_GENERATOR_WEIGHTS))
+    discriminator.save_weights(str(folder / DISCRIMINATOR_WEIGHTS))
+    if classifier_folder is not None:
+        checkpoint.copy_into(classifier_folder, folder, [CLASSIFIER_CONFIG, CLASSIFIER_WEIGHTS])
+    if progress_gif is not None:
+        shutil.copy2(progress_gif, folder / PROGRESS_GIF)
+    if metrics is not None:
+        checkpoint.write_json(folder / checkpoint.METRICS_FILE, metrics)
+
+
+def save(path: Path, generator: Generator, discriminator: Discriminator, config: GanConfig, **files) -> Path:
+    """Writes a complete, servable checkpoint folder atomically (`files`: the keywords of `write_files`)."""
+    return checkpoint.write_folder(path, lambda folder: write_files(folder, generator, discriminator, config,
+                                                                    **files))
 
 
 def make_average_update(average: Generator, generator: Generator, decay: float, eager: bool = False):

@@ -1,0 +1,95 @@
+"""The DCGAN's training settings (no TensorFlow here: the app reads this module to build its form).
+
+The defaults are the shipped configuration; every field is a flag of `python -m trainers.dcgan.train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from trainers.common.config import RunConfig, flag, in_range, positive
+from trainers.dcgan.augment import parse_policy
+
+RUN_CHECKPOINT = "checkpoint"
+# What the app's Training tab offers for this model (besides epochs): data sources and main settings.
+SOURCES = ("offline", "canonical")
+MAIN_SETTINGS = ("batch_size", "generator_filters", "learning_rate", "label_smoothing")
+
+
+@dataclasses.dataclass
+class TrainConfig(RunConfig):
+    SOURCES = SOURCES
+
+    source: str = dataclasses.field(default="offline", metadata={"help": "offline or canonical"})
+    out: str = dataclasses.field(default="runs/dcgan", metadata={"help": "run folder"})
+    epochs: int = 40
+    batch_size: int = dataclasses.field(default=64, metadata={"help": "global batch (split across replicas)"})
+    learning_rate: float = dataclasses.field(default=1e-4, metadata={
+        "help": "Adam learning rate of the generator (and of the discriminator if its own rate is 0)"})
+    precision: str = dataclasses.field(default="mixed_bfloat16", metadata={
+        "help": "float32 or mixed_bfloat16 (the GAN only; ~2-3x faster on CPUs with AMX/AVX512-BF16)"})
+    init_from: str = dataclasses.field(default="", metadata={
+        "help": "start a new run from this checkpoint's networks and epoch count (e.g. checkpoints/dcgan); both "
+                "optimizers start with fresh moments"})
+    latent_dim: int = 100
+    generator_filters: int = dataclasses.field(default=256, metadata={"help": "channels of the generator's 7x7 map"})
+    discriminator_filters: int = dataclasses.field(default=128, metadata={
+        "help": "channels of the discriminator's first convolution"})
+    kernel_size: int = dataclasses.field(default=4, metadata={"help": "convolution kernel size of both networks"})
+    discriminator_learning_rate: float = dataclasses.field(default=4e-4, metadata={
+        "help": "the discriminator's own Adam learning rate (0: the same as --learning-rate)"})
+    beta_1: float = dataclasses.field(default=0.5, metadata={"help": "Adam beta_1 (the DCGAN paper's 0.5)"})
+    label_smoothing: float = dataclasses.field(default=0.0, metadata={
+        "help": "one-sided: the discriminator's target for real digits is 1 - this"})
+    r1_gamma: float = dataclasses.field(default=0.0, metadata={
+        "help": "weight of the R1 penalty on the discriminator's input gradient at real digits (Mescheder et al. "
+                "2018; 0: off)"})
+    augment: str = dataclasses.field(default="", metadata={
+        "help": "differentiable augmentation of every image the discriminator sees, real and generated "
+                "(DiffAugment): '', 'translation', 'cutout' or 'translation,cutout'"})
+    top_k: float = dataclasses.field(default=0.0, metadata={
+        "help": "train the generator only on this share of each generated batch, the digits the discriminator finds "
+                "most real (top-k training, Sinha et al. 2020; e.g. 0.5; 0: all)"})
+    average_decay: float = dataclasses.field(default=0.999, metadata={
+        "help": "decay of the moving average of the generator's weights that is served (0: off)"})
+    classifier_epochs: int = dataclasses.field(default=8, metadata={"help": "epochs of the judging classifier"})
+    grid_count: int = dataclasses.field(default=64, metadata={"help": "digits in each epoch's progress grid"})
+    eval_count: int = dataclasses.field(default=1000, metadata={"help": "generated digits scored each epoch"})
+    max_digits: int = dataclasses.field(default=0, metadata={"help": "train on only this many digits (0: all)"})
+    keep_epochs: bool = dataclasses.field(default=False, metadata={
+        "help": "also keep every epoch's servable networks in <out>/epochs/epoch_NNNN (~18 MB each), to pick "
+                "from afterwards with trainers.dcgan.select"})
+
+    def model_config(self):
+        """The networks' shape (GanConfig) these settings build."""
+        from trainers.dcgan.model import GanConfig
+
+        return GanConfig(latent_dim=self.latent_dim, generator_filters=self.generator_filters,
+                         discriminator_filters=self.discriminator_filters, kernel_size=self.kernel_size)
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        for name in ("latent_dim", "generator_filters", "discriminator_filters", "kernel_size", "classifier_epochs",
+                     "grid_count", "eval_count"):
+            problems += positive(flag(name), getattr(self, name))
+        problems += in_range("batch-size", self.batch_size, 1, 4096)
+        problems += in_range("latent-dim", self.latent_dim, 1, 1024)
+        if self.generator_filters % 4:
+            problems.append(f"generator-filters must be a multiple of 4, got {self.generator_filters}")
+        problems += in_range("kernel-size", self.kernel_size, 1, 9)
+        if self.discriminator_learning_rate:
+            problems += in_range("discriminator-learning-rate", self.discriminator_learning_rate, 1e-6, 1.0)
+        problems += in_range("beta-1", self.beta_1, 0.0, 0.999)
+        problems += in_range("label-smoothing", self.label_smoothing, 0.0, 0.5)
+        problems += in_range("r1-gamma", self.r1_gamma, 0.0, 1000.0)
+        try:
+            parse_policy(self.augment)
+        except ValueError as error:
+            problems.append(str(error))
+        if self.top_k:
+            problems += in_range("top-k", self.top_k, 0.01, 1.0)
+        problems += in_range("average-decay", self.average_decay, 0.0, 0.99999)
+        problems += in_range("grid-count", self.grid_count, 1, 256)
+        problems += in_range("eval-count", self.eval_count, 2, 10000)
+        problems += positive("max-digits", self.max_digits, allow_zero=True)
+        return problems
