@@ -34,11 +34,11 @@ def main(argv=None) -> None:
 
     import keras
 
-    from trainers.captioning.caption import CaptionModel
+    from trainers.captioning.caption import Captioner
     from trainers.captioning.model import build
     from trainers.captioning.train import make_train_step
 
-    captioner = CaptionModel.load(Path(args.checkpoint))
+    captioner = Captioner.load(Path(args.checkpoint))
     rng = np.random.default_rng(0)
     pictures = rng.integers(0, 255, (32, 224, 224, 3), dtype=np.uint8)
     one = timed(lambda: captioner.encoder.features(pictures[:1]), 10)
@@ -54,7 +54,8 @@ def main(argv=None) -> None:
     for eager in (True, False):
         model = build(config)
         step = make_train_step(model, keras.optimizers.Adam(1e-3), clip_norm=5.0, eager=eager)
-        rates[eager] = 1 / timed(lambda: step(features, ids[:, :-1], ids[:, 1:]), args.steps if not eager else max(2, args.steps // 3))
+        repeats = args.steps if not eager else max(2, args.steps // 3)
+        rates[eager] = 1 / timed(lambda: step(features, ids[:, :-1], ids[:, 1:]), repeats)
     print(f"decoder train step (batch {args.batch}, {captioner.max_len} words): eager {rates[True]:.2f} steps/s, "
           f"tf.function {rates[False]:.2f} steps/s (x{rates[False] / rates[True]:.1f})")
 

@@ -19,9 +19,9 @@ DISPLAY_SIDE = 448  # the longer side of the pictures shown with attention
 
 
 def load(path):
-    from trainers.captioning.caption import CaptionModel
+    from trainers.captioning.caption import Captioner
 
-    return CaptionModel.load(Path(path))
+    return Captioner.load(Path(path))
 
 
 def warm_up(registry) -> None:

@@ -32,9 +32,9 @@ def tiny_folder(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tiny_captioner(tiny_folder):
-    from trainers.captioning.caption import CaptionModel
+    from trainers.captioning.caption import Captioner
 
-    return CaptionModel.load(tiny_folder)
+    return Captioner.load(tiny_folder)
 
 
 # ---- the converted encoder -----------------------------------------------------------------------------------
@@ -202,10 +202,11 @@ def test_checkpoint_round_trip_and_training_lowers_the_loss(tiny_folder, tiny_ca
     import keras
 
     from trainers.captioning import data
-    from trainers.captioning.caption import CaptionModel
-    from trainers.common.seq2seq import masked_loss
-    from trainers.captioning.train import make_train_step, save_run
+    from trainers.captioning.caption import Captioner
+    from trainers.captioning.model import save
+    from trainers.captioning.train import make_train_step
     from trainers.common import checkpoint
+    from trainers.common.seq2seq import masked_loss
 
     features = np.random.default_rng(2).normal(0, 2, (4, 49, 16)).astype(np.float32)
     captions = ["a big red car to the left of two small dogs", "a small cat above a big tree",
@@ -224,9 +225,12 @@ def test_checkpoint_round_trip_and_training_lowers_the_loss(tiny_folder, tiny_ca
     assert decoded == captions
     # Save -> load gives identical outputs.
     config = checkpoint.read_json(tiny_folder / "config.json")
-    saved = save_run(tmp_path / "saved", model, tiny_captioner.vocabulary, config, tiny_folder / "encoder.weights.h5",
-                     metrics={"model": "captioning"})
-    loaded = CaptionModel.load(saved)
+    saved = save(tmp_path / "saved", model, tiny_captioner.vocabulary, config, tiny_folder / "encoder.weights.h5",
+                 metrics={"model": "captioning"})
+    assert sorted(path.name for path in saved.iterdir()) == ["config.json", "encoder.weights.h5", "metrics.json",
+                                                              "model.weights.h5", "vocab.json"]
+    assert checkpoint.read_json(saved / "config.json") == config
+    loaded = Captioner.load(saved)
     np.testing.assert_allclose(np.asarray(loaded.model(features, ids[:, :-1])[0]),
                                np.asarray(model(features, ids[:, :-1])[0]), atol=1e-5)
     from trainers.captioning.encoder import load_image
@@ -308,12 +312,120 @@ def test_caption_cli(tiny_folder, tmp_path):
 def test_train_cli_rejects_bad_settings():
     result = run(["-m", "trainers.captioning.train", "--epochs", "0", "--batch-size", "-3"])
     assert result.returncode == 2
-    assert result.stderr.startswith("error: ") and result.stderr.strip().count("\n") == 0
+    # One line of error, the last one, no traceback (TensorFlow's own import log lines may come before it).
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and sum(line.startswith("error") for line in lines) == 1
+    assert "Traceback" not in result.stderr
     assert "epochs must be greater than zero" in result.stderr and "batch-size" in result.stderr
-    from trainers.captioning import train
+    from trainers.captioning import config
 
-    assert set(train.SOURCES) == {"offline", "canonical"} and train.RUN_CHECKPOINT == "checkpoint"
-    assert all(hasattr(train.TrainConfig(), name) for name in train.MAIN_SETTINGS)
+    assert set(config.SOURCES) == {"offline", "canonical"} and config.RUN_CHECKPOINT == "checkpoint"
+    assert all(hasattr(config.TrainConfig(), name) for name in config.MAIN_SETTINGS)
+    defaults = config.TrainConfig()
+    assert (defaults.epochs, defaults.train_images, defaults.batch_size, defaults.learning_rate,
+            defaults.precision) == (8, 20000, 64, 2e-3, "float32")
+    assert Path(defaults.encoder_weights) == SHIPPED_ENCODER and defaults.validate() == []
+    assert any("dropout" in problem for problem in config.TrainConfig(dropout=2.0).validate())
+    assert any("strategy" in problem for problem in config.TrainConfig(strategy="everywhere").validate())
+    # The app imports the settings to build its form: no TensorFlow.
+    check = run(["-c", "import sys, trainers.captioning.config; assert 'tensorflow' not in sys.modules"])
+    assert check.returncode == 0, check.stderr
+
+
+# ---- a training run on the run core (tiny: a random CNN encoder, synthetic sprites) ---------------------------
+
+
+def tiny_run_config(tmp_path, out: str, **changes):
+    from trainers.captioning.config import TrainConfig
+
+    settings = dict(out=str(tmp_path / out), cache_dir=str(tmp_path / "cache"), epochs=2, train_images=16,
+                    val_images=4, test_images=4, batch_size=8, embedding_dim=8, units=16, attention_units=8,
+                    steps_per_epoch=3, log_every=1, learning_rate=1e-2)
+    return TrainConfig(**{**settings, **changes})
+
+
+def tiny_recipe(config):
+    """The captioning recipe with a tiny random encoder and synthetic sprites (no MobileNet, no picture packages)."""
+    import io
+
+    from trainers.captioning import encoder as encoder_module, scenes
+    from trainers.captioning.train import CaptioningRecipe
+
+    class TinyRecipe(CaptioningRecipe):
+        sprite_source = staticmethod(scenes.synthetic_sprites)
+
+        def offline_encoder(self):
+            encoder = encoder_module.tiny_random(seed=0, depth=8)
+            path = Path(self.config.cache_dir) / encoder_module.ENCODER_WEIGHTS_FILE
+            if not path.is_file():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                encoder.feature_model.save_weights(str(path))
+            return encoder, path, encoder_module.spec_for(encoder, "tiny_random", seed=0)
+
+    return TinyRecipe(config, io.StringIO())
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """Two epochs of a tiny run, then the same run resumed for a third."""
+    from trainers.common import run
+
+    folder = tmp_path_factory.mktemp("captioning-run")
+    run.fit(tiny_recipe(tiny_run_config(folder, "out")))
+    recipe = tiny_recipe(tiny_run_config(folder, "out", epochs=3))
+    metrics = run.fit(recipe)
+    return folder, recipe, metrics
+
+
+def test_training_run_resumes_and_serves_the_last_epoch(tiny_run):
+    from trainers.captioning.caption import Captioner
+    from trainers.captioning.train import evaluate
+    from trainers.common.progress import read_events
+
+    folder, recipe, metrics = tiny_run
+    out = folder / "out"
+    events = read_events(out)
+    assert [e["resumed_from_epoch"] for e in events if e["event"] == "start"] == [0, 2]
+    epochs = [e for e in events if e["event"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert all(0 <= e["train_accuracy"] <= 1 and np.isfinite(e["train_loss"]) and "val_bleu4" in e
+               and "test_object_recall" in e for e in epochs)
+    samples = [e for e in events if e["event"] == "sample"]
+    assert len(samples) == 3 and all(len(e["rows"]) == 4 and e["images"] for e in samples)
+    # The resume state lives in <out>/resume; the servable folder holds only what the app loads.
+    state = json.loads((out / "resume" / "state.json").read_text())
+    assert state["epoch"] == 3 and state["step"] == 9 and len(state["history"]) == 3
+    servable = out / "checkpoint"
+    assert sorted(path.name for path in servable.iterdir()) == ["config.json", "encoder.weights.h5", "examples",
+                                                                "metrics.json", "model.weights.h5", "vocab.json"]
+    assert len(list((servable / "examples").glob("test_*.jpg"))) == 8
+    stored = json.loads((servable / "config.json").read_text())
+    assert stored == recipe.model_config() and stored["max_len"] == 16 and stored["source"] == "offline"
+    assert metrics == json.loads((servable / "metrics.json").read_text())
+    assert metrics["epochs"] == 3 and metrics["steps"] == 9
+    assert [row["epoch"] for row in metrics["history"]] == [1, 2, 3]
+    assert metrics["bleu4"] == epochs[-1]["test_bleu4"] and metrics["val_bleu4"] == epochs[-1]["val_bleu4"]
+    # What is served is the last epoch's model: it captions the test split exactly as the run scored it.
+    served = Captioner.load(servable)
+    assert evaluate(served, recipe.test_features, recipe.test_records)["captions"] == recipe.test["captions"]
+
+
+def test_init_from_a_servable_folder_continues_its_epochs(tiny_run):
+    from trainers.common import run
+    from trainers.common.progress import read_events
+
+    folder, _, _ = tiny_run
+    servable = folder / "out" / "checkpoint"
+    with pytest.raises(run.RunError, match="another shape"):
+        run.fit(tiny_recipe(tiny_run_config(folder, "wider", epochs=4, units=32, init_from=str(servable))))
+    with pytest.raises(run.RunError, match="already trained 3 epochs"):
+        run.fit(tiny_recipe(tiny_run_config(folder, "again", epochs=3, init_from=str(servable))))
+    metrics = run.fit(tiny_recipe(tiny_run_config(folder, "further", epochs=4, init_from=str(servable))))
+    assert metrics["epochs"] == 4 and metrics["steps"] == 12
+    starts = [e for e in read_events(folder / "further") if e["event"] == "start"]
+    assert [e["resumed_from_epoch"] for e in starts] == [3]
+    assert json.loads((folder / "further" / "checkpoint" / "vocab.json").read_text()) == \
+        json.loads((servable / "vocab.json").read_text())
 
 
 # ---- the app --------------------------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ def python(*args, env=None, timeout=300):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
 
 
-@pytest.mark.parametrize("model", ["char_rnn", "dcgan"])
+@pytest.mark.parametrize("model", ["char_rnn", "dcgan", "captioning"])
 def test_mirrored_over_two_cpus_matches_one_device(model, tmp_path):
     result = python("-m", "tests.distributed.compare", model, str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]

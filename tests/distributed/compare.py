@@ -55,7 +55,16 @@ def dcgan(folder: Path, strategy: str):
     return functools.partial(train, digits=synthetic_split()), config
 
 
-TINY_RUNS = {"char_rnn": char_rnn, "dcgan": dcgan}
+def captioning(folder: Path, strategy: str):
+    """A tiny captioner (random encoder, synthetic sprites, the recipe of tests/test_captioning.py), no dropout."""
+    from tests.test_captioning import tiny_recipe, tiny_run_config
+
+    config = tiny_run_config(folder, strategy, dropout=0.0, precision="float32", strategy=strategy,
+                             learning_rate=1e-3)
+    return lambda config, stream: run.fit(tiny_recipe(config)), config
+
+
+TINY_RUNS = {"char_rnn": char_rnn, "dcgan": dcgan, "captioning": captioning}
 
 
 def losses(folder: Path) -> list[dict]:

@@ -16,14 +16,13 @@ def make(folder: Path) -> Path:
     from PIL import Image
 
     from trainers.captioning import data, encoder as encoder_module
-    from trainers.captioning.model import CaptionerConfig, build
-    from trainers.captioning.train import save_run
+    from trainers.captioning.model import ShowAttendTellConfig, build, save
 
     keras.utils.set_random_seed(0)
     folder = Path(folder)
     encoder = encoder_module.tiny_random(seed=0, depth=16)
     vocabulary = data.Vocabulary.from_captions(CAPTIONS)
-    config = CaptionerConfig(vocab_size=vocabulary.size, locations=encoder.locations, feature_depth=encoder.depth,
+    config = ShowAttendTellConfig(vocab_size=vocabulary.size, locations=encoder.locations, feature_depth=encoder.depth,
                              embedding_dim=16, units=32, attention_units=16, dropout=0.0)
     model = build(config)
     staging = folder.parent / f".{folder.name}-staging"
@@ -39,6 +38,6 @@ def make(folder: Path) -> Path:
                               "feature_depth": config.feature_depth, "embedding_dim": 16, "units": 32,
                               "attention_units": 16, "dropout": 0.0},
                   "encoder": encoder_module.spec_for(encoder, "tiny_random", seed=0), "max_len": 8, "source": "tiny"}
-    save_run(folder, model, vocabulary, run_config, encoder_file,
-             metrics={"model": "captioning", "note": "tiny untrained test model"}, examples=examples)
+    save(folder, model, vocabulary, run_config, encoder_file,
+         metrics={"model": "captioning", "note": "tiny untrained test model"}, examples=examples)
     return folder

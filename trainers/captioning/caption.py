@@ -3,7 +3,7 @@
     python -m trainers.captioning.caption photo.jpg                 # greedy caption
     python -m trainers.captioning.caption photo.jpg --beam 3 --json # words + per-word attention maps as JSON
 
-`CaptionModel.load(folder)` reads a checkpoint folder (encoder + decoder + vocabulary) and exposes plain-Python
+`Captioner.load(folder)` reads a checkpoint folder (encoder + decoder + vocabulary) and exposes plain-Python
 inference: `caption(image, beam)` returns a dict with `caption`, `words`, `attention` (one grid of floats per
 word, summing to 1) and `score`. The app's Caption tab uses the same object. Beam search comes from the shared
 `trainers.common.decoding` (the translator uses it too); beam width 1 is greedy search.
@@ -21,8 +21,8 @@ import numpy as np
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "captioning"
 
 
-class CaptionModel:
-    """A loaded captioner: encoder, decoder and vocabulary, with NumPy/Python in and out."""
+class Captioner:
+    """A loaded captioner: encoder, decoder (`model.ShowAttendTell`) and vocabulary, NumPy/Python in and out."""
 
     def __init__(self, encoder, model, vocabulary, max_len: int, metrics: dict | None = None):
         from trainers.captioning.model import make_step_function
@@ -37,9 +37,9 @@ class CaptionModel:
         self.grid = (side, encoder.locations // side)
 
     @classmethod
-    def load(cls, folder: Path) -> "CaptionModel":
-        from trainers.captioning import data, encoder as encoder_module
-        from trainers.captioning.model import load_captioner
+    def load(cls, folder: Path) -> "Captioner":
+        """The captioner of a checkpoint folder: its encoder (weights file and spec), decoder and vocabulary."""
+        from trainers.captioning import data, encoder as encoder_module, model as model_module
         from trainers.common import checkpoint
 
         folder = checkpoint.require_folder(Path(folder), (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE,
@@ -49,10 +49,10 @@ class CaptionModel:
             encoder = encoder_module.load_from_folder(folder, config["encoder"])
         except (KeyError, ValueError, FileNotFoundError, OSError) as error:
             raise checkpoint.CheckpointError(f"the encoder of {folder} cannot be loaded: {error}") from None
-        model = load_captioner(folder)
-        metrics = checkpoint.read_json(folder / checkpoint.METRICS_FILE) if (folder / "metrics.json").exists() else {}
-        return cls(encoder, model, data.Vocabulary.load(folder / data.VOCAB_FILE), int(config.get("max_len", 24)),
-                   metrics)
+        model, vocabulary = model_module.load(folder)
+        metrics = checkpoint.read_json(folder / checkpoint.METRICS_FILE) \
+            if (folder / checkpoint.METRICS_FILE).exists() else {}
+        return cls(encoder, model, vocabulary, int(config.get("max_len", 24)), metrics)
 
     # ---- decoding over cached features (the search itself is the shared trainers.common.decoding) ----
 
@@ -119,7 +119,7 @@ def main(argv=None) -> None:
 
     try:
         load_image(args.image)
-        captioner = CaptionModel.load(Path(args.checkpoint))
+        captioner = Captioner.load(Path(args.checkpoint))
         result = captioner.caption(args.image, beam=args.beam)
     except (ImageError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)

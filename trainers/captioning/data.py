@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import socket
 import sys
 import time
 import zipfile
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainers.captioning.config import SHIPPED_ENCODER
 from trainers.common import checkpoint, download
 
 CACHE_VERSION = 1
@@ -32,8 +34,18 @@ VOCAB_FILE = "vocab.json"
 PAD, START, END, UNKNOWN = "<pad>", "<start>", "<end>", "<unk>"
 DEFAULT_COUNTS = {"train": 20000, "val": 600, "test": 1000}
 
+COCO_HOST = "images.cocodataset.org"
 COCO_ANNOTATIONS_URL = "http://images.cocodataset.org/annotations/annotations_trainval2014.zip"
 COCO_IMAGES_URL = "http://images.cocodataset.org/zips/train2014.zip"
+
+
+def online(host: str = COCO_HOST, port: int = 80, timeout: float = 4.0) -> bool:
+    """Whether MS-COCO's server answers (the trainer and `python -m trainers.captioning.data` both ask)."""
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def tokenize(text: str) -> list[str]:
@@ -156,10 +168,12 @@ def build_scene_split(folder: Path, split: str, count: int, seed: int, encoder, 
     return folder
 
 
-def build_offline(counts: dict, seed: int, encoder, encoder_id: str, folder: str = "", log=print) -> Path:
+def build_offline(counts: dict, seed: int, encoder, encoder_id: str, folder: str = "", log=print,
+                  sprite_source=None) -> Path:
+    """Caches the features of the test, val and train scenes; `sprite_source` as in scenes.SceneGenerator."""
     root = cache_root("offline", seed, folder)
     for split in ("test", "val", "train"):
-        build_scene_split(root, split, counts[split], seed, encoder, encoder_id, log=log)
+        build_scene_split(root, split, counts[split], seed, encoder, encoder_id, log=log, sprite_source=sprite_source)
     return root
 
 
@@ -273,8 +287,7 @@ def main(argv=None) -> None:
     parser.add_argument("--test", type=int, default=DEFAULT_COUNTS["test"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default="")
-    parser.add_argument("--encoder-weights", default=str(Path(__file__).resolve().parents[2] / "checkpoints" /
-                                                         "captioning" / "encoder.weights.h5"))
+    parser.add_argument("--encoder-weights", default=str(SHIPPED_ENCODER))
     args = parser.parse_args(argv)
     from trainers.captioning import encoder as encoder_module
     from trainers.captioning import scenes
@@ -288,9 +301,7 @@ def main(argv=None) -> None:
     encoder_id = fingerprint(Path(args.encoder_weights))
     log = lambda message: print(message, flush=True)  # noqa: E731
     if args.source == "canonical":
-        from trainers.captioning.train import _online
-
-        if not _online():
+        if not online():
             print("error: MS-COCO (images.cocodataset.org) is not reachable; use --source offline", file=sys.stderr)
             raise SystemExit(1)
         root = build_coco(args.train + args.test, encoder_module.canonical(), "keras-imagenet",

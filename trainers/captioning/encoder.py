@@ -75,8 +75,14 @@ def load_image(source, size: int = IMAGE_SIZE) -> np.ndarray:
 
 
 def preprocess(images: np.ndarray) -> np.ndarray:
-    """uint8 RGB (batch, 224, 224, 3) -> float32 in [-1, 1], MobileNet's input scale."""
-    return images.astype(np.float32) / 127.5 - 1.0
+    """uint8 RGB (batch, 224, 224, 3) -> float32 in [-1, 1], MobileNet's input scale (x / 127.5 - 1).
+
+    `keras.applications.mobilenet.preprocess_input` on a float32 copy: it divides and subtracts in place, so the
+    caller's array is never touched. Bit for bit what the offline encoder was converted and checked with.
+    """
+    from keras.applications.mobilenet import preprocess_input
+
+    return preprocess_input(np.array(images, dtype=np.float32))
 
 
 def build_mobilenet(include_top: bool, weights=None):

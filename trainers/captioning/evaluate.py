@@ -53,7 +53,7 @@ def main(argv=None) -> None:
     parser.add_argument("--write", action="store_true", help="record the beam scores in metrics.json")
     args = parser.parse_args(argv)
     from trainers.captioning import data
-    from trainers.captioning.caption import CaptionModel
+    from trainers.captioning.caption import Captioner
     from trainers.common import checkpoint
 
     root = data.cache_root("offline", args.seed, args.cache_dir)
@@ -63,7 +63,7 @@ def main(argv=None) -> None:
         print(f"error: no test feature cache in {root} ({error}); run python -m trainers.captioning.data first",
               file=sys.stderr)
         raise SystemExit(1)
-    captioner = CaptionModel.load(Path(args.checkpoint))
+    captioner = Captioner.load(Path(args.checkpoint))
     results = [score(captioner, features, records, 1)]
     if args.beam > 1:
         results.append(score(captioner, features, records, args.beam))

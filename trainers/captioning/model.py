@@ -7,14 +7,16 @@
                       logits_t = Dense(vocab)(Dense(units)(hidden_t))
 
 The decoder's GRU receives its previous hidden state at every step (the 2018 tutorial restarted it from zeros,
-tensorflow/tensorflow#26990). `Captioner.call` runs teacher forcing over a whole caption; `encode` + `step` are
-the one-word-at-a-time pieces that greedy and beam search use. Importing this module does no work;
-`load_captioner(path)` rebuilds a model from a checkpoint folder.
+tensorflow/tensorflow#26990). `ShowAttendTell.call` runs teacher forcing over a whole caption; `encode` + `step`
+are the one-word-at-a-time pieces that greedy and beam search use. Importing this module does no work;
+`load(path)` rebuilds a decoder and its vocabulary from a checkpoint folder, `save`/`write_files` write one (the
+inference wrapper with the encoder is `trainers.captioning.caption.Captioner`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import keras
@@ -25,9 +27,11 @@ from keras import layers, ops
 from trainers.common import checkpoint
 from trainers.common.attention import BahdanauAttention
 
+EXAMPLES_FOLDER = "examples"  # held-out pictures the app offers as examples
+
 
 @dataclasses.dataclass
-class CaptionerConfig:
+class ShowAttendTellConfig:
     """The model's constructor arguments; saved as config.json beside the weights."""
 
     vocab_size: int
@@ -39,11 +43,11 @@ class CaptionerConfig:
     dropout: float = 0.1
 
 
-class Captioner(keras.Model):
+class ShowAttendTell(keras.Model):
     def __init__(self, vocab_size: int, locations: int = 49, feature_depth: int = 1024, embedding_dim: int = 256,
                  units: int = 512, attention_units: int = 256, dropout: float = 0.1, **kwargs):
         super().__init__(**kwargs)
-        self.config = CaptionerConfig(vocab_size, locations, feature_depth, embedding_dim, units, attention_units,
+        self.config = ShowAttendTellConfig(vocab_size, locations, feature_depth, embedding_dim, units, attention_units,
                                       dropout)
         self.project = layers.Dense(embedding_dim, activation="relu", name="feature_projection")
         self.initial_state = layers.Dense(units, activation="tanh", name="initial_state")
@@ -52,7 +56,8 @@ class Captioner(keras.Model):
         self.gru_cell = layers.GRUCell(units, name="gru_cell")
         self.dropout = layers.Dropout(dropout)
         self.hidden = layers.Dense(units, name="pre_logits")
-        self.logits = layers.Dense(vocab_size, name="logits")
+        # Logits stay float32 under mixed_bfloat16: the softmax and the loss need the range.
+        self.logits = layers.Dense(vocab_size, dtype="float32", name="logits")
 
     def encode(self, features, training=False):
         """features (batch, locations, depth) -> keys (batch, locations, embedding_dim), the attention's projection
@@ -88,9 +93,9 @@ class Captioner(keras.Model):
         return dataclasses.asdict(self.config)
 
 
-def build(config: CaptionerConfig) -> Captioner:
+def build(config: ShowAttendTellConfig) -> ShowAttendTell:
     """A model with its variables created (one call on a dummy batch), ready for load_weights."""
-    model = Captioner(**dataclasses.asdict(config))
+    model = ShowAttendTell(**dataclasses.asdict(config))
     features = np.zeros((1, config.locations, config.feature_depth), np.float32)
     model(features, np.zeros((1, 2), np.int32))
     return model
@@ -100,19 +105,55 @@ def count_parameters(model) -> int:
     return int(sum(np.prod(variable.shape) for variable in model.trainable_variables))
 
 
-def load_captioner(path: Path) -> Captioner:
-    path = checkpoint.require_folder(path)
+def load(path: Path):
+    """(decoder, vocabulary) of a checkpoint folder: the model from config.json's `decoder`, its weights, vocab.json."""
+    from trainers.captioning.data import VOCAB_FILE, Vocabulary
+
+    path = checkpoint.require_folder(path, (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, VOCAB_FILE))
     stored = checkpoint.read_json(path / checkpoint.CONFIG_FILE)
     try:
-        config = CaptionerConfig(**stored["decoder"])
+        config = ShowAttendTellConfig(**stored["decoder"])
     except (KeyError, TypeError) as error:
         raise checkpoint.CheckpointError(f"{path / checkpoint.CONFIG_FILE} is not a captioning config: {error}")
+    vocabulary = Vocabulary.load(path / VOCAB_FILE)
+    if vocabulary.size != config.vocab_size:
+        raise checkpoint.CheckpointError(
+            f"{path}: the vocabulary has {vocabulary.size} words but the model expects {config.vocab_size}")
     model = build(config)
     checkpoint.load_weights(model, path)
-    return model
+    return model, vocabulary
 
 
-def make_step_function(model: Captioner):
+def write_files(folder: Path, model: ShowAttendTell, vocabulary, run_config: dict, encoder_weights,
+                metrics: dict | None = None, examples: Path | None = None) -> None:
+    """The servable files into an existing folder: config.json (`decoder` from the model, then run_config's
+    `encoder`, `max_len`, `source`), model.weights.h5, vocab.json, the encoder's weights file (`encoder_weights`:
+    a file to copy, or a Keras model to save), the example pictures (a folder to copy) and metrics.json."""
+    from trainers.captioning.data import VOCAB_FILE
+    from trainers.captioning.encoder import ENCODER_WEIGHTS_FILE
+
+    folder = Path(folder)
+    config = {"decoder": dataclasses.asdict(model.config),
+              **{key: value for key, value in run_config.items() if key != "decoder"}}
+    checkpoint.write_model(folder, model, config, metrics)
+    vocabulary.save(folder / VOCAB_FILE)
+    target = folder / config["encoder"].get("weights", ENCODER_WEIGHTS_FILE)
+    if isinstance(encoder_weights, (str, Path)):
+        shutil.copy2(encoder_weights, target)
+    else:
+        encoder_weights.save_weights(str(target))
+    if examples is not None and Path(examples).is_dir():
+        shutil.copytree(examples, folder / EXAMPLES_FOLDER)
+
+
+def save(path: Path, model: ShowAttendTell, vocabulary, run_config: dict, encoder_weights,
+         metrics: dict | None = None, examples: Path | None = None) -> Path:
+    """Writes a complete checkpoint folder atomically (see `write_files`)."""
+    return checkpoint.write_folder(path, lambda folder: write_files(folder, model, vocabulary, run_config,
+                                                                    encoder_weights, metrics, examples))
+
+
+def make_step_function(model: ShowAttendTell):
     """A compiled one-word step for decoding: (keys, projected, tokens, state) -> (log-probs, state, weights)."""
 
     @tf.function(reduce_retracing=True)

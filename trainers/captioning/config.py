@@ -1,0 +1,59 @@
+"""The captioner's training settings (no TensorFlow here: the app reads this module to build its form).
+
+The defaults are the shipped configuration; every field is a flag of `python -m trainers.captioning.train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from trainers.common.config import RunConfig, flag, in_range, positive
+
+RUN_CHECKPOINT = "checkpoint"
+# What the app's Training tab offers for this model (besides epochs): data sources and main settings.
+SOURCES = ("offline", "canonical")
+MAIN_SETTINGS = ("train_images", "batch_size", "units", "learning_rate")
+SHIPPED_ENCODER = Path(__file__).resolve().parents[2] / "checkpoints" / "captioning" / "encoder.weights.h5"
+
+
+@dataclasses.dataclass
+class TrainConfig(RunConfig):
+    SOURCES = SOURCES
+
+    source: str = dataclasses.field(default="offline",
+                                    metadata={"help": "offline (composed scenes) or canonical (COCO)"})
+    out: str = dataclasses.field(default="runs/captioning", metadata={"help": "run folder"})
+    epochs: int = 8
+    batch_size: int = dataclasses.field(default=64, metadata={"help": "global batch (split across replicas)"})
+    learning_rate: float = dataclasses.field(default=2e-3, metadata={"help": "peak learning rate"})
+    steps_per_epoch: int = dataclasses.field(default=0, metadata={"help": "0: one pass over the training data"})
+    precision: str = dataclasses.field(default="float32", metadata={"help": "float32 or mixed_bfloat16"})
+    train_images: int = dataclasses.field(default=20000, metadata={"help": "training pictures (offline: scenes)"})
+    val_images: int = 600
+    test_images: int = 1000
+    embedding_dim: int = 256
+    units: int = 512
+    attention_units: int = 256
+    dropout: float = 0.1
+    max_len: int = dataclasses.field(default=16, metadata={"help": "longest caption in words, with start/end"})
+    min_lr_fraction: float = 0.05
+    clip_norm: float = 5.0
+    encoder_weights: str = dataclasses.field(default=str(SHIPPED_ENCODER),
+                                             metadata={"help": "converted MobileNet weights (offline encoder)"})
+    cache_dir: str = dataclasses.field(default="", metadata={"help": "feature cache folder (default: ~/.cache)"})
+
+    def validate(self) -> list[str]:
+        problems = super().validate()
+        for name in ("train_images", "val_images", "test_images", "embedding_dim", "units", "attention_units"):
+            problems += positive(flag(name), getattr(self, name))
+        problems += in_range("max-len", self.max_len, 4, 100)
+        problems += in_range("dropout", self.dropout, 0.0, 0.9)
+        problems += in_range("min-lr-fraction", self.min_lr_fraction, 0.0, 1.0)
+        problems += positive("clip-norm", self.clip_norm, allow_zero=True)
+        if self.train_images and self.batch_size > self.train_images:
+            problems.append(f"batch-size ({self.batch_size}) is larger than train-images ({self.train_images})")
+        if self.source == "offline" and not Path(self.encoder_weights).is_file():
+            problems.append(f"no encoder weights at {self.encoder_weights}; convert them with "
+                            f"python -m trainers.captioning.convert_encoder")
+        return problems
