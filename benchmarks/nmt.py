@@ -67,12 +67,12 @@ def main() -> None:
     parser.add_argument("--sentences", type=int, default=40)
     args = parser.parse_args()
 
-    from trainers.nmt.model import TranslatorConfig, build
-    from trainers.nmt.train import TrainConfig
+    from trainers.nmt.config import TrainConfig
+    from trainers.nmt.model import Seq2SeqConfig, build
 
     defaults = TrainConfig()
-    config = TranslatorConfig(14354, 8188, defaults.embedding_dim, defaults.encoder_units, defaults.decoder_units,
-                              defaults.attention_units, defaults.dropout)
+    config = Seq2SeqConfig(14354, 8188, defaults.embedding_dim, defaults.encoder_units, defaults.decoder_units,
+                           defaults.attention_units, defaults.dropout)
     print(f"training step, batch {args.batch} x length {args.length}, {args.steps} timed steps each")
     modes = [("eager float32", "float32", True), ("tf.function float32", "float32", False),
              ("eager mixed_bfloat16", "mixed_bfloat16", True), ("tf.function mixed_bfloat16", "mixed_bfloat16", False)]
@@ -99,7 +99,8 @@ def main() -> None:
     translator.translate_batch(sentences[:2])
     rates = time_decoding(translator, sentences)
     base = rates["greedy, one at a time"]
-    print(f"decoding {len(sentences)} sentences ({'checkpoint ' + args.checkpoint if args.checkpoint else 'random model'})")
+    origin = "checkpoint " + args.checkpoint if args.checkpoint else "random model"
+    print(f"decoding {len(sentences)} sentences ({origin})")
     for name, rate in rates.items():
         print(f"  {name:24s} {rate:7.1f} sentences/s   {rate / base:5.2f}x greedy one at a time")
 

@@ -105,9 +105,12 @@ def caption_picture(captioner, source, beam: int) -> dict:
 
 
 def build(registry) -> None:
-    def caption(upload, beam):
+    def caption(upload, beam, progress=gr.Progress()):
         source = _upload_path(upload)
-        result = caption_picture(_captioner(registry), source, beam)
+        progress(0.1, desc="Loading the captioner")
+        captioner = _captioner(registry)
+        progress(0.4, desc="Captioning")
+        result = caption_picture(captioner, source, beam)
         words, picture = result["words"], result["picture"]
         if not words:
             gr.Warning("The model ended the caption at once: it saw nothing it knows in this picture.")

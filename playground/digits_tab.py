@@ -134,22 +134,29 @@ def build(registry) -> list:
     from trainers.dcgan import images
     from trainers.dcgan.generate import walk_gif
 
-    def generate_digits(seed, count):
+    def generate_digits(seed, count, progress=gr.Progress()):
         seed, count = _whole(seed, "seed"), _whole(count, "number of digits")
         problems = check_request(seed, count)
         if problems:
             raise gr.Error("; ".join(problems).capitalize() + ".")
-        judged = _model(registry).generate_judged(seed, count)
+        progress(0.1, desc="Loading the generator")
+        model = _model(registry)
+        progress(0.5, desc=f"Drawing and judging {count} digits")
+        judged = model.generate_judged(seed, count)
         picture = images.labelled_grid(judged.digits, judged.guesses, judged.confidences)
         return picture, class_shares(judged.guesses), summary(judged.guesses, judged.confidences)
 
-    def latent_walk(seed_a, seed_b, frames):
+    def latent_walk(seed_a, seed_b, frames, progress=gr.Progress()):
         seed_a, seed_b = _whole(seed_a, "first seed"), _whole(seed_b, "second seed")
         frames = _whole(frames, "number of frames")
         problems = check_walk(seed_a, seed_b, frames)
         if problems:
             raise gr.Error("; ".join(problems).capitalize() + ".")
-        judged = _model(registry).walk(seed_a, seed_b, frames)
+        progress(0.1, desc="Loading the generator")
+        model = _model(registry)
+        progress(0.3, desc=f"Walking {frames} frames")
+        judged = model.walk(seed_a, seed_b, frames)
+        progress(0.7, desc="Writing the GIF")
         path = walk_gif(judged, _output_path(".gif"))
         gallery = [(images.grid(digit[None], scale=3, padding=0), f"{guess} · {confidence:.0%}")
                    for digit, guess, confidence in zip(judged.digits, judged.guesses, judged.confidences)]

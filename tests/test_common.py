@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from trainers.common import checkpoint, cli, download, progress
+from trainers.common import checkpoint, cli, config, download, progress
 
 PAYLOAD = b"First Citizen:\nBefore we proceed any further, hear me speak.\n" * 200
 
@@ -140,7 +140,7 @@ class ToyConfig:
     eager: bool = False
 
     def validate(self):
-        return cli.positive("epochs", self.epochs)
+        return config.positive("epochs", self.epochs)
 
 
 def test_flags_from_dataclass():

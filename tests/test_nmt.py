@@ -215,11 +215,12 @@ def test_bad_input_gets_a_sentence(tiny):
 
 
 def test_checkpoint_round_trip_gives_identical_translations(tiny, tmp_path):
-    from trainers.nmt.model import save_translator
+    from trainers.nmt.model import AttentionSeq2Seq, save
     from trainers.nmt.translate import Translator
 
     _, translator = tiny
-    save_translator(tmp_path / "copy", translator.model, translator.source_vocab, translator.target_vocab)
+    assert isinstance(translator.model, AttentionSeq2Seq)
+    save(tmp_path / "copy", translator.model, translator.source_vocab, translator.target_vocab)
     reloaded = Translator.load(tmp_path / "copy")
     for text in ("¿Todavía están en casa?", "y dijo dios sea la luz"):
         assert reloaded.translate(text, "beam", beam=3) == translator.translate(text, "beam", beam=3)
@@ -241,12 +242,12 @@ def test_damaged_checkpoint_raises_checkpoint_error(tiny, tmp_path):
 def test_a_few_steps_lower_the_loss_on_a_tiny_batch():
     import keras
 
-    from trainers.nmt.model import TranslatorConfig, build
+    from trainers.nmt.model import Seq2SeqConfig, build
     from trainers.nmt.train import make_train_step
 
     keras.utils.set_random_seed(1)
-    model = build(TranslatorConfig(20, 15, embedding_dim=16, encoder_units=16, decoder_units=32, attention_units=16,
-                                   dropout=0.0))
+    model = build(Seq2SeqConfig(20, 15, embedding_dim=16, encoder_units=16, decoder_units=32, attention_units=16,
+                                dropout=0.0))
     optimizer = keras.optimizers.Adam(1e-2)
     step = make_train_step(model, optimizer, clip_norm=1.0, eager=False)
     rng = np.random.default_rng(0)
@@ -293,8 +294,90 @@ def test_translate_cli_prints_json_and_refuses_bad_input(tiny):
 def test_train_cli_refuses_bad_settings_in_one_line():
     result = run_cli("-m", "trainers.nmt.train", "--epochs", "0", "--source", "web")
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
+    # One error line names every problem (TensorFlow, imported by the trainer, may log its own start-up lines).
+    lines = [line for line in result.stderr.strip().splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "epochs" in lines[0] and "source" in lines[0]
+    assert "Traceback" not in result.stderr and result.stderr.strip().splitlines()[-1] == lines[0]
+
+
+def old_learning_rate(config, step: int, epoch: int) -> float:
+    """The learning rate the trainer set before the run core, by hand, before the update of global step `step`."""
+    rate = config.learning_rate * config.lr_decay ** (epoch - 1)
+    return rate * (step + 1) / config.warmup_steps if step < config.warmup_steps else rate
+
+
+def test_learning_rate_schedule_warms_up_decays_per_epoch_and_serialises():
+    import keras
+
+    from trainers.nmt.train import TrainConfig, WarmupEpochDecay
+
+    config = TrainConfig(learning_rate=2e-3, lr_decay=0.5, warmup_steps=10)
+    schedule = WarmupEpochDecay(config.learning_rate, config.lr_decay, config.warmup_steps, steps_per_epoch=7)
+    for step in range(30):
+        assert float(schedule(step)) == pytest.approx(old_learning_rate(config, step, step // 7 + 1), rel=1e-6)
+    assert schedule.epoch_rate(3) == pytest.approx(2e-3 * 0.25)
+    # --init-from: a fresh optimizer whose first update is step 20 of the run, in its epoch 3.
+    carried = WarmupEpochDecay(config.learning_rate, config.lr_decay, config.warmup_steps, 7, start_epoch=2,
+                               start_step=20)
+    assert float(carried(0)) == pytest.approx(old_learning_rate(config, 20, 3), rel=1e-6)
+    assert float(carried(7)) == pytest.approx(old_learning_rate(config, 27, 4), rel=1e-6)
+    no_warmup = WarmupEpochDecay(1e-3, 0.9, 0, 5)
+    assert float(no_warmup(0)) == pytest.approx(1e-3) and float(no_warmup(5)) == pytest.approx(9e-4)
+    restored = keras.optimizers.schedules.deserialize(keras.optimizers.schedules.serialize(carried))
+    assert isinstance(restored, WarmupEpochDecay) and restored.get_config() == carried.get_config()
+    assert float(restored(3)) == pytest.approx(float(carried(3)))
+
+
+def tiny_corpus(repeat: int = 8):
+    sentences = [("Y dijo Dios: sea la luz.", "And God said, let there be light."),
+                 ("El señor es mi pastor.", "The lord is my shepherd."),
+                 ("Los niños comen pan.", "The children eat bread."),
+                 ("La casa es grande.", "The house is big.")]
+    examples = [data.Example(f"k{i}", f"g{i}", s, {"4": e, "k": e.lower()})
+                for i, (s, e) in enumerate(sentences * repeat)]
+    validation = [data.Example(f"v{i}", f"v{i}", s, {"4": e}) for i, (s, e) in enumerate(sentences)]
+    test = [data.Example(f"t{i}", f"t{i}", s + " Y dijo", {"4": e}) for i, (s, e) in enumerate(sentences)]
+    return data.Corpus(examples, validation, test, {"source": "test sentences", "split": "none"})
+
+
+def test_an_epoch_is_exactly_steps_per_epoch_bucketed_batches_reshuffled_when_a_pass_runs_out(monkeypatch):
+    from trainers.common import run
+    from trainers.nmt import train as nmt_train
+
+    corpus = tiny_corpus()
+    monkeypatch.setattr(data, "load_corpus", lambda source, max_words: corpus)
+    config = nmt_train.TrainConfig(batch_size=16, steps_per_epoch=7, min_count=1, seed=3)
+    recipe = nmt_train.NMTRecipe(config, stream=open("/dev/null", "w"))
+    recipe.prepare(None)
+    assert recipe.steps_per_epoch == 7
+    per_pass = sum(1 for _ in data.batches(recipe.encoded, 16, nmt_train.BUCKETS, shuffle=False))
+    assert per_pass < 7  # the epoch needs more than one pass
+    # What the loop before the run core fed: a new shuffled pass, seeded with the steps taken so far, when one ends.
+    expected, seed = [], run.epoch_seed(config, 2)
+    batches = data.batches(recipe.encoded, 16, nmt_train.BUCKETS, seed=seed)
+    for count in range(7):
+        try:
+            batch = next(batches)
+        except StopIteration:
+            batches = data.batches(recipe.encoded, 16, nmt_train.BUCKETS, seed=seed + count)
+            batch = next(batches)
+        expected.append(batch)
+    got = list(recipe.dataset(2))
+    assert len(got) == 7
+    for mine, theirs in zip(got, expected):
+        for tensor, array in zip(mine, theirs):
+            np.testing.assert_array_equal(tensor.numpy(), array)
+    assert recipe.dataset(2).element_spec == nmt_train.BATCH_SPEC
+
+
+def resume_values(out: Path) -> dict:
+    """The scalar variables of a run's latest resume checkpoint, by name (e.g. "optimizer/_iterations")."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(out / "resume"))
+    suffix = "/.ATTRIBUTES/VARIABLE_VALUE"
+    return {name[: -len(suffix)]: int(reader.get_tensor(name)) for name, shape in
+            reader.get_variable_to_shape_map().items() if name.endswith(suffix) and not shape}
 
 
 def test_tiny_training_run_writes_a_servable_checkpoint_and_resumes(tmp_path, monkeypatch):
@@ -302,27 +385,44 @@ def test_tiny_training_run_writes_a_servable_checkpoint_and_resumes(tmp_path, mo
     from trainers.nmt import train as nmt_train
     from trainers.nmt.translate import Translator
 
-    sentences = [("Y dijo Dios: sea la luz.", "And God said, let there be light."),
-                 ("El señor es mi pastor.", "The lord is my shepherd."),
-                 ("Los niños comen pan.", "The children eat bread."),
-                 ("La casa es grande.", "The house is big.")]
-    examples = [data.Example(f"k{i}", f"g{i}", s, {"4": e, "k": e.lower()}) for i, (s, e) in enumerate(sentences * 8)]
-    corpus = data.Corpus(examples, examples[:4], examples[:4], {"source": "test sentences", "split": "none"})
+    corpus = tiny_corpus()
+    examples = corpus.train
     monkeypatch.setattr(data, "load_corpus", lambda source, max_words: corpus)
     config = nmt_train.TrainConfig(out=str(tmp_path / "run"), epochs=1, batch_size=16, embedding_dim=16,
                                    encoder_units=16, decoder_units=32, attention_units=16, min_count=1,
-                                   precision="float32", validation_bleu_segments=4, log_every=1)
+                                   precision="float32", validation_bleu_segments=4, log_every=1, warmup_steps=3)
     first = nmt_train.train(config)
     assert first["epochs"] == 1
+    state = json.loads((tmp_path / "run" / "resume" / "state.json").read_text())
+    assert state["epoch"] == 1 and state["step"] == first["steps"]
+    assert state["extra"]["best"]["epoch"] == 1
     second = nmt_train.train(nmt_train.TrainConfig(**{**config.__dict__, "epochs": 2}))
     assert second["epochs"] == 2 and second["steps"] == 2 * first["steps"]
+    state = json.loads((tmp_path / "run" / "resume" / "state.json").read_text())
+    assert state["epoch"] == 2 and state["step"] == second["steps"] and len(state["history"]) == 2
     events = read_events(tmp_path / "run")
     assert [e["event"] for e in events].count("start") == 2
+    assert [e["resumed_from_epoch"] for e in events if e["event"] == "start"] == [0, 1]
     assert any(e["event"] == "sample" and e["rows"] for e in events)
     epochs = [e for e in events if e["event"] == "epoch"]
     assert all(isinstance(e["validation_loss"], float) for e in epochs)
+    # The resumed optimizer carried on: its step count is the run's, the epoch's learning rate is decayed once.
+    assert resume_values(tmp_path / "run")["optimizer/_iterations"] == second["steps"]
+    assert epochs[-1]["learning_rate"] == pytest.approx(config.learning_rate * config.lr_decay)
     run_checkpoint = tmp_path / "run" / nmt_train.RUN_CHECKPOINT
-    assert (run_checkpoint / "examples.json").exists()
+    assert sorted(p.name for p in run_checkpoint.iterdir()) == sorted(
+        ["config.json", "model.weights.h5", "vocab.json", "casing.json", "examples.json", "metrics.json"])
+    metrics = json.loads((run_checkpoint / "metrics.json").read_text())
+    assert set(metrics) == {"model", "validation_loss", "validation_accuracy", "validation_bleu_greedy", "data",
+                            "epochs", "steps", "steps_per_epoch", "batch_size", "buckets", "parameters",
+                            "precision", "wall_time_seconds", "history", "note"}
+    assert metrics == second and isinstance(metrics["validation_bleu_greedy"], float)
+    shown = json.loads((run_checkpoint / "examples.json").read_text())
+    assert [e["key"] for e in shown] == [e.key for e in corpus.test]  # the tab's examples come from the test split
+    best = tmp_path / "run" / nmt_train.BEST_CHECKPOINT
+    assert sorted(p.name for p in best.iterdir()) == sorted(p.name for p in run_checkpoint.iterdir())
+    best_epoch = state["extra"]["best"]["epoch"]
+    assert json.loads((best / "metrics.json").read_text())["epochs"] == best_epoch
     # Each English word appears as often capitalised ("4") as lower-cased ("k"): no casing wins.
     casing = json.loads((run_checkpoint / data.CASING_FILE).read_text())
     assert casing == data.learn_casing(e for example in examples for e in example.references.values()) == {}
@@ -330,3 +430,13 @@ def test_tiny_training_run_writes_a_servable_checkpoint_and_resumes(tmp_path, mo
     assert Translator.load(run_checkpoint).casing == {"lord": "LORD"}
     result = Translator.load(run_checkpoint).translate("el señor es mi pastor", "beam", beam=2)
     assert isinstance(result["translation"], str) and len(result["n_best"]) == 2
+    # --init-from the servable folder: a new run carries on the epoch and step count.
+    third = nmt_train.train(nmt_train.TrainConfig(**{**config.__dict__, "epochs": 3, "out": str(tmp_path / "more"),
+                                                     "init_from": str(run_checkpoint)}))
+    assert third["epochs"] == 3 and third["steps"] == 3 * first["steps"]
+    values = resume_values(tmp_path / "more")  # a fresh Adam, whose learning rate starts at the folder's epoch 2
+    assert values["optimizer/_iterations"] == first["steps"]
+    assert (values["schedule_start_epoch"], values["schedule_start_step"]) == (2, second["steps"])
+    more = read_events(tmp_path / "more")
+    assert [e["learning_rate"] for e in more if e["event"] == "epoch"] == [
+        pytest.approx(config.learning_rate * config.lr_decay ** 2)]

@@ -59,12 +59,26 @@ def captioning(folder: Path, strategy: str):
     """A tiny captioner (random encoder, synthetic sprites, the recipe of tests/test_captioning.py), no dropout."""
     from tests.test_captioning import tiny_recipe, tiny_run_config
 
-    config = tiny_run_config(folder, strategy, dropout=0.0, precision="float32", strategy=strategy,
-                             learning_rate=1e-3)
+    config = tiny_run_config(folder, strategy, dropout=0.0, precision="float32", strategy=strategy)
     return lambda config, stream: run.fit(tiny_recipe(config)), config
 
 
-TINY_RUNS = {"char_rnn": char_rnn, "dcgan": dcgan, "captioning": captioning}
+def nmt(folder: Path, strategy: str):
+    """A tiny translator on the four sentences of tests/test_nmt.py, no dropout."""
+    from tests.test_nmt import tiny_corpus
+    from trainers.nmt import data
+    from trainers.nmt.train import TrainConfig, train
+
+    corpus = tiny_corpus()
+    data.load_corpus = lambda source, max_words: corpus
+    config = TrainConfig(out=str(folder / strategy), epochs=2, batch_size=16, embedding_dim=16, encoder_units=16,
+                         decoder_units=32, attention_units=16, min_count=1, dropout=0.0, steps_per_epoch=3,
+                         precision="float32", validation_bleu_segments=4, log_every=1, warmup_steps=3,
+                         strategy=strategy)
+    return train, config
+
+
+TINY_RUNS = {"char_rnn": char_rnn, "dcgan": dcgan, "nmt": nmt, "captioning": captioning}
 
 
 def losses(folder: Path) -> list[dict]:

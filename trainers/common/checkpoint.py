@@ -19,14 +19,13 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 METRICS_FILE = "metrics.json"
-OPTIMIZER_FILE = "optimizer.npz"
-STATE_FILE = "state.json"
+STATE_FILE = "state.json"  # the run core's resume state (<out>/resume/state.json)
+OPTIMIZER_FILE = "optimizer.npz"  # resume state of the trainers before the run core: only recognised, to refuse it
 
 
 class CheckpointError(RuntimeError):
@@ -112,29 +111,3 @@ def write_model(folder: Path, model, config: dict, metrics: dict | None = None,
     model.save_weights(str(folder / weights_file))
     if metrics is not None:
         write_json(folder / METRICS_FILE, metrics)
-
-
-# Legacy resume files, still used by the trainers not yet moved onto trainers.common.run (nmt, captioning,
-# dcgan). The run core keeps its resume state in a tf.train.Checkpoint instead.
-
-
-def save_optimizer(optimizer, path: Path) -> None:
-    """Saves every optimizer variable (iterations, moments) to an .npz, in order."""
-    arrays = {f"v{index:04d}": variable.numpy() for index, variable in enumerate(optimizer.variables)}
-    with open(path, "wb") as handle:
-        np.savez(handle, **arrays)
-
-
-def restore_optimizer(optimizer, trainable_variables, path: Path) -> None:
-    """Builds the optimizer for `trainable_variables` and assigns the saved values (build first: Keras 3 creates
-    optimizer slots lazily, and a restore would silently miss them)."""
-    optimizer.build(trainable_variables)
-    with np.load(path) as saved:
-        values = [saved[key] for key in sorted(saved.files)]
-    if len(values) != len(optimizer.variables):
-        raise CheckpointError(f"{path} holds {len(values)} optimizer variables, the optimizer has "
-                              f"{len(optimizer.variables)}: it belongs to another model configuration")
-    for variable, value in zip(optimizer.variables, values):
-        if tuple(variable.shape) != value.shape:
-            raise CheckpointError(f"{path} does not match this model (shape {value.shape} vs {variable.shape})")
-        variable.assign(value)

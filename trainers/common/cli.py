@@ -12,8 +12,6 @@ import dataclasses
 import sys
 import typing
 
-from trainers.common.config import in_range, positive  # noqa: F401  (re-exported: older imports)
-
 
 class ConfigError(ValueError):
     """A setting that cannot be used, with a sentence a person understands."""

@@ -1,4 +1,4 @@
-"""Training progress: a terminal progress line, a JSON-lines log, and TensorBoard summaries.
+"""Training progress: a terminal progress bar (tqdm), a JSON-lines log, and TensorBoard summaries.
 
 The JSON-lines log (`progress.jsonl` in the run folder) is what the app's Training tab reads: one object per
 line, each with an `event` field:
@@ -64,6 +64,7 @@ class Progress:
         self.started = time.monotonic()
         self.stream = stream or sys.stdout
         self.interactive = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self.bar = None  # the tqdm bar, on a terminal
         self.log_file = open(self.run_dir / PROGRESS_FILE, "a", encoding="utf-8")
         self.writer = None
         if tensorboard:
@@ -105,17 +106,20 @@ class Progress:
         self._print_bar(epoch, step, rounded, eta)
 
     def _print_bar(self, epoch: int, step: int, losses: dict, eta: float | None) -> None:
-        fraction = step / self.total_steps if self.total_steps else 1.0
-        width = 24
-        filled = int(round(width * fraction))
-        bar = "#" * filled + "-" * (width - filled)
+        """A tqdm bar on a terminal; one plain line per logged step in a log file (the app's run log)."""
         text = " ".join(f"{name} {value:.4f}" for name, value in losses.items())
-        line = (f"epoch {epoch}/{self.epochs} [{bar}] step {step}/{self.total_steps} {text} "
-                f"elapsed {format_seconds(self.elapsed)} eta {format_seconds(eta)}")
         if self.interactive:
-            self.stream.write("\r" + line)
-        else:
-            self.stream.write(line + "\n")
+            if self.bar is None:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=self.total_steps, initial=self.start_step, file=self.stream, unit="step",
+                                dynamic_ncols=True)
+            self.bar.set_description(f"epoch {epoch}/{self.epochs}", refresh=False)
+            self.bar.set_postfix_str(text, refresh=False)
+            self.bar.update(step - self.bar.n)
+            return
+        self.stream.write(f"epoch {epoch}/{self.epochs} step {step}/{self.total_steps} {text} "
+                          f"elapsed {format_seconds(self.elapsed)} eta {format_seconds(eta)}\n")
         self.stream.flush()
 
     def epoch_end(self, epoch: int, step: int, **metrics) -> None:
@@ -129,8 +133,11 @@ class Progress:
                         tf.summary.scalar(f"epoch/{name}", value)
             self.writer.flush()
         summary = " ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
-        self.stream.write(("\n" if self.interactive else "") + f"epoch {epoch} done: {summary}\n")
-        self.stream.flush()
+        if self.bar is not None:
+            self.bar.write(f"epoch {epoch} done: {summary}", file=self.stream)
+        else:
+            self.stream.write(f"epoch {epoch} done: {summary}\n")
+            self.stream.flush()
 
     def sample(self, epoch: int, **sample) -> None:
         self.event("sample", epoch=epoch, **sample)
@@ -141,6 +148,8 @@ class Progress:
                 tf.summary.text("sample", sample["text"])
 
     def close(self, event: str = "done", **fields) -> None:
+        if self.bar is not None:
+            self.bar.close()
         self.event(event, **fields)
         self.log_file.close()
         if self.writer is not None:

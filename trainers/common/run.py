@@ -124,8 +124,13 @@ def apply_gradients(optimizer, gradients, variables, clip_norm: float = 0.0) -> 
     """
     context = tf.distribute.get_replica_context()
     replicas = context.num_replicas_in_sync
+    # Embedding gradients arrive as tf.IndexedSlices with one row per occurrence of a token. Keras' Adam updates
+    # such slices row by row, so a token seen twice in a batch gets its moments updated twice with the parts of
+    # its gradient instead of once with their sum (its second moment comes out too small). Dense gradients give the
+    # textbook update, the same on one device as on several (where they must be dense to be all-reduced anyway).
+    gradients = [tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
+                 for gradient in gradients]
     if replicas > 1:
-        gradients = [tf.convert_to_tensor(gradient) for gradient in gradients]  # IndexedSlices -> dense
         gradients = [gradient / replicas for gradient in context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)]
     if clip_norm:
         gradients, _ = tf.clip_by_global_norm(gradients, clip_norm)

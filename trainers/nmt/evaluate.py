@@ -59,7 +59,8 @@ def evaluate(path: Path, beam: int = 5, alpha: float = 1.0, limit: int = 0, sour
         "test_chapters": corpus.description.get("test_chapter_list"),
         "segmentation": corpus.description.get("segmentation"),
     }
-    print(f"{path} ({split}): BLEU greedy {result['bleu_greedy']}, beam {beam} {result['bleu_beam']} (multi-reference); "
+    print(f"{path} ({split}): BLEU greedy {result['bleu_greedy']}, beam {beam} {result['bleu_beam']} "
+          f"(multi-reference); "
           f"single-reference beam {result['bleu_beam_single_ref']}, greedy {result['bleu_greedy_single_ref']} "
           f"on {len(test)} test segments", file=stream)
     result["examples"] = [{"spanish": s, "greedy": g, "beam": b, "references": r}
@@ -87,7 +88,8 @@ def main(argv=None) -> None:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1)
     if not args.no_write and args.split == "test":
-        metrics = checkpoint.read_json(path / checkpoint.METRICS_FILE) if (path / checkpoint.METRICS_FILE).exists() else {}
+        metrics_file = path / checkpoint.METRICS_FILE
+        metrics = checkpoint.read_json(metrics_file) if metrics_file.exists() else {}
         metrics.update({"test": result, **{k: result[k] for k in (
             "bleu_greedy", "bleu_beam", "beam_width", "bleu_beam_single_ref", "bleu_greedy_single_ref")}})
         metrics.pop("note", None)

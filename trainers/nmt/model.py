@@ -8,9 +8,10 @@
   attention query is that previous hidden state, as in Bahdanau et al. The output layer sees the new state and
   the context through a small tanh bottleneck, then the target-vocabulary logits (float32 even under bfloat16).
 
-`Translator.call(source, decoder_input)` runs teacher forcing over a whole batch and returns logits and the
+`AttentionSeq2Seq.call(source, decoder_input)` runs teacher forcing over a whole batch and returns logits and the
 attention weights; `encode` + `decode_step` are the pieces the search functions in trainers.common.decoding
-drive one word at a time. Importing this module does no work.
+drive one word at a time (the inference wrapper around it is `trainers.nmt.translate.Translator`). Importing
+this module does no work; `load(folder)` rebuilds a model from a servable folder, `save(folder, ...)` writes one.
 """
 
 from __future__ import annotations
@@ -26,9 +27,11 @@ from keras import layers, ops
 from trainers.common import checkpoint
 from trainers.common.attention import BahdanauAttention
 
+EXAMPLES_FILE = "examples.json"  # held-out test segments with their references, for the app's examples
+
 
 @dataclasses.dataclass
-class TranslatorConfig:
+class Seq2SeqConfig:
     """The model's constructor arguments; saved as config.json beside the weights."""
 
     source_vocab_size: int
@@ -89,13 +92,13 @@ class Decoder(layers.Layer):
         return self.logits(self.dropout(hidden, training=training))  # (..., vocab) float32
 
 
-class Translator(keras.Model):
+class AttentionSeq2Seq(keras.Model):
     def __init__(self, source_vocab_size: int, target_vocab_size: int, embedding_dim: int = 256,
                  encoder_units: int = 256, decoder_units: int = 512, attention_units: int = 256,
                  dropout: float = 0.2, max_source_len: int = 24, max_target_len: int = 26, **kwargs):
         super().__init__(**kwargs)
-        self.config = TranslatorConfig(source_vocab_size, target_vocab_size, embedding_dim, encoder_units,
-                                       decoder_units, attention_units, dropout, max_source_len, max_target_len)
+        self.config = Seq2SeqConfig(source_vocab_size, target_vocab_size, embedding_dim, encoder_units,
+                                    decoder_units, attention_units, dropout, max_source_len, max_target_len)
         self.encoder = Encoder(source_vocab_size, embedding_dim, encoder_units, decoder_units, dropout,
                                name="encoder")
         self.decoder = Decoder(target_vocab_size, embedding_dim, decoder_units, attention_units, dropout,
@@ -130,9 +133,9 @@ class Translator(keras.Model):
         return tf.nn.log_softmax(logits, axis=-1), state, weights
 
 
-def build(config: TranslatorConfig) -> Translator:
+def build(config: Seq2SeqConfig) -> AttentionSeq2Seq:
     """Creates the model and its variables (a call on a dummy batch), ready for load_weights."""
-    model = Translator(**dataclasses.asdict(config))
+    model = AttentionSeq2Seq(**dataclasses.asdict(config))
     model(np.ones((1, 3), np.int32), np.ones((1, 2), np.int32))
     return model
 
@@ -141,14 +144,14 @@ def count_parameters(model: keras.Model) -> int:
     return int(sum(np.prod(variable.shape) for variable in model.trainable_variables))
 
 
-def load_translator(path: Path):
+def load(path: Path):
     """Rebuilds the model from `path/config.json`; returns (model, source vocabulary, target vocabulary)."""
     from trainers.nmt.data import VOCAB_FILE, load_vocabularies
 
     path = checkpoint.require_folder(path, (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, VOCAB_FILE))
     raw = checkpoint.read_json(path / checkpoint.CONFIG_FILE)
     try:
-        config = TranslatorConfig(**raw)
+        config = Seq2SeqConfig(**raw)
     except TypeError as error:
         raise checkpoint.CheckpointError(f"{path / checkpoint.CONFIG_FILE} is not a translation config: {error}")
     try:
@@ -164,25 +167,22 @@ def load_translator(path: Path):
     return model, source_vocab, target_vocab
 
 
-def save_translator(path: Path, model: Translator, source_vocab, target_vocab, metrics: dict | None = None,
-                    optimizer=None, state: dict | None = None, extra_files: dict | None = None) -> Path:
-    """Writes a complete checkpoint folder atomically (optimizer and state only for resumable runs).
+def write_files(folder: Path, model: AttentionSeq2Seq, source_vocab, target_vocab, metrics: dict | None = None,
+                casing: dict | None = None, examples: list | None = None) -> None:
+    """The servable files into an existing folder: config.json, model.weights.h5, vocab.json, metrics.json, and
+    casing.json (how names are written) and examples.json (the tab's held-out examples) when given."""
+    from trainers.nmt.data import CASING_FILE, VOCAB_FILE, save_vocabularies
 
-    `extra_files` maps file names to JSON-serialisable data written beside the weights (e.g. examples.json).
-    """
-    from trainers.nmt.data import VOCAB_FILE, save_vocabularies
+    checkpoint.write_model(folder, model, dataclasses.asdict(model.config), metrics)
+    save_vocabularies(Path(folder) / VOCAB_FILE, source_vocab, target_vocab)
+    if casing is not None:
+        checkpoint.write_json(Path(folder) / CASING_FILE, casing)
+    if examples is not None:
+        checkpoint.write_json(Path(folder) / EXAMPLES_FILE, examples)
 
-    def write(folder: Path) -> None:
-        checkpoint.write_json(folder / checkpoint.CONFIG_FILE, dataclasses.asdict(model.config))
-        model.save_weights(str(folder / checkpoint.WEIGHTS_FILE))
-        save_vocabularies(folder / VOCAB_FILE, source_vocab, target_vocab)
-        for name, data in (extra_files or {}).items():
-            checkpoint.write_json(folder / name, data)
-        if metrics is not None:
-            checkpoint.write_json(folder / checkpoint.METRICS_FILE, metrics)
-        if optimizer is not None:
-            checkpoint.save_optimizer(optimizer, folder / checkpoint.OPTIMIZER_FILE)
-        if state is not None:
-            checkpoint.write_json(folder / checkpoint.STATE_FILE, state)
 
-    return checkpoint.write_folder(path, write)
+def save(path: Path, model: AttentionSeq2Seq, source_vocab, target_vocab, metrics: dict | None = None,
+         casing: dict | None = None, examples: list | None = None) -> Path:
+    """Writes a complete servable folder atomically (see write_files)."""
+    return checkpoint.write_folder(path, lambda folder: write_files(folder, model, source_vocab, target_vocab,
+                                                                    metrics, casing, examples))

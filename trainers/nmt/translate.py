@@ -53,7 +53,8 @@ def corpus_bleu(hypotheses: list[str], references: list[dict], versions: tuple[s
 
 
 class Translator:
-    """Plain-Python inference around a trained `trainers.nmt.model.Translator`."""
+    """Plain-Python inference around a trained `trainers.nmt.model.AttentionSeq2Seq`; `Translator.load(folder)`
+    reads a servable folder (model, vocabularies and casing.json)."""
 
     def __init__(self, model, source_vocab, target_vocab, casing: dict[str, str] | None = None):
         import tensorflow as tf
@@ -72,13 +73,13 @@ class Translator:
         self._forbidden = tf.constant(forbidden)
 
     @classmethod
-    def load(cls, path: Path) -> "Translator":
+    def load(cls, folder: Path) -> "Translator":
+        from trainers.nmt import model
         from trainers.nmt.data import CASING_FILE
-        from trainers.nmt.model import load_translator
 
-        casing_path = Path(path) / CASING_FILE
+        casing_path = Path(folder) / CASING_FILE
         casing = checkpoint.read_json(casing_path) if casing_path.is_file() else {}
-        return cls(*load_translator(path), casing=casing)
+        return cls(*model.load(Path(folder)), casing=casing)
 
     # ---- input ----
 
@@ -169,7 +170,8 @@ class Translator:
             "score": round(best.score, 4),
             "log_prob": round(best.log_prob, 4),
             "method": method,
-            "n_best": [{"translation": detokenize(self.target_vocab.decode(h.ids), self.casing), "score": round(h.score, 4),
+            "n_best": [{"translation": detokenize(self.target_vocab.decode(h.ids), self.casing),
+                        "score": round(h.score, 4),
                         "log_prob": round(h.log_prob, 4)} for h in hypotheses] if method == "beam" else [],
             "unknown_words": self.unknown_words(tokens),
         }
