@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from trainers.char_rnn.data import Vocabulary  # noqa: E402
+from trainers.char_rnn.data import CharVocabulary  # noqa: E402
 from trainers.char_rnn.generate import TextGenerator  # noqa: E402
 from trainers.char_rnn.model import CharRNNConfig, build  # noqa: E402
 from trainers.char_rnn.train import make_train_step  # noqa: E402
@@ -102,7 +102,7 @@ def main() -> None:
               f"{'bfloat16' if 'bfloat16' in name else 'float32'} matmul peak")
 
     keras.utils.set_random_seed(0)
-    vocabulary = Vocabulary([chr(32 + i) for i in range(VOCAB - 1)])
+    vocabulary = CharVocabulary([chr(32 + i) for i in range(VOCAB - 1)])
     generator = TextGenerator(build(CharRNNConfig(vocabulary.size, args.embedding, args.units)), vocabulary)
     generator.generate("a", 20, temperature=0.8, seed=0)  # trace
     started = time.perf_counter()

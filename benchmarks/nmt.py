@@ -89,10 +89,10 @@ def main() -> None:
         translator = Translator.load(args.checkpoint)
         sentences = [e.source for e in data.offline_corpus().test[: args.sentences]]
     else:
-        from trainers.nmt.data import Vocabulary
+        from trainers.nmt.data import WordVocabulary
 
-        source_vocab = Vocabulary([f"s{i}" for i in range(config.source_vocab_size - 4)])
-        target_vocab = Vocabulary([f"t{i}" for i in range(config.target_vocab_size - 4)])
+        source_vocab = WordVocabulary([f"s{i}" for i in range(config.source_vocab_size - 4)])
+        target_vocab = WordVocabulary([f"t{i}" for i in range(config.target_vocab_size - 4)])
         translator = Translator(build(config), source_vocab, target_vocab)
         sentences = [" ".join(f"s{(i * 7 + j) % 1000}" for j in range(10)) for i in range(args.sentences)]
     translator.translate(sentences[0], "beam", beam=3)  # trace

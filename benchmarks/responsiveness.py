@@ -37,16 +37,16 @@ def shipped_shape_checkpoint(folder: Path) -> Path:
     """An untrained char-RNN of the shipped shape (the latency does not depend on the weights)."""
     import keras
 
-    from trainers.char_rnn.data import Vocabulary, offline_corpus
+    from trainers.char_rnn.data import CharVocabulary, offline_corpus
     from trainers.char_rnn.model import CharRNNConfig, build, save
     from trainers.char_rnn.config import TrainConfig
 
     keras.utils.set_random_seed(0)
     shipped = TrainConfig()
     try:
-        vocabulary = Vocabulary.from_text(offline_corpus().train_text)
+        vocabulary = CharVocabulary.from_text(offline_corpus().train_text)
     except Exception:  # no offline data package: a printable-ASCII vocabulary of a similar size
-        vocabulary = Vocabulary.from_text("".join(chr(code) for code in range(32, 127)) + "\n")
+        vocabulary = CharVocabulary.from_text("".join(chr(code) for code in range(32, 127)) + "\n")
     model = build(CharRNNConfig(vocab_size=vocabulary.size, embedding_dim=shipped.embedding_dim,
                                 rnn_units=shipped.rnn_units))
     save(folder / "char_rnn", model, vocabulary, metrics={"model": "char_rnn", "note": "untrained, benchmark"})

@@ -1,9 +1,9 @@
 """Which models can be trained from the page, what can be set, and how a request becomes the trainer's command line.
 
 Trainable models are found by convention, not listed here: every `trainers/<name>/` with a `train.py` (the command
-a run executes) whose contract module defines `TrainConfig`, `SOURCES`, `MAIN_SETTINGS` and `RUN_CHECKPOINT`. The
-contract module is the TensorFlow-free `trainers/<name>/config.py` where it exists, and `train.py` otherwise
-(trainers written before config.py). Discovery never imports TensorFlow: the app process only reads the contract.
+a run executes) and a TensorFlow-free `config.py` (the contract) that defines `TrainConfig`, `SOURCES`,
+`MAIN_SETTINGS` and `RUN_CHECKPOINT` (docs/adding-a-model.md). Discovery never imports TensorFlow: the app process
+only reads the contract.
 
 Only numbers and switches may be set freely; a text setting (often a path) only if the trainer lists it among its
 main settings. The run folder, resuming, the uploaded file and the tab's own controls (source, epochs) are never
@@ -78,8 +78,8 @@ class Trainer:
 
 
 def contract_module_name(name: str) -> str:
-    """`trainers.<name>.config` where that file exists (TensorFlow-free), else `trainers.<name>.train`."""
-    return f"trainers.{name}.config" if (TRAINERS / name / "config.py").is_file() else f"trainers.{name}.train"
+    """The module that holds a trainer's contract: `trainers.<name>.config` (it imports no TensorFlow)."""
+    return f"trainers.{name}.config"
 
 
 def _field_kind(config_cls, field) -> type:
@@ -92,7 +92,7 @@ def _field_kind(config_cls, field) -> type:
 def load_trainer(name: str) -> Trainer | None:
     """The trainer of `name` if it follows the contract; None otherwise (or while it cannot import)."""
     if not isinstance(name, str) or not MODEL_NAME_PATTERN.fullmatch(name) or name == "common" \
-            or not (TRAINERS / name / "train.py").is_file():
+            or not all((TRAINERS / name / file).is_file() for file in ("train.py", "config.py")):
         return None
     try:
         module = importlib.import_module(contract_module_name(name))

@@ -101,7 +101,7 @@ def n_best_rows(result: dict) -> list[list]:
 def build(registry) -> None:
     from trainers.nmt.translate import MAX_BEAM, TranslationInputError
 
-    def translate(text, decoding, beam_width, temperature, seed):
+    def translate(text, decoding, beam_width, temperature, seed, progress=gr.Progress()):
         if text is None or not str(text).strip():
             raise gr.Error("Type a Spanish sentence to translate.")
         if len(text) > MAX_CHARACTERS:
@@ -111,7 +111,10 @@ def build(registry) -> None:
         if method not in METHODS.values():
             raise gr.Error(f"Unknown decoding {decoding!r}; choose greedy, beam search or sampling.")
         seed = None if seed is None or seed == "" else int(seed)
+        progress(0.1, desc="Loading the translator")
         translator = _translator(registry)
+        progress(0.4, desc={"greedy": "Translating", "beam": "Beam search",
+                            "sample": "Sampling a translation"}[method])
         try:
             result = translator.translate(text, method, beam=int(beam_width), temperature=float(temperature),
                                           seed=seed)

@@ -237,7 +237,7 @@ def test_checkpoint_round_trip_and_training_lowers_the_loss(tiny_folder, tiny_ca
 
     picture = load_image(np.random.default_rng(3).integers(0, 255, (64, 80, 3), dtype=np.uint8))
     np.testing.assert_allclose(loaded.encoder.features(picture[None]), tiny_captioner.encoder.features(picture[None]))
-    assert data.Vocabulary.load(saved / "vocab.json").words == tiny_captioner.vocabulary.words
+    assert data.CaptionVocabulary.load(saved / "vocab.json").words == tiny_captioner.vocabulary.words
 
 
 # ---- odd inputs -----------------------------------------------------------------------------------------------

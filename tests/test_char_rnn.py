@@ -25,18 +25,18 @@ def tiny_model():
     from trainers.char_rnn.model import CharRNNConfig, build
 
     keras.utils.set_random_seed(1)
-    vocabulary = data.Vocabulary.from_text(TEXT)
+    vocabulary = data.CharVocabulary.from_text(TEXT)
     return build(CharRNNConfig(vocabulary.size, embedding_dim=8, rnn_units=24)), vocabulary
 
 
 def test_vocabulary_round_trip_and_unknowns(tmp_path):
-    vocabulary = data.Vocabulary.from_text("hello world")
+    vocabulary = data.CharVocabulary.from_text("hello world")
     assert vocabulary.decode(vocabulary.encode("hello world")) == "hello world"
     assert vocabulary.characters[0] == data.UNKNOWN
     assert vocabulary.encode("hé").tolist() == [vocabulary.index["h"], 0]
     assert vocabulary.unknown_characters("héllo ж") == ["é", "ж"]
     vocabulary.save(tmp_path / "vocab.json")
-    assert data.Vocabulary.load(tmp_path / "vocab.json").characters == vocabulary.characters
+    assert data.CharVocabulary.load(tmp_path / "vocab.json").characters == vocabulary.characters
 
 
 def test_target_is_input_shifted_by_one():
@@ -82,7 +82,7 @@ def test_atomic_save_survives_an_exception_mid_save(tiny_model, tmp_path, monkey
     def crash(self, path):
         raise OSError("disk full")
 
-    monkeypatch.setattr(data.Vocabulary, "save", crash)
+    monkeypatch.setattr(data.CharVocabulary, "save", crash)
     with pytest.raises(OSError):
         save(target, model, vocabulary, metrics={"version": 2})
     assert {p.name: p.read_bytes() for p in target.iterdir()} == before
@@ -109,7 +109,7 @@ def test_a_few_steps_lower_the_loss(eager):
     from trainers.char_rnn.train import make_train_step
 
     keras.utils.set_random_seed(0)
-    vocabulary = data.Vocabulary.from_text(TEXT)
+    vocabulary = data.CharVocabulary.from_text(TEXT)
     model = build(CharRNNConfig(vocabulary.size, embedding_dim=8, rnn_units=32))
     step = make_train_step(model, keras.optimizers.Adam(1e-2), clip_norm=1.0, eager=eager)
     inputs, targets = next(iter(data.sequence_dataset(vocabulary.encode(TEXT), 30, 8, shuffle=False)))

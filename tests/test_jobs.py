@@ -86,13 +86,16 @@ def test_trainers_are_discovered_by_convention():
     assert trainer_catalog.load_trainer("common") is None and trainer_catalog.load_trainer("../etc") is None
 
 
-def test_discovery_prefers_the_tensorflow_free_config_module(tmp_path, monkeypatch):
-    (tmp_path / "new_model").mkdir()
-    (tmp_path / "new_model" / "config.py").write_text("")
-    (tmp_path / "old_model").mkdir()
+def test_discovery_needs_the_tensorflow_free_config_module(tmp_path, monkeypatch):
+    """A trainer folder is offered only with both train.py (the command) and config.py (the contract)."""
+    for name, files in (("new_model", ("train.py", "config.py")), ("no_config", ("train.py",)),
+                        ("no_train", ("config.py",))):
+        (tmp_path / name).mkdir()
+        for file in files:
+            (tmp_path / name / file).write_text("")
     monkeypatch.setattr(trainer_catalog, "TRAINERS", tmp_path)
     assert trainer_catalog.contract_module_name("new_model") == "trainers.new_model.config"
-    assert trainer_catalog.contract_module_name("old_model") == "trainers.old_model.train"
+    assert trainer_catalog.load_trainer("no_config") is None and trainer_catalog.load_trainer("no_train") is None
 
 
 def test_discovery_and_the_jobs_code_never_import_tensorflow():

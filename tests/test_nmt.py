@@ -52,9 +52,9 @@ def test_casing_is_learned_inside_sentences_and_applied_to_output_words():
 
 
 def test_vocabulary_maps_unknown_words_and_round_trips(tmp_path):
-    source = data.Vocabulary.build([["a", "b", "a"], ["a", "c"]], min_count=2)
+    source = data.WordVocabulary.build([["a", "b", "a"], ["a", "c"]], min_count=2)
     assert source.encode(["a", "zzz"]) == [source.index["a"], source.unk]
-    target = data.Vocabulary.build([["x", "y"]], min_count=1)
+    target = data.WordVocabulary.build([["x", "y"]], min_count=1)
     data.save_vocabularies(tmp_path / "vocab.json", source, target)
     loaded_source, loaded_target = data.load_vocabularies(tmp_path / "vocab.json")
     assert loaded_source.tokens == source.tokens and loaded_target.tokens == target.tokens
@@ -337,7 +337,7 @@ def tiny_corpus(repeat: int = 8):
                 for i, (s, e) in enumerate(sentences * repeat)]
     validation = [data.Example(f"v{i}", f"v{i}", s, {"4": e}) for i, (s, e) in enumerate(sentences)]
     test = [data.Example(f"t{i}", f"t{i}", s + " Y dijo", {"4": e}) for i, (s, e) in enumerate(sentences)]
-    return data.Corpus(examples, validation, test, {"source": "test sentences", "split": "none"})
+    return data.ParallelCorpus(examples, validation, test, {"source": "test sentences", "split": "none"})
 
 
 def test_an_epoch_is_exactly_steps_per_epoch_bucketed_batches_reshuffled_when_a_pass_runs_out(monkeypatch):

@@ -21,7 +21,7 @@ def make(folder: Path) -> Path:
     keras.utils.set_random_seed(0)
     folder = Path(folder)
     encoder = encoder_module.tiny_random(seed=0, depth=16)
-    vocabulary = data.Vocabulary.from_captions(CAPTIONS)
+    vocabulary = data.CaptionVocabulary.from_captions(CAPTIONS)
     config = ShowAttendTellConfig(vocab_size=vocabulary.size, locations=encoder.locations, feature_depth=encoder.depth,
                              embedding_dim=16, units=32, attention_units=16, dropout=0.0)
     model = build(config)

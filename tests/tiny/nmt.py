@@ -18,8 +18,8 @@ def make(folder: Path) -> Path:
     from trainers.nmt.model import Seq2SeqConfig, build, save
 
     keras.utils.set_random_seed(0)
-    source_vocab = data.Vocabulary.build((data.source_tokens(s) for s, _ in PAIRS), min_count=1)
-    target_vocab = data.Vocabulary.build((data.target_tokens(e) for _, e in PAIRS), min_count=1)
+    source_vocab = data.WordVocabulary.build((data.source_tokens(s) for s, _ in PAIRS), min_count=1)
+    target_vocab = data.WordVocabulary.build((data.target_tokens(e) for _, e in PAIRS), min_count=1)
     model = build(Seq2SeqConfig(source_vocab.size, target_vocab.size, embedding_dim=8, encoder_units=8,
                                 decoder_units=16, attention_units=8, dropout=0.0, max_source_len=12,
                                 max_target_len=8))

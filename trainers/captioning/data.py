@@ -52,7 +52,7 @@ def tokenize(text: str) -> list[str]:
     return re.findall(r"[a-z0-9]+", text.lower())
 
 
-class Vocabulary:
+class CaptionVocabulary:
     """Words <-> ids; id 0 pads, then <start>, <end>, <unk>, then the training words by frequency."""
 
     def __init__(self, words: list[str]):
@@ -60,14 +60,14 @@ class Vocabulary:
         self.index = {word: position for position, word in enumerate(self.words)}
 
     @classmethod
-    def from_captions(cls, captions, min_count: int = 1, max_size: int = 5000) -> "Vocabulary":
+    def from_captions(cls, captions, min_count: int = 1, max_size: int = 5000) -> "CaptionVocabulary":
         counts = Counter(word for caption in captions for word in tokenize(caption))
         common = [word for word, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
                   if count >= min_count][: max_size - 4]
         return cls([PAD, START, END, UNKNOWN] + common)
 
     @classmethod
-    def load(cls, path: Path) -> "Vocabulary":
+    def load(cls, path: Path) -> "CaptionVocabulary":
         return cls(checkpoint.read_json(path)["words"])
 
     def save(self, path: Path) -> None:
@@ -190,7 +190,7 @@ def load_split(root: Path, split: str, count: int | None = None) -> tuple[np.nda
     return features, records
 
 
-def encode_captions(records: list[dict], vocabulary: Vocabulary, max_len: int) -> np.ndarray:
+def encode_captions(records: list[dict], vocabulary: CaptionVocabulary, max_len: int) -> np.ndarray:
     """(images, captions per image, max_len) int32; images with fewer captions repeat their last one."""
     per_image = max(len(record["captions"]) for record in records)
     ids = np.zeros((len(records), per_image, max_len), np.int32)

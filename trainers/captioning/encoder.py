@@ -8,7 +8,7 @@ the decoder attends over those 49 locations. Two sources of the ImageNet weights
 - canonical: `keras.applications.MobileNet(weights="imagenet")`, which downloads the same architecture's weights.
 
 `load_image` turns any picture Pillow can open (RGBA, greyscale, palette, 1x1 or 8000x8000) into a 224x224 RGB
-array; `Encoder.features` maps a batch of them to (batch, 49, 1024). Importing this module does no TF work.
+array; `ImageEncoder.features` maps a batch of them to (batch, 49, 1024). Importing this module does no TF work.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def build_mobilenet(include_top: bool, weights=None):
                                         include_top=include_top, weights=weights, classes=1000)
 
 
-class Encoder:
+class ImageEncoder:
     """MobileNet -> (batch, 49, 1024) features; plain NumPy in and out.
 
     `classify` (ImageNet top-k) exists only when the classification head was loaded, for checking a conversion.
@@ -133,26 +133,26 @@ class Encoder:
         return [(int(index), float(probabilities[index])) for index in order]
 
 
-def from_weights(path: Path, with_head: bool = False) -> Encoder:
+def from_weights(path: Path, with_head: bool = False) -> ImageEncoder:
     """The converted offline encoder from `encoder.weights.h5` (the full MobileNet including its ImageNet head)."""
     import keras
 
     full = build_mobilenet(include_top=True)
     full.load_weights(str(path))
     features = keras.Model(full.input, full.get_layer(FEATURE_LAYER).output, name="mobilenet_features")
-    return Encoder(features, classifier=full if with_head else None, name="mobilenet_v1 (converted)")
+    return ImageEncoder(features, classifier=full if with_head else None, name="mobilenet_v1 (converted)")
 
 
-def canonical() -> Encoder:
+def canonical() -> ImageEncoder:
     """keras.applications MobileNet with weights="imagenet" (downloads ~17 MB on first use)."""
     import keras
 
     full = build_mobilenet(include_top=True, weights="imagenet")
     features = keras.Model(full.input, full.get_layer(FEATURE_LAYER).output, name="mobilenet_features")
-    return Encoder(features, classifier=full, name="mobilenet_v1 (keras.applications imagenet)")
+    return ImageEncoder(features, classifier=full, name="mobilenet_v1 (keras.applications imagenet)")
 
 
-def tiny_random(seed: int = 0, depth: int = 16) -> Encoder:
+def tiny_random(seed: int = 0, depth: int = 16) -> ImageEncoder:
     """A tiny random CNN with the same interface (224 px in, 7x7 locations out), for fast offline tests."""
     import keras
     from keras import layers
@@ -162,16 +162,16 @@ def tiny_random(seed: int = 0, depth: int = 16) -> Encoder:
     hidden = layers.AveragePooling2D(8)(inputs)  # (28, 28, 3)
     hidden = layers.Conv2D(depth, 3, strides=2, padding="same", activation="relu")(hidden)  # 14x14
     hidden = layers.Conv2D(depth, 3, strides=2, padding="same", activation="relu", name=FEATURE_LAYER)(hidden)
-    return Encoder(keras.Model(inputs, hidden, name="tiny_random_encoder"), name="tiny random (tests)")
+    return ImageEncoder(keras.Model(inputs, hidden, name="tiny_random_encoder"), name="tiny random (tests)")
 
 
-def spec_for(encoder: Encoder, kind: str, seed: int = 0) -> dict:
+def spec_for(encoder: ImageEncoder, kind: str, seed: int = 0) -> dict:
     """What a checkpoint's config.json records about its encoder, so `load_from_folder` can rebuild it."""
     return {"kind": kind, "weights": ENCODER_WEIGHTS_FILE, "image_size": IMAGE_SIZE, "feature_layer": FEATURE_LAYER,
             "locations": encoder.locations, "depth": encoder.depth, "seed": seed}
 
 
-def load_from_folder(folder: Path, spec: dict, with_head: bool = False) -> Encoder:
+def load_from_folder(folder: Path, spec: dict, with_head: bool = False) -> ImageEncoder:
     """Rebuilds the encoder a checkpoint was trained with (its weights file sits in the checkpoint folder)."""
     path = Path(folder) / spec.get("weights", ENCODER_WEIGHTS_FILE)
     if not path.is_file():

@@ -107,7 +107,7 @@ def count_parameters(model) -> int:
 
 def load(path: Path):
     """(decoder, vocabulary) of a checkpoint folder: the model from config.json's `decoder`, its weights, vocab.json."""
-    from trainers.captioning.data import VOCAB_FILE, Vocabulary
+    from trainers.captioning.data import VOCAB_FILE, CaptionVocabulary
 
     path = checkpoint.require_folder(path, (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, VOCAB_FILE))
     stored = checkpoint.read_json(path / checkpoint.CONFIG_FILE)
@@ -115,7 +115,7 @@ def load(path: Path):
         config = ShowAttendTellConfig(**stored["decoder"])
     except (KeyError, TypeError) as error:
         raise checkpoint.CheckpointError(f"{path / checkpoint.CONFIG_FILE} is not a captioning config: {error}")
-    vocabulary = Vocabulary.load(path / VOCAB_FILE)
+    vocabulary = CaptionVocabulary.load(path / VOCAB_FILE)
     if vocabulary.size != config.vocab_size:
         raise checkpoint.CheckpointError(
             f"{path}: the vocabulary has {vocabulary.size} words but the model expects {config.vocab_size}")

@@ -146,8 +146,8 @@ class CaptioningRecipe(run.Recipe):
         self.test_features, self.test_records = data.load_split(root, "test", limits.get("test"))
         self.val_features, self.val_records = data.load_split(root, "val", limits.get("val")) \
             if (root / "val" / "manifest.json").exists() else (self.test_features, self.test_records)
-        self.vocabulary = (data.Vocabulary.load(start / data.VOCAB_FILE) if start is not None else
-                           data.Vocabulary.from_captions(caption for record in self.train_records
+        self.vocabulary = (data.CaptionVocabulary.load(start / data.VOCAB_FILE) if start is not None else
+                           data.CaptionVocabulary.from_captions(caption for record in self.train_records
                                                          for caption in record["captions"]))
         self.train_ids = data.encode_captions(self.train_records, self.vocabulary, config.max_len + 1)
         batches_per_pass = len(self.train_records) // config.batch_size

