@@ -7,6 +7,11 @@ import os
 import sys
 
 
+MAX_UPLOAD = "50mb"  # a picture to caption, a text to train on; bigger uploads are refused by Gradio
+CACHE_SWEEP_SECONDS = 60
+CACHE_AGE_SECONDS = 1800
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="python -m playground", description="Eager Playground, a Gradio app.")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
@@ -22,7 +27,10 @@ def main(argv=None) -> None:
         user, _, password = args.auth.partition(":")
         if not user or not password:
             parser.error("--auth must look like USER:PASSWORD")
-        auth = (user, password)
+        from playground.auth import ThrottledLogin, hide_api_before_login
+
+        hide_api_before_login()
+        auth = ThrottledLogin(user, password).check
     if args.checkpoints:
         os.environ["EAGER_PLAYGROUND_CHECKPOINTS"] = args.checkpoints
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -31,10 +39,13 @@ def main(argv=None) -> None:
     from playground.app import THEME, build_app, page_css
 
     demo = build_app()
+    # Gradio's cache (uploads, and every image or file a response returns) is swept every CACHE_SWEEP_SECONDS of
+    # files older than CACHE_AGE_SECONDS, so a long-running app's temp folder stays bounded.
+    demo.delete_cache = (CACHE_SWEEP_SECONDS, CACHE_AGE_SECONDS)
     print(f"Eager Playground on http://{args.host}:{args.port}", file=sys.stderr)
     demo.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port,
                                                    share=args.share, auth=auth, theme=THEME, css=page_css(),
-                                                   show_error=True)
+                                                   show_error=True, max_file_size=MAX_UPLOAD)
 
 
 if __name__ == "__main__":

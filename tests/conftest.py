@@ -51,14 +51,15 @@ def tiny_checkpoints(tmp_path_factory) -> Path:
     return make_tiny_checkpoints(tmp_path_factory.mktemp("checkpoints"))
 
 
-def start_app(checkpoints: Path, log_path: Path, extra_env: dict | None = None) -> tuple[subprocess.Popen, str]:
+def start_app(checkpoints: Path, log_path: Path, extra_env: dict | None = None,
+              args: tuple = ()) -> tuple[subprocess.Popen, str]:
     port = free_port()
     # Runs go to a folder of the test's own, so an app under test never lists or writes the repo's runs/.
     env = {**os.environ, "PYTHONPATH": str(ROOT), "EAGER_PLAYGROUND_RUNS": str(log_path.parent / "runs"),
            **(extra_env or {})}
     log = open(log_path, "w")
     process = subprocess.Popen([sys.executable, "-m", "playground", "--port", str(port), "--checkpoints",
-                                str(checkpoints)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                str(checkpoints), *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
