@@ -17,11 +17,13 @@ from pathlib import Path
 
 import gradio as gr
 
+from playground import inputs
 from trainers.dcgan.generate import MAX_COUNT, MAX_FRAMES, check_request, check_walk
 
 MODEL = "dcgan"
 TITLE = "Digits"
 OUTPUT_FOLDER = Path(tempfile.gettempdir()) / "eager-playground-digits"
+MAX_SEED = 2**32 - 1
 EXAMPLES = [[7, 64], [2024, 36], [31337, 100], [1, 16]]
 
 
@@ -42,22 +44,12 @@ def _model(registry):
     try:
         return registry.get(MODEL, load)
     except CheckpointError as error:
-        raise gr.Error(f"The digit generator cannot be loaded: {error}") from None
+        raise gr.Error(f"The digit generator cannot be loaded: {inputs.without_paths(error)}") from None
 
 
 def _output_path(suffix: str) -> Path:
     OUTPUT_FOLDER.mkdir(parents=True, exist_ok=True)
     return OUTPUT_FOLDER / f"{uuid.uuid4().hex[:12]}{suffix}"
-
-
-def _whole(value, name: str) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"The {name} must be a whole number, got {value!r}.") from None
-    if number != int(number):
-        raise gr.Error(f"The {name} must be a whole number, got {value}.")
-    return int(number)
 
 
 def summary(guesses: list[int], confidences: list[float]) -> str:
@@ -135,7 +127,9 @@ def build(registry) -> list:
     from trainers.dcgan.generate import walk_gif
 
     def generate_digits(seed, count, progress=gr.Progress()):
-        seed, count = _whole(seed, "seed"), _whole(count, "number of digits")
+        # Unprocessed inputs (preprocess=False): every value is checked here, with a sentence for a bad one.
+        seed = inputs.whole_number(seed, "seed", 0, MAX_SEED)
+        count = inputs.whole_number(count, "number of digits", 1, MAX_COUNT)
         problems = check_request(seed, count)
         if problems:
             raise gr.Error("; ".join(problems).capitalize() + ".")
@@ -147,8 +141,9 @@ def build(registry) -> list:
         return picture, class_shares(judged.guesses), summary(judged.guesses, judged.confidences)
 
     def latent_walk(seed_a, seed_b, frames, progress=gr.Progress()):
-        seed_a, seed_b = _whole(seed_a, "first seed"), _whole(seed_b, "second seed")
-        frames = _whole(frames, "number of frames")
+        seed_a = inputs.whole_number(seed_a, "first seed", 0, MAX_SEED)
+        seed_b = inputs.whole_number(seed_b, "second seed", 0, MAX_SEED)
+        frames = inputs.whole_number(frames, "number of frames", 2, MAX_FRAMES)
         problems = check_walk(seed_a, seed_b, frames)
         if problems:
             raise gr.Error("; ".join(problems).capitalize() + ".")
@@ -208,8 +203,10 @@ def build(registry) -> list:
             scores = gr.Markdown(scores_markdown(registry.metrics(MODEL)), elem_id="digits-scores")
 
     new_seed.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name=False)
-    run.click(generate_digits, [seed, count], [grid, shares, report], api_name="generate_digits")
+    run.click(generate_digits, [seed, count], [grid, shares, report], api_name="generate_digits",
+              preprocess=False)
     seed.submit(generate_digits, [seed, count], [grid, shares, report], api_name=False)
-    walk.click(latent_walk, [seed_a, seed_b, frames], [walk_image, walk_frames], api_name="latent_walk")
+    walk.click(latent_walk, [seed_a, seed_b, frames], [walk_image, walk_frames], api_name="latent_walk",
+               preprocess=False)
     # A promoted run changes both: they are read again whenever the page loads.
     return [(lambda: progress_gif(registry), progress), (lambda: scores_markdown(registry.metrics(MODEL)), scores)]

@@ -1,0 +1,174 @@
+"""Bad input from a script gets one clear sentence: the tabs' endpoints, the training settings, cancel and kill.
+
+The endpoint tests call the running app over plain HTTP (`/gradio_api/call/<name>`), because gradio_client's
+HTTP library refuses to send NaN or infinity, which a script using the standard json module sends happily.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import urllib.request
+
+import gradio as gr
+import pytest
+from hypothesis import given, settings as hypothesis_settings, strategies as st
+
+from playground import inputs
+
+RAW_ERRORS = re.compile(r"Traceback|cannot convert|could not convert|NoneType|not supported between|"
+                        r"invalid literal|object has no attribute|/tmp/|/home/|/work/")
+
+
+def call(app_url: str, api_name: str, *arguments) -> tuple[str, object]:
+    """("complete", outputs) or ("error", message) of one call of a named endpoint, with JSON as Python writes it
+    (NaN and Infinity included)."""
+    body = json.dumps({"data": list(arguments)}).encode()
+    request = urllib.request.Request(f"{app_url}/gradio_api/call/{api_name}", data=body,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        event_id = json.loads(response.read())["event_id"]
+    with urllib.request.urlopen(f"{app_url}/gradio_api/call/{api_name}/{event_id}", timeout=300) as response:
+        stream = response.read().decode()
+    event, data = None, None
+    for line in stream.splitlines():
+        if line.startswith("event: "):
+            event = line[len("event: "):].strip()
+        elif line.startswith("data: ") and event in ("complete", "error"):
+            data = json.loads(line[len("data: "):])
+            if event == "error":
+                return "error", data.get("error") if isinstance(data, dict) else data
+    return event, data
+
+
+def refused(app_url, api_name, *arguments) -> str:
+    event, message = call(app_url, api_name, *arguments)
+    assert event == "error", f"{api_name}{arguments} was not refused: {event} {str(message)[:200]}"
+    assert isinstance(message, str) and message, f"{api_name}{arguments}: no sentence, got {message!r}"
+    assert not RAW_ERRORS.search(message), f"{api_name}{arguments}: a raw error: {message}"
+    assert len(message) < 300 and message[0].isupper() and message.endswith("."), message
+    return message
+
+
+# ---- the shared helper
+
+
+@pytest.mark.parametrize("value, expected", [
+    (float("nan"), "Length must be a whole number, got NaN."),
+    (float("inf"), "Length must be a whole number, got infinity."),
+    (float("-inf"), "Length must be a whole number, got minus infinity."),
+    ("abc", "Length must be a whole number, got 'abc'."),
+    (None, "Give a value for the length."),
+    (True, "Length must be a whole number, got True."),
+    (2.5, "Length must be a whole number, got 2.5."),
+    (-3, "Length must be between 10 and 2,000, got -3."),
+    (1e300, "Length must be between 10 and 2,000, got 1e+300."),
+    ([1, 2], "Length must be a whole number, got [1, 2]."),
+    ("x" * 500, "Length must be a whole number, got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…."),
+])
+def test_whole_number_refuses_with_a_sentence(value, expected):
+    with pytest.raises(gr.Error) as caught:
+        inputs.whole_number(value, "length", 10, 2000)
+    assert caught.value.message == expected
+
+
+def test_whole_and_real_numbers_accept_what_fits():
+    assert inputs.whole_number(400.0, "length", 10, 2000) == 400 and isinstance(
+        inputs.whole_number(400.0, "length", 10, 2000), int)
+    assert inputs.whole_number(" 12 ", "length", 10, 2000) == 12
+    assert inputs.whole_number(None, "seed", 0, 9, default=None) is None
+    assert inputs.whole_number("", "seed", 0, 9, default=None) is None
+    assert inputs.real_number(0.5, "top-p", 0.05, 1) == 0.5
+    assert inputs.real_number(1, "top-p", 0.05, 1) == 1.0
+    for value in (float("nan"), float("inf"), "abc", None, False, 1e300, -1):
+        with pytest.raises(gr.Error):
+            inputs.real_number(value, "top-p", 0.05, 1)
+
+
+def test_text_none_is_missing_not_too_long():
+    with pytest.raises(gr.Error, match="Give the prompt"):
+        inputs.text(None, "prompt", 2000)
+    with pytest.raises(gr.Error, match="Prompt must be text, got 12."):
+        inputs.text(12, "prompt", 2000)
+    with pytest.raises(gr.Error, match="at most 2,000 characters, got 2,500"):
+        inputs.text("x" * 2500, "prompt", 2000)
+    assert inputs.text("", "prompt", 2000) == ""
+
+
+def test_server_paths_are_taken_out_of_messages():
+    message = inputs.without_paths("cannot read /tmp/pytest-of-root/pytest-3/checkpoints0/dcgan/config.json: bad")
+    assert message == "cannot read config.json: bad"
+    assert inputs.without_paths("between 0 and 5/2, got 1") == "between 0 and 5/2, got 1"
+
+
+@hypothesis_settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
+                 st.text(max_size=30), st.lists(st.integers(), max_size=3)))
+def test_fuzzed_numbers_give_a_value_in_range_or_a_sentence(value):
+    for check, kind in ((inputs.whole_number, int), (inputs.real_number, float)):
+        try:
+            number = check(value, "count", 1, 256)
+        except gr.Error as error:
+            assert error.message.startswith(("Count must be", "Give a value")) and len(error.message) < 120
+        else:
+            assert isinstance(number, kind) and not isinstance(number, bool) and 1 <= number <= 256
+            assert math.isfinite(number)
+
+
+# ---- the endpoints of the running app
+
+BAD_NUMBERS = [float("nan"), float("inf"), "abc", None, -5, 1e300, True]
+
+
+@pytest.mark.parametrize("position, name", [(1, "Length"), (3, "Top-k")])
+@pytest.mark.parametrize("value", BAD_NUMBERS)
+def test_generate_text_refuses_bad_numbers(app_url, position, name, value):
+    arguments = ["Ham.", 40, 0.8, 0, 1.0, 1]
+    arguments[position] = value
+    message = refused(app_url, "generate_text", *arguments)
+    assert message.startswith((f"{name} must be", f"Give a value for the {name.lower()}")), message
+
+
+@pytest.mark.parametrize("position", [2, 4])
+def test_generate_text_refuses_bad_real_numbers(app_url, position):
+    for value in (float("nan"), "abc", None):
+        arguments = ["Ham.", 40, 0.8, 0, 1.0, 1]
+        arguments[position] = value
+        refused(app_url, "generate_text", *arguments)
+
+
+def test_generate_text_prompt_none_is_not_too_long(app_url):
+    message = refused(app_url, "generate_text", None, 40, 0.8, 0, 1.0, 1)
+    assert "2,000" not in message and "prompt" in message.lower()
+    assert "Prompt must be text" in refused(app_url, "generate_text", 12345, 40, 0.8, 0, 1.0, 1)
+
+
+def test_generate_text_still_accepts_floats_for_whole_numbers(app_url):
+    event, outputs = call(app_url, "generate_text", "Ham.", 20.0, 0, 0.0, 1.0, 3.0)
+    assert event == "complete" and outputs[0].startswith("Ham.") and len(outputs[0]) == 24
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS + [2.5])
+def test_generate_digits_refuses_bad_counts_and_seeds(app_url, value):
+    assert refused(app_url, "generate_digits", 7, value).startswith(("Number of digits", "Give a value"))
+    assert refused(app_url, "generate_digits", value, 4).startswith(("Seed must", "Give a value"))
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS + [2.5])
+def test_latent_walk_refuses_bad_frames(app_url, value):
+    assert refused(app_url, "latent_walk", 1, 2, value).startswith(("Number of frames", "Give a value"))
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS + [2.5])
+def test_translate_refuses_bad_beam_widths(app_url, value):
+    message = refused(app_url, "translate", "el señor es mi pastor", "Beam search", value, 0.8, 0)
+    assert message.startswith(("Beam width must", "Give a value")), message
+
+
+def test_translate_refuses_bad_text_decoding_temperature_and_seed(app_url):
+    assert "Type a Spanish sentence" in refused(app_url, "translate", None, "Greedy", 3, 0.8, 0)
+    assert "Input must be text" in refused(app_url, "translate", 7, "Greedy", 3, 0.8, 0)
+    assert "Unknown decoding" in refused(app_url, "translate", "casa", None, 3, 0.8, 0)
+    assert "Temperature must" in refused(app_url, "translate", "casa", "Greedy", 3, float("nan"), 0)
+    assert "Seed must" in refused(app_url, "translate", "casa", "Greedy", 3, 0.8, float("inf"))
