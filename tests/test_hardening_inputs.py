@@ -172,3 +172,80 @@ def test_translate_refuses_bad_text_decoding_temperature_and_seed(app_url):
     assert "Unknown decoding" in refused(app_url, "translate", "casa", None, 3, 0.8, 0)
     assert "Temperature must" in refused(app_url, "translate", "casa", "Greedy", 3, float("nan"), 0)
     assert "Seed must" in refused(app_url, "translate", "casa", "Greedy", 3, 0.8, float("inf"))
+
+
+# ---- the Training tab's settings
+
+ONE_MEGABYTE_OF_UNKNOWN_KEYS = {f"unknown_setting_{index:05d}": index for index in range(60_000)}
+
+
+def test_oversized_settings_are_refused_quickly_and_briefly(tmp_path):
+    import time
+
+    from playground.jobs import JobError, Jobs
+
+    jobs = Jobs(runs=tmp_path / "runs", checkpoints=tmp_path / "checkpoints")
+    assert len(json.dumps(ONE_MEGABYTE_OF_UNKNOWN_KEYS)) > 1_000_000
+    for settings, expected in ((ONE_MEGABYTE_OF_UNKNOWN_KEYS, "settings has 60,000 entries"),
+                               ({"rnn_units": "9" * 20_000}, "at most 10,000 are accepted")):
+        began = time.perf_counter()
+        with pytest.raises(JobError, match=expected) as caught:
+            jobs.start("char_rnn", "offline", 1, settings)
+        assert time.perf_counter() - began < 1.0
+        assert len(str(caught.value)) < 200, str(caught.value)
+    assert not (jobs.runs.exists() and any(jobs.runs.iterdir()))
+
+
+def test_unknown_settings_are_listed_a_few_at_a_time(tmp_path):
+    from playground.jobs import JobError, Jobs
+
+    jobs = Jobs(runs=tmp_path / "runs", checkpoints=tmp_path / "checkpoints")
+    unknown = {f"nope_{index}": 1 for index in range(60)}
+    with pytest.raises(JobError) as caught:
+        jobs.start("char_rnn", "offline", 1, unknown)
+    message = str(caught.value)
+    assert message == "char_rnn has no settings 'nope_0', 'nope_1', 'nope_2', 'nope_3', 'nope_4' and 55 more"
+    bad_values = {"rnn_units": "x" * 5000, "batch_size": "y" * 3000, "seq_len": 2.5, "learning_rate": "fast",
+                  "embedding_dim": [1], "log_every": None, "steps_per_epoch": "z", "sample_length": False}
+    with pytest.raises(JobError) as caught:
+        jobs.start("char_rnn", "offline", 1, bad_values)
+    message = str(caught.value)
+    assert len(message) < 600 and message.endswith("and 2 more problems"), message
+    assert "rnn units must be a whole number, got 'xxxxxxxx" in message
+
+
+def test_start_training_endpoint_refuses_a_megabyte_of_settings_in_a_second(app_url):
+    import time
+
+    refused(app_url, "start_training", "char_rnn", "offline", 1, '{"nope": 1}', None)  # the first call is slower
+    began = time.perf_counter()
+    message = refused(app_url, "start_training", "char_rnn", "offline", 1, json.dumps(ONE_MEGABYTE_OF_UNKNOWN_KEYS),
+                      None)
+    elapsed = time.perf_counter() - began
+    print(f"1.7 MB of settings refused in {elapsed:.2f} s: {message}")
+    assert elapsed < 1.0 and "60,000 entries" in message and len(message) < 200
+
+
+def test_fractional_epochs_are_refused_not_rounded(tmp_path):
+    from playground.jobs import JobError, Jobs
+
+    jobs = Jobs(runs=tmp_path / "runs", checkpoints=tmp_path / "checkpoints")
+    for epochs in (2.5, "2.5", float("nan"), True):
+        with pytest.raises(JobError, match="epochs must be a whole number"):
+            jobs.start("char_rnn", "offline", epochs, {})
+    with pytest.raises(JobError, match="rnn units must be a whole number, got 16.5"):
+        jobs.start("char_rnn", "offline", 1, {"rnn_units": 16.5})
+
+
+@pytest.mark.xfail(strict=True, reason="needs playground/training_tab.py (helper B's file): the Epochs box and the "
+                                       "whole-number setting slots are gr.Number(precision=0), whose preprocessing "
+                                       "rounds 2.5 to 2 before trainer_catalog.convert can refuse it")
+def test_the_training_tab_does_not_round_fractional_epochs(app_url):
+    with urllib.request.urlopen(f"{app_url}/config", timeout=30) as response:
+        config = json.loads(response.read())
+    numbers = [c["props"] for c in config["components"] if c.get("type") == "number"]
+    epochs = [props for props in numbers if props.get("label") == "Epochs"]
+    assert epochs, "the Training tab has an Epochs box"
+    assert all(props.get("precision") is None for props in epochs), "Epochs 2.5 would silently train 2"
+    assert all(props.get("precision") is None for props in numbers if props.get("label") in ("Rnn units",
+                                                                                            "Batch size"))
