@@ -249,3 +249,129 @@ def test_the_training_tab_does_not_round_fractional_epochs(app_url):
     assert all(props.get("precision") is None for props in epochs), "Epochs 2.5 would silently train 2"
     assert all(props.get("precision") is None for props in numbers if props.get("label") in ("Rnn units",
                                                                                             "Batch size"))
+
+
+# ---- cancelling and killing a run
+
+LONG_TINY_RUN = {"rnn_units": 16, "batch_size": 8, "seq_len": 20, "steps_per_epoch": 100000, "embedding_dim": 8,
+                 "log_every": 5, "sample_length": 40}
+
+
+@pytest.fixture
+def tiny_jobs(tmp_path):
+    from playground.jobs import Jobs
+    from tests.test_jobs import write_text
+
+    jobs = Jobs(runs=tmp_path / "runs", checkpoints=tmp_path / "checkpoints")
+    yield jobs, write_text(tmp_path / "writing.txt")
+    for run in jobs.list_runs():  # nothing of a failed test keeps training
+        if run.status == "running" and run.pid:
+            import os
+            import signal
+
+            try:
+                os.killpg(run.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def _first_step(jobs, run):
+    from tests.test_jobs import wait_for
+
+    wait_for(lambda: jobs.status(run.run_id)["step"] > 0 or jobs.get(run.run_id).status != "running", 600,
+             "the run's first logged step")
+    assert jobs.get(run.run_id).status == "running", run_view_tail(jobs, run)
+
+
+def run_view_tail(jobs, run) -> str:
+    from playground import run_view
+
+    return run_view.last_lines(jobs.run_dir(run.run_id) / "output.log")
+
+
+def test_cancel_ends_the_trainer_within_the_grace_without_a_kill(tiny_jobs, monkeypatch):
+    import signal
+    import time
+
+    from playground import supervise
+    from trainers.common.progress import read_events
+
+    jobs, text_file = tiny_jobs
+    sent = []
+    real_signal_group = supervise._signal_group
+    monkeypatch.setattr(supervise, "_signal_group", lambda pgid, number: (sent.append(number),
+                                                                           real_signal_group(pgid, number)))
+    run = jobs.start("char_rnn", "file", 50, LONG_TINY_RUN, upload=text_file)
+    _first_step(jobs, run)
+    process = jobs._processes[run.run_id]
+    began = time.monotonic()
+    cancelled = jobs.cancel(run.run_id)
+    elapsed, ended = time.monotonic() - began, time.time()
+    events = read_events(jobs.run_dir(run.run_id))
+    lag = ended - events[-1]["time"]
+    print(f"cancel took {elapsed:.2f} s ({lag:.2f} s after 'cancelled' was written), signals {sent}, "
+          f"exit status {process.returncode}")
+    assert sent == [signal.SIGINT], f"the trainer had to be killed ({sent}) after {elapsed:.1f} s"
+    assert elapsed < supervise.CANCEL_GRACE_SECONDS
+    # Once it has written 'cancelled' the trainer leaves at once, without TensorFlow's slow teardown (seconds for
+    # a real model, about 1.4 s even for this tiny one).
+    assert lag < 1.0, f"the trainer took {lag:.2f} s to exit after writing 'cancelled'"
+    assert process.returncode == 130, run_view_tail(jobs, run)
+    assert cancelled.status == "cancelled" and cancelled.message == "cancelled"
+    assert events[-1]["event"] == "cancelled"
+    assert "training cancelled" in run_view_tail(jobs, run)
+
+
+WRAPPER = r'''
+import json, signal, sys, time
+signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under `nohup ... &`
+from pathlib import Path
+from playground import supervise
+from playground.jobs import Jobs
+sent = []
+real = supervise._signal_group
+supervise._signal_group = lambda pgid, number: (sent.append(int(number)), real(pgid, number))
+jobs = Jobs(runs=Path(sys.argv[1]), checkpoints=Path(sys.argv[1]).parent / "checkpoints")
+run = jobs.start("char_rnn", "file", 50, json.loads(sys.argv[2]), upload=sys.argv[3])
+deadline = time.monotonic() + 600
+while time.monotonic() < deadline and jobs.status(run.run_id)["step"] == 0 and jobs.get(run.run_id).status == "running":
+    time.sleep(0.25)
+process = jobs._processes[run.run_id]
+began = time.monotonic()
+cancelled = jobs.cancel(run.run_id)
+print(json.dumps({"elapsed": time.monotonic() - began, "signals": sent, "returncode": process.returncode,
+                  "status": cancelled.status}))
+'''
+
+
+def test_cancel_works_when_the_app_ignores_sigint(tiny_jobs, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    jobs, text_file = tiny_jobs
+    result = subprocess.run([sys.executable, "-c", WRAPPER, str(jobs.runs), json.dumps(LONG_TINY_RUN), str(text_file)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    print(report)
+    assert report["signals"] == [2], f"the trainer ignored the interrupt and was killed: {report}"
+    assert report["returncode"] == 130 and report["status"] == "cancelled", report
+
+
+def test_a_killed_trainer_is_reported_by_its_signal(tiny_jobs):
+    import os
+    import signal
+
+    from tests.test_jobs import wait_for
+
+    jobs, text_file = tiny_jobs
+    run = jobs.start("char_rnn", "file", 50, LONG_TINY_RUN, upload=text_file)
+    _first_step(jobs, run)
+    os.killpg(run.pid, signal.SIGKILL)  # as the system's out-of-memory killer would
+    wait_for(lambda: jobs.get(run.run_id).status != "running", 60, "the killed run to be noticed")
+    info = jobs.status(run.run_id)
+    assert info["status"] == "failed"
+    assert info["message"].startswith("the trainer was stopped by signal SIGKILL (9)"), info["message"]
+    assert "Run " in __import__("playground.run_view", fromlist=["describe"]).describe(info)
