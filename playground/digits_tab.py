@@ -9,6 +9,8 @@ promoted run shows up without a restart). API endpoint: `generate_digits`.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import shutil
 import tempfile
@@ -23,6 +25,9 @@ from trainers.dcgan.generate import MAX_COUNT, MAX_FRAMES, check_request, check_
 MODEL = "dcgan"
 TITLE = "Digits"
 OUTPUT_FOLDER = Path(tempfile.gettempdir()) / "eager-playground-digits"
+PROGRESS_PREFIX, KEEP_PROGRESS_COPIES = "progress-", 4  # one per checkpoint version (several apps may share /tmp)
+# A walk's GIF is copied into Gradio's cache as the handler returns; the newest few stay for requests in flight.
+WALK_PREFIX, KEEP_WALKS = "walk-", 8
 MAX_SEED = 2**32 - 1
 EXAMPLES = [[7, 64], [2024, 36], [31337, 100], [1, 16]]
 
@@ -47,9 +52,15 @@ def _model(registry):
         raise gr.Error(f"The digit generator cannot be loaded: {inputs.without_paths(error)}") from None
 
 
-def _output_path(suffix: str) -> Path:
+def _output_folder() -> Path:
     OUTPUT_FOLDER.mkdir(parents=True, exist_ok=True)
-    return OUTPUT_FOLDER / f"{uuid.uuid4().hex[:12]}{suffix}"
+    return OUTPUT_FOLDER
+
+
+def _walk_path() -> Path:
+    """A new file for a latent-walk GIF; only the newest KEEP_WALKS are kept (Gradio has copied older ones)."""
+    _prune(WALK_PREFIX, KEEP_WALKS - 1)
+    return _output_folder() / f"{WALK_PREFIX}{uuid.uuid4().hex[:12]}.gif"
 
 
 def summary(guesses: list[int], confidences: list[float]) -> str:
@@ -110,16 +121,40 @@ def _large_sample_text(metrics: dict) -> str:
 
 
 def progress_gif(registry) -> str | None:
-    """A copy of the checkpoint's training GIF (a copy, so a checkpoint swapped mid-request cannot break it)."""
+    """One copy of the checkpoint's training GIF per checkpoint version (named by the file's path, size and mtime).
+
+    A copy, so a checkpoint swapped mid-request cannot break it; one per version, so a page load does not copy
+    5.7 MB again (and Gradio, which caches a file by its content and name, keeps one copy of it too). Copies of
+    older versions beyond the newest few are removed.
+    """
     source = registry.path(MODEL) / "progress.gif"
-    if not source.is_file():
-        return None
-    target = _output_path(".gif")
     try:
-        shutil.copy2(source, target)
+        stat = source.stat()
     except OSError:
         return None
+    key = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = _output_folder() / f"{PROGRESS_PREFIX}{key}.gif"
+    if not target.is_file():
+        staging = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            shutil.copy2(source, staging)
+            os.replace(staging, target)  # atomic: a concurrent page load never sees half a GIF
+        except OSError:
+            staging.unlink(missing_ok=True)
+            return None
+    _prune(PROGRESS_PREFIX, KEEP_PROGRESS_COPIES, keep=target)
     return str(target)
+
+
+def _prune(prefix: str, count: int, keep: Path | None = None) -> None:
+    """Removes all but the newest `count` files named `prefix*.gif` in the output folder (never `keep`)."""
+    try:
+        files = sorted(OUTPUT_FOLDER.glob(f"{prefix}*.gif"), key=lambda path: path.stat().st_mtime, reverse=True)
+    except OSError:  # a file vanished while sorting (another process pruned it)
+        return
+    for path in files[count:]:
+        if path != keep:
+            path.unlink(missing_ok=True)
 
 
 def build(registry) -> list:
@@ -152,7 +187,7 @@ def build(registry) -> list:
         progress(0.3, desc=f"Walking {frames} frames")
         judged = model.walk(seed_a, seed_b, frames)
         progress(0.7, desc="Writing the GIF")
-        path = walk_gif(judged, _output_path(".gif"))
+        path = walk_gif(judged, _walk_path())
         gallery = [(images.grid(digit[None], scale=3, padding=0), f"{guess} · {confidence:.0%}")
                    for digit, guess, confidence in zip(judged.digits, judged.guesses, judged.confidences)]
         return str(path), gallery

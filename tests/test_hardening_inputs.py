@@ -375,3 +375,69 @@ def test_a_killed_trainer_is_reported_by_its_signal(tiny_jobs):
     assert info["status"] == "failed"
     assert info["message"].startswith("the trainer was stopped by signal SIGKILL (9)"), info["message"]
     assert "Run " in __import__("playground.run_view", fromlist=["describe"]).describe(info)
+
+
+# ---- the Digits tab's files on disk
+
+def _disk(*folders) -> int:
+    return sum(path.stat().st_size for folder in folders if folder.exists() for path in folder.rglob("*")
+               if path.is_file())
+
+
+def test_page_loads_copy_the_progress_gif_once_per_checkpoint_version(tmp_path, monkeypatch):
+    import os
+    import types
+
+    from gradio.processing_utils import save_file_to_cache
+
+    from playground import digits_tab
+
+    monkeypatch.setattr(digits_tab, "OUTPUT_FOLDER", tmp_path / "digits")
+    checkpoint = tmp_path / "checkpoints" / "dcgan"
+    checkpoint.mkdir(parents=True)
+    gif = checkpoint / "progress.gif"
+    gif.write_bytes(os.urandom(1_000_000))
+    registry = types.SimpleNamespace(path=lambda name: tmp_path / "checkpoints" / name)
+    cache = tmp_path / "gradio-cache"
+    folders = (digits_tab.OUTPUT_FOLDER, cache)
+
+    before = _disk(*folders)
+    for _ in range(20):  # what 20 page loads do: the tab's load function, then Gradio caches its file
+        path = digits_tab.progress_gif(registry)
+        save_file_to_cache(path, str(cache))
+    copies, ours = _disk(*folders) - before, _disk(digits_tab.OUTPUT_FOLDER)
+    print(f"20 page loads: {copies / 1e6:.1f} MB on disk ({ours / 1e6:.1f} MB of the tab's) for a "
+          f"{gif.stat().st_size / 1e6:.1f} MB GIF")
+    assert ours <= gif.stat().st_size, "the page-load function keeps one copy, whatever the loads"
+    assert copies <= 2 * gif.stat().st_size, "one copy of ours and one in Gradio's cache"
+    assert len(list(digits_tab.OUTPUT_FOLDER.iterdir())) == 1
+
+    first = digits_tab.progress_gif(registry)
+    gif.write_bytes(os.urandom(1_000_000))  # a promoted run: a new checkpoint version
+    os.utime(gif, ns=(gif.stat().st_atime_ns, gif.stat().st_mtime_ns + 10**9))
+    second = digits_tab.progress_gif(registry)
+    assert second != first and open(second, "rb").read() == gif.read_bytes()
+    for step in range(2, 8):
+        os.utime(gif, ns=(gif.stat().st_atime_ns, gif.stat().st_mtime_ns + step * 10**9))
+        digits_tab.progress_gif(registry)
+    assert len(list(digits_tab.OUTPUT_FOLDER.glob("*.gif"))) == digits_tab.KEEP_PROGRESS_COPIES
+    gif.unlink()
+    assert digits_tab.progress_gif(registry) is None
+
+
+def test_latent_walk_files_do_not_accumulate(tmp_path, monkeypatch):
+    from playground import digits_tab
+
+    monkeypatch.setattr(digits_tab, "OUTPUT_FOLDER", tmp_path / "digits")
+    for _ in range(30):
+        digits_tab._walk_path().write_bytes(b"GIF89a" + bytes(1000))
+    assert len(list(digits_tab.OUTPUT_FOLDER.glob("*.gif"))) == digits_tab.KEEP_WALKS
+
+
+def test_latent_walk_endpoint_keeps_a_bounded_number_of_files(app_url):
+    from playground.digits_tab import KEEP_WALKS, OUTPUT_FOLDER, WALK_PREFIX
+
+    for seed in range(KEEP_WALKS + 3):
+        event, outputs = call(app_url, "latent_walk", seed, seed + 1, 2)
+        assert event == "complete", outputs
+    assert len(list(OUTPUT_FOLDER.glob(f"{WALK_PREFIX}*.gif"))) <= KEEP_WALKS
