@@ -441,3 +441,19 @@ def test_latent_walk_endpoint_keeps_a_bounded_number_of_files(app_url):
         event, outputs = call(app_url, "latent_walk", seed, seed + 1, 2)
         assert event == "complete", outputs
     assert len(list(OUTPUT_FOLDER.glob(f"{WALK_PREFIX}*.gif"))) <= KEEP_WALKS
+
+
+@pytest.mark.parametrize("tab_name, getter", [("text_tab", "_generator"), ("digits_tab", "_model"),
+                                              ("translate_tab", "_translator")])
+def test_a_damaged_checkpoint_is_reported_without_server_paths(tmp_path, tab_name, getter):
+    import importlib
+
+    from playground.registry import Registry
+
+    tab = importlib.import_module(f"playground.{tab_name}")
+    importlib.import_module(f"tests.tiny.{tab.MODEL}").make(tmp_path / tab.MODEL)
+    for weights in (tmp_path / tab.MODEL).glob("*.weights.h5"):
+        weights.write_bytes(b"broken")
+    with pytest.raises(gr.Error, match="cannot be loaded") as caught:
+        getattr(tab, getter)(Registry(tmp_path))
+    assert str(tmp_path) not in caught.value.message and "/tmp" not in caught.value.message, caught.value.message
