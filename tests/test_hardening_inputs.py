@@ -457,3 +457,25 @@ def test_a_damaged_checkpoint_is_reported_without_server_paths(tmp_path, tab_nam
     with pytest.raises(gr.Error, match="cannot be loaded") as caught:
         getattr(tab, getter)(Registry(tmp_path))
     assert str(tmp_path) not in caught.value.message and "/tmp" not in caught.value.message, caught.value.message
+
+
+ANY_VALUE = st.one_of(st.none(), st.booleans(), st.integers(min_value=-10**30, max_value=10**30),
+                      st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=12),
+                      st.lists(st.integers(), max_size=2), st.sampled_from([0, 1, 2, 3, 16, 255, 256, 257]))
+
+
+@hypothesis_settings(max_examples=40, deadline=None)
+@given(seed=ANY_VALUE, count=ANY_VALUE, frames=ANY_VALUE, beam=ANY_VALUE, length=ANY_VALUE)
+def test_fuzzed_endpoint_parameters_get_a_result_or_a_sentence(app_url, seed, count, frames, beam, length):
+    for api_name, arguments in (("generate_digits", (seed, count)), ("latent_walk", (seed, 1, frames)),
+                                ("translate", ("el señor", "Beam search", beam, 0.8, seed)),
+                                ("generate_text", ("Ham.", length, 0.8, 0, 1.0, seed))):
+        if api_name == "generate_text" and isinstance(length, (int, float)) and not isinstance(length, bool) \
+                and 10 <= length <= 2000:
+            arguments = ("Ham.", 10, 0.8, 0, 1.0, seed)  # a valid length: keep the fuzzing quick
+        event, outputs = call(app_url, api_name, *arguments)
+        if event == "error":
+            assert isinstance(outputs, str) and not RAW_ERRORS.search(outputs), (api_name, arguments, outputs)
+            assert outputs[0].isupper() and outputs.endswith("."), (api_name, arguments, outputs)
+        else:
+            assert event == "complete", (api_name, arguments, event, outputs)
