@@ -9,6 +9,8 @@ promoted run shows up without a restart). API endpoint: `generate_digits`.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import random
 import shutil
 import tempfile
@@ -17,11 +19,16 @@ from pathlib import Path
 
 import gradio as gr
 
+from playground import inputs
 from trainers.dcgan.generate import MAX_COUNT, MAX_FRAMES, check_request, check_walk
 
 MODEL = "dcgan"
 TITLE = "Digits"
 OUTPUT_FOLDER = Path(tempfile.gettempdir()) / "eager-playground-digits"
+PROGRESS_PREFIX, KEEP_PROGRESS_COPIES = "progress-", 4  # one per checkpoint version (several apps may share /tmp)
+# A walk's GIF is copied into Gradio's cache as the handler returns; the newest few stay for requests in flight.
+WALK_PREFIX, KEEP_WALKS = "walk-", 8
+MAX_SEED = 2**32 - 1
 EXAMPLES = [[7, 64], [2024, 36], [31337, 100], [1, 16]]
 
 
@@ -42,22 +49,18 @@ def _model(registry):
     try:
         return registry.get(MODEL, load)
     except CheckpointError as error:
-        raise gr.Error(f"The digit generator cannot be loaded: {error}") from None
+        raise gr.Error(f"The digit generator cannot be loaded: {inputs.without_paths(error)}") from None
 
 
-def _output_path(suffix: str) -> Path:
+def _output_folder() -> Path:
     OUTPUT_FOLDER.mkdir(parents=True, exist_ok=True)
-    return OUTPUT_FOLDER / f"{uuid.uuid4().hex[:12]}{suffix}"
+    return OUTPUT_FOLDER
 
 
-def _whole(value, name: str) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise gr.Error(f"The {name} must be a whole number, got {value!r}.") from None
-    if number != int(number):
-        raise gr.Error(f"The {name} must be a whole number, got {value}.")
-    return int(number)
+def _walk_path() -> Path:
+    """A new file for a latent-walk GIF; only the newest KEEP_WALKS are kept (Gradio has copied older ones)."""
+    _prune(WALK_PREFIX, KEEP_WALKS - 1)
+    return _output_folder() / f"{WALK_PREFIX}{uuid.uuid4().hex[:12]}.gif"
 
 
 def summary(guesses: list[int], confidences: list[float]) -> str:
@@ -118,16 +121,40 @@ def _large_sample_text(metrics: dict) -> str:
 
 
 def progress_gif(registry) -> str | None:
-    """A copy of the checkpoint's training GIF (a copy, so a checkpoint swapped mid-request cannot break it)."""
+    """One copy of the checkpoint's training GIF per checkpoint version (named by the file's path, size and mtime).
+
+    A copy, so a checkpoint swapped mid-request cannot break it; one per version, so a page load does not copy
+    5.7 MB again (and Gradio, which caches a file by its content and name, keeps one copy of it too). Copies of
+    older versions beyond the newest few are removed.
+    """
     source = registry.path(MODEL) / "progress.gif"
-    if not source.is_file():
-        return None
-    target = _output_path(".gif")
     try:
-        shutil.copy2(source, target)
+        stat = source.stat()
     except OSError:
         return None
+    key = hashlib.sha256(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    target = _output_folder() / f"{PROGRESS_PREFIX}{key}.gif"
+    if not target.is_file():
+        staging = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
+        try:
+            shutil.copy2(source, staging)
+            os.replace(staging, target)  # atomic: a concurrent page load never sees half a GIF
+        except OSError:
+            staging.unlink(missing_ok=True)
+            return None
+    _prune(PROGRESS_PREFIX, KEEP_PROGRESS_COPIES, keep=target)
     return str(target)
+
+
+def _prune(prefix: str, count: int, keep: Path | None = None) -> None:
+    """Removes all but the newest `count` files named `prefix*.gif` in the output folder (never `keep`)."""
+    try:
+        files = sorted(OUTPUT_FOLDER.glob(f"{prefix}*.gif"), key=lambda path: path.stat().st_mtime, reverse=True)
+    except OSError:  # a file vanished while sorting (another process pruned it)
+        return
+    for path in files[count:]:
+        if path != keep:
+            path.unlink(missing_ok=True)
 
 
 def build(registry) -> list:
@@ -135,7 +162,9 @@ def build(registry) -> list:
     from trainers.dcgan.generate import walk_gif
 
     def generate_digits(seed, count, progress=gr.Progress()):
-        seed, count = _whole(seed, "seed"), _whole(count, "number of digits")
+        # Unprocessed inputs (preprocess=False): every value is checked here, with a sentence for a bad one.
+        seed = inputs.whole_number(seed, "seed", 0, MAX_SEED)
+        count = inputs.whole_number(count, "number of digits", 1, MAX_COUNT)
         problems = check_request(seed, count)
         if problems:
             raise gr.Error("; ".join(problems).capitalize() + ".")
@@ -147,8 +176,9 @@ def build(registry) -> list:
         return picture, class_shares(judged.guesses), summary(judged.guesses, judged.confidences)
 
     def latent_walk(seed_a, seed_b, frames, progress=gr.Progress()):
-        seed_a, seed_b = _whole(seed_a, "first seed"), _whole(seed_b, "second seed")
-        frames = _whole(frames, "number of frames")
+        seed_a = inputs.whole_number(seed_a, "first seed", 0, MAX_SEED)
+        seed_b = inputs.whole_number(seed_b, "second seed", 0, MAX_SEED)
+        frames = inputs.whole_number(frames, "number of frames", 2, MAX_FRAMES)
         problems = check_walk(seed_a, seed_b, frames)
         if problems:
             raise gr.Error("; ".join(problems).capitalize() + ".")
@@ -157,7 +187,7 @@ def build(registry) -> list:
         progress(0.3, desc=f"Walking {frames} frames")
         judged = model.walk(seed_a, seed_b, frames)
         progress(0.7, desc="Writing the GIF")
-        path = walk_gif(judged, _output_path(".gif"))
+        path = walk_gif(judged, _walk_path())
         gallery = [(images.grid(digit[None], scale=3, padding=0), f"{guess} · {confidence:.0%}")
                    for digit, guess, confidence in zip(judged.digits, judged.guesses, judged.confidences)]
         return str(path), gallery
@@ -208,8 +238,10 @@ def build(registry) -> list:
             scores = gr.Markdown(scores_markdown(registry.metrics(MODEL)), elem_id="digits-scores")
 
     new_seed.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name=False)
-    run.click(generate_digits, [seed, count], [grid, shares, report], api_name="generate_digits")
+    run.click(generate_digits, [seed, count], [grid, shares, report], api_name="generate_digits",
+              preprocess=False)
     seed.submit(generate_digits, [seed, count], [grid, shares, report], api_name=False)
-    walk.click(latent_walk, [seed_a, seed_b, frames], [walk_image, walk_frames], api_name="latent_walk")
+    walk.click(latent_walk, [seed_a, seed_b, frames], [walk_image, walk_frames], api_name="latent_walk",
+               preprocess=False)
     # A promoted run changes both: they are read again whenever the page loads.
     return [(lambda: progress_gif(registry), progress), (lambda: scores_markdown(registry.metrics(MODEL)), scores)]

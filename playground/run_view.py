@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 from pathlib import Path
 
 from playground.run_record import CANCELLED, DONE, FAILED, OUTPUT_FILE, RUNNING, Run
@@ -31,6 +32,17 @@ def last_lines(path: Path, count: int = 20) -> str:
     return "\n".join(lines[-count:])
 
 
+def signal_message(number: int) -> str:
+    """'the trainer was stopped by signal SIGKILL (9)', with a hint for the usual causes."""
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        name = "an unknown signal"
+    hint = {"SIGKILL": " (killed from outside the app, often by the system when memory runs out)",
+            "SIGSEGV": " (it crashed)", "SIGABRT": " (it aborted)"}.get(name, "")
+    return f"the trainer was stopped by signal {name} ({number}){hint}"
+
+
 def outcome(run: Run, folder: Path, returncode: int | None) -> tuple[str, str]:
     """(status, message) of a run that has ended, from its exit status (None: unknown, it ended while the app
     was not watching) and the last event in its progress log."""
@@ -40,6 +52,8 @@ def outcome(run: Run, folder: Path, returncode: int | None) -> tuple[str, str]:
         return CANCELLED, "cancelled"
     if returncode == 0 or (returncode is None and last == "done"):
         return DONE, "finished"
+    if returncode is not None and returncode < 0:  # killed by a signal: that, not the last progress bar, is why
+        return FAILED, signal_message(-returncode)
     error = next((e.get("message") for e in reversed(events) if e.get("event") == "error"), None)
     tail = last_lines(folder / OUTPUT_FILE, 1)
     return FAILED, error or tail or (f"the trainer exited with status {returncode}" if returncode is not None

@@ -23,6 +23,8 @@ from playground.job_error import JobError
 
 ROOT = Path(__file__).resolve().parents[1]
 NICE_INCREMENT = 10
+# A cancelled trainer writes `cancelled` within milliseconds and then leaves with os._exit (cli.run_training),
+# well within the grace; the grace only has to cover a TensorFlow op that is running when the interrupt comes.
 CANCEL_GRACE_SECONDS = 5.0
 REAP_SECONDS = 10.0
 
@@ -36,9 +38,22 @@ def launch(command: list[str], output: Path) -> subprocess.Popen:
     with open(output, "ab") as handle:
         try:
             return subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=handle,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=_default_interrupt if _interrupt_ignored() else None)
         except OSError as error:
             raise JobError(f"the trainer could not start: {error}") from None
+
+
+def _interrupt_ignored() -> bool:
+    """True when this app runs with SIGINT ignored (`nohup ... &`), which a child would inherit."""
+    return signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+
+
+def _default_interrupt() -> None:
+    """In the child, before exec: SIGINT back to its default, so Python turns it into KeyboardInterrupt and
+    cancel works from the first moment (the trainer's cli.run_training restores it too, once it has started).
+    Only used when the app ignores SIGINT; it calls nothing but signal(2)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def watch(process: subprocess.Popen, on_exit: typing.Callable[[int], None], name: str) -> None:

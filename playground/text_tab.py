@@ -6,12 +6,17 @@ import random
 
 import gradio as gr
 
+from playground import inputs
 from trainers.char_rnn.generate import TextGenerator, check_sampling
 
 MODEL = "char_rnn"
 TITLE = "Text"
 UPDATE_EVERY = 3  # stream the text every few characters; the confidence view is redrawn less often
 CONFIDENCE_EVERY = 60
+MAX_PROMPT = 2000
+MIN_LENGTH, MAX_LENGTH = 10, 2000  # the sliders' ranges, checked for API calls too
+MAX_TEMPERATURE, MAX_TOP_K, MIN_TOP_P = 2, 100, 0.05
+MAX_SEED = 2**32 - 1
 VISIBLE = {"\n": "⏎", " ": "␣", "\t": "⇥"}
 EXAMPLES = [
     ["Ham.\nTo be, or not to be", 400, 0.7, 0, 1.0, 7],
@@ -36,7 +41,7 @@ def _generator(registry):
     try:
         return registry.get(MODEL, load)
     except CheckpointError as error:
-        raise gr.Error(f"The text model cannot be loaded: {error}") from None
+        raise gr.Error(f"The text model cannot be loaded: {inputs.without_paths(error)}") from None
 
 
 def _shown(char: str) -> str:
@@ -61,19 +66,22 @@ def alternatives_at(steps, position: int) -> dict:
 
 def build(registry) -> None:
     def generate_text(prompt, length, temperature, top_k, top_p, seed):
-        length, top_k = int(length), int(top_k)
-        problems = check_sampling(length, float(temperature), top_k, float(top_p))
-        if prompt is None or len(prompt) > 2000:
-            problems.append("the prompt must be at most 2,000 characters")
+        # Unprocessed inputs (preprocess=False): every value is checked here, with a sentence for a bad one.
+        prompt = inputs.text(prompt, "prompt", MAX_PROMPT)
+        length = inputs.whole_number(length, "length", MIN_LENGTH, MAX_LENGTH)
+        temperature = inputs.real_number(temperature, "temperature", 0, MAX_TEMPERATURE)
+        top_k = inputs.whole_number(top_k, "top-k", 0, MAX_TOP_K)
+        top_p = inputs.real_number(top_p, "top-p", MIN_TOP_P, 1)
+        seed = inputs.whole_number(seed, "seed", 0, MAX_SEED, default=None)
+        problems = check_sampling(length, temperature, top_k, top_p)
         if problems:
             raise gr.Error("; ".join(problems).capitalize() + ".")
         generator = _generator(registry)
         unknown = generator.vocabulary.unknown_characters(prompt)
         if unknown:
             gr.Warning(f"The model has never seen {' '.join(unknown)}; they are read as an unknown character.")
-        seed = None if seed is None or seed == "" else int(seed)
         text, steps = prompt, []
-        stream = generator.stream(prompt, length, temperature=float(temperature), top_k=top_k, top_p=float(top_p),
+        stream = generator.stream(prompt, length, temperature=temperature, top_k=top_k, top_p=top_p,
                                   seed=seed)
         for count, step in enumerate(stream, start=1):
             text += step.char
@@ -99,11 +107,11 @@ def build(registry) -> None:
     with gr.Row():
         with gr.Column(scale=2):
             prompt = gr.Textbox(label="Prompt", value="Ham.\nTo be, or not to be", lines=3)
-            length = gr.Slider(10, 2000, value=400, step=10, label="Length (characters)")
-            temperature = gr.Slider(0, 2, value=0.7, step=0.05, label="Temperature (0 = greedy)")
+            length = gr.Slider(MIN_LENGTH, MAX_LENGTH, value=400, step=10, label="Length (characters)")
+            temperature = gr.Slider(0, MAX_TEMPERATURE, value=0.7, step=0.05, label="Temperature (0 = greedy)")
             with gr.Row():
-                top_k = gr.Slider(0, 100, value=0, step=1, label="Top-k (0 = off)")
-                top_p = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Top-p (1 = off)")
+                top_k = gr.Slider(0, MAX_TOP_K, value=0, step=1, label="Top-k (0 = off)")
+                top_p = gr.Slider(MIN_TOP_P, 1, value=1.0, step=0.05, label="Top-p (1 = off)")
             with gr.Row():
                 seed = gr.Number(value=42, precision=0, label="Seed", minimum=0)
                 new_seed = gr.Button("🎲 New seed", size="sm")
@@ -125,7 +133,8 @@ def build(registry) -> None:
 
     new_seed.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name=False)
     event = run.click(generate_text, [prompt, length, temperature, top_k, top_p, seed],
-                      [output, confidence, steps, position, alternatives], api_name="generate_text")
+                      [output, confidence, steps, position, alternatives], api_name="generate_text",
+                      preprocess=False)
     stop.click(None, None, None, cancels=[event], api_name=False)
     position.release(pick_position, [steps, position], alternatives, api_name=False)
     confidence.select(pick_character, [steps], [position, alternatives], api_name=False)

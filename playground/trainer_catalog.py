@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import math
 import re
 import typing
@@ -29,6 +30,11 @@ CONTRACT = ("TrainConfig", "SOURCES", "MAIN_SETTINGS", "RUN_CHECKPOINT")
 # Settings a page or script never sets directly: the jobs code owns the run folder and resuming, the user's file
 # arrives as an upload, and the tab's own controls carry source and epochs.
 RESERVED = ("out", "resume", "text_file", "source", "epochs", "eager")
+# A request's settings are a few dozen numbers at most: anything far bigger is refused before it is looked at.
+MAX_SETTINGS = 100
+MAX_SETTINGS_CHARACTERS = 10_000  # as JSON
+SHOWN_PROBLEMS = 6  # problems listed in one message
+SHOWN_UNKNOWN = 5  # unknown setting names quoted in a message; the rest are counted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +129,12 @@ def discover_trainers() -> dict[str, Trainer]:
     return found
 
 
+def _quoted(value) -> str:
+    """A value as a short quotation for a message."""
+    quoted = repr(value)
+    return quoted if len(quoted) <= 40 else quoted[:39] + "…"
+
+
 def convert(setting: Setting, value) -> typing.Any:
     """The value as the setting's type, or JobError with a sentence."""
     name = setting.name.replace("_", " ")
@@ -131,7 +143,7 @@ def convert(setting: Setting, value) -> typing.Any:
             return value
         if isinstance(value, str) and value.strip().lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
             return value.strip().lower() in ("true", "yes", "1", "on")
-        raise JobError(f"{name} must be true or false, got {value!r}")
+        raise JobError(f"{name} must be true or false, got {_quoted(value)}")
     if setting.kind in (int, float):
         number = value
         if isinstance(value, str):
@@ -141,15 +153,15 @@ def convert(setting: Setting, value) -> typing.Any:
                 number = None
         if isinstance(number, bool) or not isinstance(number, (int, float)) or not math.isfinite(number):
             kind = "a whole number" if setting.kind is int else "a number"
-            raise JobError(f"{name} must be {kind}, got {value!r}")
+            raise JobError(f"{name} must be {kind}, got {_quoted(value)}")
         if setting.kind is int:
             if float(number) != int(number):
-                raise JobError(f"{name} must be a whole number, got {value!r}")
+                raise JobError(f"{name} must be a whole number, got {_quoted(value)}")
             return int(number)
         return float(number)
     if setting.kind is str:
         if not isinstance(value, str):
-            raise JobError(f"{name} must be text, got {value!r}")
+            raise JobError(f"{name} must be text, got {_quoted(value)}")
         if len(value) > 1000:
             raise JobError(f"{name} must be at most 1,000 characters")
         return value
@@ -169,21 +181,48 @@ def check_request(model, source, epochs, settings) -> tuple[Trainer, dict]:
     if source not in trainer.sources:
         raise JobError(f"{model} can train on {', '.join(trainer.sources)}, not {str(source)[:60]!r}")
     epochs = convert(Setting("epochs", int, 1, ""), epochs)
-    if not isinstance(settings, dict):
-        raise JobError("settings must be a JSON object of name: value pairs")
-    values, problems = {}, []
+    check_size(settings)
+    values, problems, unknown = {}, [], []
     for name, value in settings.items():
         if name not in trainer.settings:
-            hint = " (it is set by the page itself)" if name in RESERVED else ""
-            problems.append(f"{model} has no setting {str(name)[:60]!r}{hint}")
+            unknown.append(name)
             continue
         try:
             values[name] = convert(trainer.settings[name], value)
         except JobError as error:
             problems.append(str(error))
+    if unknown:
+        problems.insert(0, unknown_settings(model, unknown))
+    if len(problems) > SHOWN_PROBLEMS:
+        problems = problems[:SHOWN_PROBLEMS] + [f"and {len(problems) - SHOWN_PROBLEMS} more problems"]
     if problems:
         raise JobError("; ".join(problems))
     return trainer, {"source": source, "epochs": epochs, **values}
+
+
+def check_size(settings) -> None:
+    """JobError for settings that are not a JSON object, or far too big to be a model's settings."""
+    if not isinstance(settings, dict):
+        raise JobError("settings must be a JSON object of name: value pairs")
+    if len(settings) > MAX_SETTINGS:
+        raise JobError(f"settings has {len(settings):,} entries; a model has at most {MAX_SETTINGS} settings")
+    try:
+        size = len(json.dumps(settings, default=str))
+    except (TypeError, ValueError, RecursionError):
+        raise JobError("settings must be a JSON object of name: value pairs") from None
+    if size > MAX_SETTINGS_CHARACTERS:
+        raise JobError(f"settings are {size:,} characters of JSON; at most {MAX_SETTINGS_CHARACTERS:,} are accepted")
+
+
+def unknown_settings(model: str, names: list) -> str:
+    """One sentence naming the first few unknown settings and counting the rest."""
+    shown = []
+    for name in names[:SHOWN_UNKNOWN]:
+        hint = " (it is set by the page itself)" if name in RESERVED else ""
+        shown.append(f"{str(name)[:60]!r}{hint}")
+    more = f" and {len(names) - SHOWN_UNKNOWN:,} more" if len(names) > SHOWN_UNKNOWN else ""
+    noun = "setting" if len(names) == 1 else "settings"
+    return f"{model} has no {noun} {', '.join(shown)}{more}"
 
 
 def validate(trainer: Trainer, fields: dict) -> None:

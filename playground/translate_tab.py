@@ -6,11 +6,15 @@ import json
 
 import gradio as gr
 
+from playground import inputs
+
 MODEL = "nmt"
 TITLE = "Translate"
 METHODS = {"Greedy": "greedy", "Beam search": "beam", "Sampling (temperature)": "sample"}
 DEFAULT_TEXT = "Y dijo Dios: sea la luz."
 MAX_CHARACTERS = 600
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.1, 2.0  # the slider's range, checked for API calls too
+MAX_SEED = 2**32 - 1
 
 
 def load(path):
@@ -34,7 +38,7 @@ def _translator(registry):
     try:
         return registry.get(MODEL, load)
     except CheckpointError as error:
-        raise gr.Error(f"The translation model cannot be loaded: {error}") from None
+        raise gr.Error(f"The translation model cannot be loaded: {inputs.without_paths(error)}") from None
 
 
 def held_out_examples(registry, limit: int = 24) -> list[list[str]]:
@@ -102,24 +106,21 @@ def build(registry) -> None:
     from trainers.nmt.translate import MAX_BEAM, TranslationInputError
 
     def translate(text, decoding, beam_width, temperature, seed, progress=gr.Progress()):
-        if text is None or not str(text).strip():
-            raise gr.Error("Type a Spanish sentence to translate.")
-        if len(text) > MAX_CHARACTERS:
-            raise gr.Error(f"The input has {len(text)} characters; type at most {MAX_CHARACTERS} (one or two "
-                           f"sentences).")
-        method = METHODS.get(decoding, decoding)
-        if method not in METHODS.values():
-            raise gr.Error(f"Unknown decoding {decoding!r}; choose greedy, beam search or sampling.")
-        seed = None if seed is None or seed == "" else int(seed)
+        # Unprocessed inputs (preprocess=False): every value is checked here, with a sentence for a bad one.
+        text = inputs.text(text, "input", MAX_CHARACTERS, required=True,
+                           empty_message="Type a Spanish sentence to translate.")
+        method = inputs.choice(decoding, "decoding", METHODS)
+        beam_width = inputs.whole_number(beam_width, "beam width", 1, MAX_BEAM)
+        temperature = inputs.real_number(temperature, "temperature", MIN_TEMPERATURE, MAX_TEMPERATURE)
+        seed = inputs.whole_number(seed, "seed", 0, MAX_SEED, default=None)
         progress(0.1, desc="Loading the translator")
         translator = _translator(registry)
         progress(0.4, desc={"greedy": "Translating", "beam": "Beam search",
                             "sample": "Sampling a translation"}[method])
         try:
-            result = translator.translate(text, method, beam=int(beam_width), temperature=float(temperature),
-                                          seed=seed)
+            result = translator.translate(text, method, beam=beam_width, temperature=temperature, seed=seed)
         except TranslationInputError as error:
-            raise gr.Error(str(error)) from None
+            raise gr.Error(inputs.without_paths(error)) from None
         if result["unknown_words"]:
             gr.Warning(f"Not in the model's vocabulary (read as unknown): {', '.join(result['unknown_words'])}.")
         rows = n_best_rows(result)
@@ -148,7 +149,7 @@ def build(registry) -> None:
             decoding = gr.Radio(list(METHODS), value="Beam search", label="Decoding")
             beam_width = gr.Slider(1, MAX_BEAM, value=5, step=1, label="Beam width")
             with gr.Row():
-                temperature = gr.Slider(0.1, 2.0, value=0.8, step=0.05, label="Temperature", visible=False)
+                temperature = gr.Slider(MIN_TEMPERATURE, MAX_TEMPERATURE, value=0.8, step=0.05, label="Temperature", visible=False)
                 seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", visible=False)
             run = gr.Button("Translate", variant="primary")
             references = gr.Textbox(label="Reference translations (held-out example)", lines=3, interactive=False,
@@ -168,7 +169,7 @@ def build(registry) -> None:
                     examples_per_page=8)
 
     decoding.change(show_method, decoding, [beam_width, temperature, seed], api_name=False)
-    inputs = [spanish, decoding, beam_width, temperature, seed]
+    fields = [spanish, decoding, beam_width, temperature, seed]
     outputs = [english, heatmap, n_best, raw]
-    run.click(translate, inputs, outputs, api_name="translate")
-    spanish.submit(translate, inputs, outputs, api_name=False)
+    run.click(translate, fields, outputs, api_name="translate", preprocess=False)
+    spanish.submit(translate, fields, outputs, api_name=False, preprocess=False)

@@ -27,8 +27,8 @@ def test_same_seed_same_text_through_the_api(client):
 
 
 @pytest.mark.parametrize("arguments, message", [
-    (("Ham.", 50, 9.0, 0, 1.0, 1), "9.0 is greater than maximum value 2"),
-    (("Ham.", 50, 0.8, 0, 0.0, 1), "0.0 is less than minimum value 0.05"),
+    (("Ham.", 50, 9.0, 0, 1.0, 1), "Temperature must be between 0 and 2, got 9.0"),
+    (("Ham.", 50, 0.8, 0, 0.0, 1), "Top-p must be between 0.05 and 1, got 0.0"),
     (("x" * 2500, 50, 0.8, 0, 1.0, 1), "at most 2,000 characters"),
 ])
 def test_bad_settings_get_a_clear_sentence(client, arguments, message):

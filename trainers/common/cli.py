@@ -9,8 +9,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import signal
 import sys
 import typing
+
+CANCELLED_STATUS = 130  # 128 + SIGINT, as a shell reports Ctrl-C
 
 
 class ConfigError(ValueError):
@@ -99,8 +103,15 @@ def run_training(doc: str, config_cls, train, summary, argv=None, errors: tuple 
 
     A setting, data or checkpoint problem (ValueError, RuntimeError, CheckpointError and `errors`) ends the program
     with one line and exit status 1; Ctrl-C with one line and status 130 (the last finished epoch is kept).
+
+    Ctrl-C (the Training tab's cancel sends SIGINT to the run's process group) works even when the program was
+    started with SIGINT ignored (an app under `nohup ... &` passes that on). Once `fit` has written `cancelled`
+    and closed its files, the process ends at once with `os._exit`: the interpreter's TensorFlow teardown takes
+    seconds and would outlast the app's grace period before it kills the run.
     """
     from trainers.common.checkpoint import CheckpointError
+
+    restore_interrupt()
 
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     add_config_flags(parser, config_cls)
@@ -110,5 +121,29 @@ def run_training(doc: str, config_cls, train, summary, argv=None, errors: tuple 
     except (ValueError, RuntimeError, CheckpointError, *errors) as error:
         fail(str(error), status=1)
     except KeyboardInterrupt:
-        fail("training cancelled; the last finished epoch is saved in the run folder", status=130)
+        message = "training cancelled; the last finished epoch is saved in the run folder"
+        if argv is None:  # the program itself (python -m trainers.<name>.train), not a caller in this process
+            exit_now(message, CANCELLED_STATUS)
+        fail(message, status=CANCELLED_STATUS)
     print(summary(metrics, config))
+
+
+def restore_interrupt() -> None:
+    """Makes SIGINT raise KeyboardInterrupt again if this process inherited it ignored (SIG_IGN)."""
+    try:
+        if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread (a test calling run_training from a thread): leave it
+        pass
+
+
+def exit_now(message: str, status: int) -> typing.NoReturn:
+    """Prints one line to stderr, flushes the output, and ends the process without the interpreter's teardown."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second interrupt must not cut the exit short
+    print(f"error: {message}", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
