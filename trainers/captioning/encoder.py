@@ -32,6 +32,10 @@ class ImageError(ValueError):
     """The input is not an image Pillow can read."""
 
 
+class ImageTooLarge(ImageError):
+    """The picture has more than MAX_PIXELS pixels (found from its header)."""
+
+
 def _open(source):
     """A PIL image from a path, bytes, a PIL image or an array; only the header is read for files."""
     from PIL import Image
@@ -107,14 +111,16 @@ def open_picture(source, size: int = IMAGE_SIZE):
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked just below
             image = _open(source)
         if image.width * image.height > MAX_PIXELS:
-            raise ImageError(_too_large(f"{image.width:,} x {image.height:,} pixels"))
+            raise ImageTooLarge(_too_large(f"{image.width:,} x {image.height:,} pixels"))
         image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale when the picture is huge
         image.load()
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"there is no file at {source}") from None
     except Image.DecompressionBombError as error:  # Pillow refuses beyond twice its limit while opening
         match = re.search(r"\((\d+) pixels\)", str(error))
-        raise ImageError(_too_large(f"{int(match.group(1)):,} pixels" if match else "too many pixels")) from None
+        raise ImageTooLarge(_too_large(f"{int(match.group(1)):,} pixels" if match else "too many pixels")) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, struct.error) as error:
         name = Path(source).name if isinstance(source, (str, Path)) else "the upload"
         raise ImageError(f"{name} is not a picture that can be read (PNG, JPEG, GIF, WebP, BMP, TIFF...): "
