@@ -48,6 +48,48 @@ def assert_sentence(message: str) -> None:
     assert "/tmp" not in message and str(ROOT) not in message and "/root" not in message, message
 
 
+# ---- 1. the endpoint reads only uploads -----------------------------------------------------------------------
+
+
+def test_caption_endpoint_refuses_server_paths(client, tmp_path):
+    import json
+
+    from gradio_client import handle_file
+    from PIL import Image
+
+    outside = tmp_path / "secret.png"
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(outside)
+    text = tmp_path / "notes.txt"
+    text.write_text("not a picture")
+    link = in_upload_folder("link.png")
+    link.symlink_to(outside)  # inside the upload folder by name, outside it once resolved
+    messages = []
+    for payload in ({"path": str(outside)}, {"path": str(tmp_path / "missing.png")}, {"path": str(text)},
+                    {"path": "/etc/passwd"}, {"path": str(link)}, {"path": str(tmp_path)},
+                    {"path": str(upload_folder() / ".." / outside.name)}, {"path": str(upload_folder())},
+                    {"path": str(outside), "url": "http://127.0.0.1/secret.png"}):
+        with pytest.raises(Exception) as caught:
+            client.predict(payload, 1, api_name="/caption")
+        messages.append(error_text(caught.value))
+    # One sentence for all of them: it tells nothing about which server paths exist, and names none.
+    assert len(set(messages)) == 1, messages
+    assert OUTSIDE_MESSAGE in messages[0]
+    assert_sentence(messages[0])
+    with pytest.raises(Exception, match="Upload a picture first"):  # a URL is never fetched or opened
+        client.predict({"url": "file:///etc/passwd"}, 1, api_name="/caption")
+    with pytest.raises(Exception, match="validation error"):  # a bare string: Gradio's own check refuses it
+        client.predict(str(outside), 1, api_name="/caption")
+    # A payload that claims to be Gradio's FileData is checked by Gradio itself: still no picture comes back.
+    # (gradio_client would upload such a dict from the client's disk, so it is sent as raw JSON.)
+    stream = call_raw(client.src, json.dumps({"data": [{"path": str(outside), "meta": {"_type": "gradio.FileData"}},
+                                                        1]}))
+    assert "event: error" in stream and "event: complete" not in stream, stream
+    # Real uploads (handle_file) keep working, the endpoint's name and parameters unchanged.
+    assert client.predict(handle_file(str(outside)), 1, api_name="/caption")[0]
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/caption"]
+    assert [parameter["parameter_name"] for parameter in api["parameters"]] == ["upload", "beam"]
+
+
 # ---- 3. every Pillow mode at >= 896 px, EXIF orientation ------------------------------------------------------
 
 
@@ -119,11 +161,27 @@ def exif_rotated_jpeg(path: Path) -> Path:
 
 
 def test_exif_orientation_is_applied(tmp_path, tiny_captioner):
+    from playground import caption_tab
     from trainers.captioning.encoder import load_image
 
     path = exif_rotated_jpeg(tmp_path / "portrait.jpg")
     pixels = load_image(path).astype(int)
     assert (np.abs(pixels[20, 112] - (255, 0, 0)) < 40).all() and (np.abs(pixels[200, 112] - (0, 0, 255)) < 40).all()
+    picture = caption_tab.caption_picture(tiny_captioner, str(path), 1)["picture"]
+    assert picture.shape == (448, 224, 3)  # portrait, as the person sees it
+
+
+def test_exif_orientation_in_the_attention_overlay(client, tmp_path):
+    from gradio_client import handle_file
+    from PIL import Image
+
+    path = exif_rotated_jpeg(tmp_path / "portrait.jpg")
+    _, _, focus, gallery, _ = client.predict(handle_file(str(path)), 1, api_name="/caption")
+    with Image.open(focus) as image:
+        assert image.height > image.width, image.size
+    for item in gallery:
+        with Image.open(item["image"]) as image:
+            assert image.size == (224, 448)
 
 
 # ---- 4. the pixel limit, by the header ------------------------------------------------------------------------
@@ -159,7 +217,8 @@ def test_a_huge_png_is_refused_by_its_header(tmp_path, tiny_captioner):
     with pytest.raises(gr.Error) as caught:
         caption_tab.caption_picture(tiny_captioner, str(path), 1)
     assert time.monotonic() - started < 2
-    assert "too large: 16,900 x 16,900 pixels" in caught.value.message
+    assert caught.value.message == ("The picture is too large: 16,900 x 16,900 pixels, more than the 144,000,000 "
+                                    "pixels (12,000 x 12,000) this page reads.")
     assert_sentence(caught.value.message)
     # Beyond twice the limit Pillow itself refuses while opening: the same kind of sentence.
     with pytest.raises(ImageError, match="the picture is too large: 302,760,000 pixels"):
@@ -175,3 +234,100 @@ def test_a_huge_jpeg_is_decoded_at_a_reduced_scale(tmp_path):
     Image.new("RGB", (6000, 4000), (20, 120, 200)).save(path, quality=60)
     opened = encoder.open_picture(path, encoder.IMAGE_SIZE)
     assert max(opened.size) <= 6000 // 4 and opened.mode == "RGB"
+
+
+# ---- 5. the beam width ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("beam", [float("nan"), float("inf"), -float("inf"), "abc", None, 0, 11, 2.5, "", [3], True])
+def test_bad_beam_widths_get_a_sentence(beam, tiny_captioner):
+    import gradio as gr
+
+    from playground import caption_tab
+
+    with pytest.raises(gr.Error) as caught:
+        caption_tab.caption_picture(tiny_captioner, np.zeros((32, 32, 3), np.uint8), beam)
+    assert caught.value.message == "The beam width must be a whole number between 1 and 10."
+
+
+@pytest.mark.parametrize("beam", [1, 3.0, "4", 10])
+def test_good_beam_widths(beam, tiny_captioner):
+    from playground import caption_tab
+
+    assert caption_tab.caption_picture(tiny_captioner, np.zeros((32, 32, 3), np.uint8), beam)["words"] is not None
+
+
+def call_raw(app_url: str, body: str) -> str:
+    """POSTs a JSON body as written (NaN and Infinity included, which gradio_client cannot send) to /caption and
+    returns the event stream of the result."""
+    import httpx
+
+    with httpx.Client(base_url=app_url, timeout=60) as http:
+        started = http.post("/gradio_api/call/caption", content=body, headers={"content-type": "application/json"})
+        started.raise_for_status()
+        return http.get(f"/gradio_api/call/caption/{started.json()['event_id']}").text
+
+
+def test_bad_beam_through_the_api(client, app_url, tmp_path):
+    import json
+
+    from gradio_client import handle_file
+    from PIL import Image
+
+    picture = tmp_path / "ok.png"
+    Image.new("RGB", (40, 40), (1, 2, 3)).save(picture)
+    for beam in ("abc", None, 0, 2.5):
+        with pytest.raises(Exception) as caught:
+            client.predict(handle_file(str(picture)), beam, api_name="/caption")
+        assert "The beam width must be a whole number between 1 and 10." in str(caught.value), caught.value
+    # NaN and infinities: a raw JSON body (the upload itself is a real one, made by the client).
+    upload = client.predict(handle_file(str(picture)), 1, api_name="/caption")[2]  # any file the app serves
+    with httpx_upload(app_url, picture) as uploaded:
+        for beam in ("NaN", "Infinity", "-Infinity"):
+            body = '{"data": [%s, %s]}' % (json.dumps(uploaded), beam)
+            stream = call_raw(app_url, body)
+            assert "event: error" in stream and "The beam width must be a whole number between 1 and 10." \
+                in stream, stream
+    assert upload
+
+
+class httpx_upload:
+    """Uploads a file through Gradio's /upload route, as the browser does; yields its FileData payload."""
+
+    def __init__(self, app_url: str, path: Path):
+        self.app_url, self.path = app_url, path
+
+    def __enter__(self) -> dict:
+        import httpx
+
+        with open(self.path, "rb") as handle:
+            response = httpx.post(f"{self.app_url}/gradio_api/upload", files={"files": (self.path.name, handle)},
+                                  timeout=60)
+        response.raise_for_status()
+        return {"path": response.json()[0], "orig_name": self.path.name, "meta": {"_type": "gradio.FileData"}}
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+# ---- 6. uploads that never arrived, or are too big ------------------------------------------------------------
+
+
+def test_missing_or_too_big_upload_gets_a_sentence(tiny_captioner, monkeypatch):
+    import gradio as gr
+
+    from playground import caption_tab
+
+    with pytest.raises(gr.Error, match="Upload a picture first"):
+        caption_tab.checked_upload(None, [])
+    with pytest.raises(gr.Error, match="Upload a picture first"):
+        caption_tab.checked_upload({"path": None}, [])
+    big = in_upload_folder("big.png")
+    with open(big, "wb") as handle:  # sparse: costs no disk
+        handle.truncate(caption_tab.MAX_PICTURE_BYTES + 1)
+    with pytest.raises(gr.Error) as caught:
+        caption_tab.checked_upload({"path": str(big)}, [])
+    assert "larger than" in caught.value.message and "MB" in caught.value.message
+    assert_sentence(caught.value.message)
+    big.unlink()
+    big.parent.rmdir()
