@@ -5,14 +5,21 @@ opens it with `trainers.captioning.encoder.load_image`, so any picture Pillow re
 orientation, tiny or huge) and anything else gets a sentence instead of a stack trace. Because the payload is raw,
 `checked_upload` accepts only files inside Gradio's upload folder (symlinks resolved) or the checkpoint's examples,
 with one sentence for every other path, existing or not. The attention of each word (7x7 over the image) is drawn
-as a heat map over the picture: pick one word, or see them all in the gallery. API endpoint: `caption`
-(parameters `upload`, `beam`).
+as a heat map over the picture: pick one word, or see them all in the gallery. Every picture of a response is
+written to a file of its own (atomically) and returned by path: identical requests at the same moment never
+rewrite a file another response is still sending. API endpoint: `caption` (parameters `upload`, `beam`).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -28,6 +35,8 @@ BEAM_MESSAGE = f"The beam width must be a whole number between 1 and {MAX_BEAM}.
 NO_UPLOAD_MESSAGE = "Upload a picture first (PNG, JPEG, GIF, WebP, BMP or TIFF)."
 NOT_AN_UPLOAD_MESSAGE = ("That picture is not an upload of this page (or it has expired); upload the picture "
                          "again.")
+OUTPUT_FOLDER = Path(tempfile.gettempdir()) / "eager-playground-caption" / str(os.getpid())
+OUTPUT_LIFETIME = 15 * 60  # seconds an output file is kept (Gradio copies it into its cache when it responds)
 
 
 def load(path):
@@ -111,6 +120,41 @@ def parse_beam(beam) -> int:
     return int(value)
 
 
+def image_file(picture: np.ndarray) -> str:
+    """Writes a picture to a file of its own, atomically (staging name + os.replace), and returns its path.
+
+    Gradio copies a returned file into its content-addressed cache with an atomic rename, whereas a returned
+    array is re-encoded over the same cache file by every identical response; another response still sending
+    that file then breaks (h11: "Too little data for declared Content-Length"). Old files are pruned.
+    """
+    from PIL import Image
+
+    folder = Path(OUTPUT_FOLDER)
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    _prune(folder)
+    name = f"{uuid.uuid4().hex}.webp"
+    staging = folder / f".{name}.part"
+    try:
+        Image.fromarray(np.asarray(picture, np.uint8)).save(staging, format="WEBP")
+        os.replace(staging, folder / name)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    return str(folder / name)
+
+
+def _prune(folder: Path) -> None:
+    cutoff = time.time() - OUTPUT_LIFETIME
+    for old in folder.iterdir():
+        try:
+            if old.stat().st_mtime < cutoff:
+                old.unlink()
+        except OSError:
+            pass
+
+
 def display_picture(source) -> np.ndarray:
     """The upload as RGB for display, upright (EXIF), its longer side at most DISPLAY_SIDE (aspect kept,
     transparency on white)."""
@@ -190,9 +234,9 @@ def build(registry) -> None:
         words, picture = result["words"], result["picture"]
         if not words:
             gr.Warning("The model ended the caption at once: it saw nothing it knows in this picture.")
-        gallery = [(overlay(picture, grid), f"{position + 1}. {word}")
+        gallery = [(image_file(overlay(picture, grid)), f"{position + 1}. {word}")
                    for position, (word, grid) in enumerate(zip(words, result["attention"]))]
-        first = overlay(picture, result["attention"][0]) if words else picture
+        first = image_file(overlay(picture, result["attention"][0]) if words else picture)
         details = {"caption": result["caption"], "words": words, "beam": beam,
                    "log_probability": result["score"], "grid": [len(result["attention"][0]),
                                                                 len(result["attention"][0][0])] if words else [],
@@ -205,7 +249,7 @@ def build(registry) -> None:
         if not state or position is None or not state["words"]:
             return None
         position = min(max(int(position), 0), len(state["words"]) - 1)
-        return overlay(state["picture"], state["attention"][position])
+        return image_file(overlay(state["picture"], state["attention"][position]))
 
     metrics = registry.metrics(MODEL)
     scores = ""

@@ -4,6 +4,7 @@ EXIF orientation, decompression bombs, bad beam widths and refused uploads. Each
 from __future__ import annotations
 
 import struct
+import threading
 import time
 import uuid
 import zlib
@@ -88,6 +89,57 @@ def test_caption_endpoint_refuses_server_paths(client, tmp_path):
     assert client.predict(handle_file(str(outside)), 1, api_name="/caption")[0]
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/caption"]
     assert [parameter["parameter_name"] for parameter in api["parameters"]] == ["upload", "beam"]
+
+
+# ---- 2. concurrent identical requests -------------------------------------------------------------------------
+
+
+def test_concurrent_identical_captions_all_succeed(app_url, tmp_path):
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    picture = tmp_path / "same.png"
+    Image.fromarray(np.random.default_rng(7).integers(0, 255, (300, 400, 3), dtype=np.uint8)).save(picture)
+    clients = 8
+    rounds = 3
+    results, failures = [], []
+    lock = threading.Lock()
+    start = threading.Barrier(clients)
+
+    def worker(index):
+        client = Client(app_url, verbose=False, download_files=str(tmp_path / f"client{index}"))
+        start.wait()
+        for _ in range(rounds):
+            try:
+                caption, _, focus, gallery, details = client.predict(handle_file(str(picture)), 2,
+                                                                     api_name="/caption")
+                files = [focus] + [item["image"] for item in gallery]
+                for path in files:
+                    with Image.open(path) as image:
+                        image.load()
+                with lock:
+                    results.append((caption, len(files)))
+            except Exception as error:  # noqa: BLE001 - counted and reported
+                with lock:
+                    failures.append(repr(error))
+
+    threads = [threading.Thread(target=worker, args=(index,)) for index in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert not failures, failures
+    assert len(results) == clients * rounds and len(set(results)) == 1, results
+
+
+def test_each_response_gets_its_own_image_files(tmp_path, monkeypatch):
+    from playground import caption_tab
+
+    monkeypatch.setattr(caption_tab, "OUTPUT_FOLDER", tmp_path / "out")
+    picture = np.full((20, 30, 3), 90, np.uint8)
+    first, second = caption_tab.image_file(picture), caption_tab.image_file(picture)
+    assert first != second and Path(first).read_bytes() == Path(second).read_bytes()
+    assert not [path for path in (tmp_path / "out").iterdir() if path.name.startswith(".")]  # no staging left
 
 
 # ---- 3. every Pillow mode at >= 896 px, EXIF orientation ------------------------------------------------------
