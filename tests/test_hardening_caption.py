@@ -3,6 +3,7 @@ EXIF orientation, decompression bombs, bad beam widths and refused uploads. Each
 
 from __future__ import annotations
 
+import os
 import struct
 import threading
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, screenshot
 
 OUTSIDE_MESSAGE = "That picture is not an upload of this page"
 
@@ -383,3 +384,72 @@ def test_missing_or_too_big_upload_gets_a_sentence(tiny_captioner, monkeypatch):
     assert_sentence(caught.value.message)
     big.unlink()
     big.parent.rmdir()
+
+
+LAUNCH_WITH_CAP = """
+import sys
+from playground.app import THEME, build_app, page_css
+build_app().queue().launch(server_name="127.0.0.1", server_port=int(sys.argv[1]), theme=THEME, css=page_css(),
+                           show_error=True, max_file_size="1mb")
+"""
+
+
+@pytest.fixture(scope="module")
+def capped_app(tiny_checkpoints, tmp_path_factory):
+    """The playground on tiny checkpoints, launched with max_file_size="1mb" (as the lead's __main__ will)."""
+    import subprocess
+    import sys
+    import urllib.request
+
+    from tests.conftest import free_port, stop_app
+
+    port, folder = free_port(), tmp_path_factory.mktemp("capped")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "EAGER_PLAYGROUND_CHECKPOINTS": str(tiny_checkpoints),
+           "EAGER_PLAYGROUND_RUNS": str(folder / "runs")}
+    log = open(folder / "app.log", "w")
+    process = subprocess.Popen([sys.executable, "-c", LAUNCH_WITH_CAP, str(port)], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:
+        assert process.poll() is None and time.monotonic() < deadline, (folder / "app.log").read_text()[-2000:]
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            break
+        except OSError:
+            time.sleep(0.5)
+    yield url
+    stop_app(process)
+
+
+def noisy_png(path: Path, side: int = 800) -> Path:
+    from PIL import Image
+
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (side, side, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def test_an_upload_refused_for_its_size_gets_a_sentence(capped_app, browser, tmp_path):
+    from gradio_client import Client, handle_file
+
+    big = noisy_png(tmp_path / "big.png")  # ~1.9 MB of noise, over the 1 MB cap
+    assert big.stat().st_size > 2**20
+    with pytest.raises(Exception) as caught:
+        Client(capped_app, verbose=False).predict(handle_file(str(big)), 1, api_name="/caption")
+    assert "Traceback" not in str(caught.value)
+    assert "exceeds the maximum file size" in str(caught.value)  # gradio_client refuses before sending
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(capped_app)
+        page.wait_for_selector("text=Eager Playground", timeout=60000)
+        page.get_by_role("tab", name="Caption").click()
+        page.locator("#caption-upload input[type=file]").set_input_files(str(big))
+        page.wait_for_timeout(1500)
+        page.locator("#caption-run").click()
+        page.wait_for_selector("text=exceed the maximum allowed size", timeout=30000)  # Gradio's own toast
+        page.wait_for_selector("text=Upload a picture first", timeout=30000)
+        assert page.locator("text=Traceback").count() == 0
+        screenshot(page, "caption_tab_upload_too_big")
+    finally:
+        context.close()
