@@ -17,7 +17,6 @@ import io
 import math
 import re
 import struct
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -107,9 +106,7 @@ def open_picture(source, size: int = IMAGE_SIZE):
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked just below
-            image = _open(source)
+        image = _open(source)  # over MAX_PIXELS Pillow only warns (no catch_warnings: not thread-safe); refused here
         if image.width * image.height > MAX_PIXELS:
             raise ImageTooLarge(_too_large(f"{image.width:,} x {image.height:,} pixels"))
         image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale when the picture is huge
