@@ -92,6 +92,27 @@ def test_caption_endpoint_refuses_server_paths(client, tmp_path):
     assert [parameter["parameter_name"] for parameter in api["parameters"]] == ["upload", "beam"]
 
 
+def test_an_unreadable_upload_names_no_server_path(client, tmp_path):
+    import io
+
+    from gradio_client import handle_file
+    from PIL import Image
+
+    text = tmp_path / "notes.png"
+    text.write_text("this is not a picture")
+    data = io.BytesIO()
+    Image.new("RGB", (100, 100), (1, 2, 3)).save(data, "PNG")
+    truncated = tmp_path / "cut.png"
+    truncated.write_bytes(data.getvalue()[:60])
+    for path in (text, truncated):
+        with pytest.raises(Exception) as caught:
+            client.predict(handle_file(str(path)), 1, api_name="/caption")
+        message = error_text(caught.value)
+        assert message.startswith(f"That file cannot be read as a picture: {path.name} is not a picture"), message
+        assert_sentence(message)
+        assert "/" not in message.replace("TIFF...", ""), message
+
+
 # ---- 2. concurrent identical requests -------------------------------------------------------------------------
 
 

@@ -89,6 +89,19 @@ def _eight_bits(image):
     return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L")
 
 
+def _detail(error: Exception, source, name: str) -> str:
+    """Pillow's reason, without the file's path on the server (Pillow names it in some messages)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(error, UnidentifiedImageError):
+        return "its contents are in no picture format Pillow knows"
+    detail = str(error)
+    if isinstance(source, (str, Path)):
+        for path in {str(source), str(Path(source).resolve())}:
+            detail = detail.replace(path, name)
+    return re.sub(r"(?<![\w.])/[^\s'\"]+", "(a file)", detail)  # any other absolute path
+
+
 def _too_large(size: str) -> str:
     side = math.isqrt(MAX_PIXELS)
     return (f"the picture is too large: {size}, more than the {MAX_PIXELS:,} pixels ({side:,} x {side:,}) "
@@ -121,7 +134,7 @@ def open_picture(source, size: int = IMAGE_SIZE):
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, struct.error) as error:
         name = Path(source).name if isinstance(source, (str, Path)) else "the upload"
         raise ImageError(f"{name} is not a picture that can be read (PNG, JPEG, GIF, WebP, BMP, TIFF...): "
-                         f"{error}") from None
+                         f"{_detail(error, source, name)}") from None
     try:
         image = ImageOps.exif_transpose(image)  # a portrait photo stored on its side is turned upright
     except Exception:  # noqa: BLE001 - a broken EXIF block: the picture as stored
