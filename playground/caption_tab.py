@@ -146,13 +146,21 @@ def image_file(picture: np.ndarray) -> str:
 
 
 def _prune(folder: Path) -> None:
+    """Deletes output files older than OUTPUT_LIFETIME here and in the folders of earlier app processes (a killed
+    app never ran its atexit clean-up); Gradio served its own copies of them long ago."""
     cutoff = time.time() - OUTPUT_LIFETIME
-    for old in folder.iterdir():
-        try:
-            if old.stat().st_mtime < cutoff:
-                old.unlink()
-        except OSError:
-            pass
+    for place in [folder, *(other for other in folder.parent.iterdir() if other != folder and other.is_dir())]:
+        for old in place.iterdir():
+            try:
+                if old.stat().st_mtime < cutoff:
+                    old.unlink()
+            except OSError:
+                pass
+        if place != folder:
+            try:
+                place.rmdir()  # only once empty
+            except OSError:
+                pass
 
 
 def display_picture(source) -> np.ndarray:

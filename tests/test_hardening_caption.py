@@ -158,10 +158,15 @@ def test_each_response_gets_its_own_image_files(tmp_path, monkeypatch):
     from playground import caption_tab
 
     monkeypatch.setattr(caption_tab, "OUTPUT_FOLDER", tmp_path / "out")
+    stale = tmp_path / "12345"  # the folder of an app process killed earlier
+    stale.mkdir()
+    (stale / "old.webp").write_bytes(b"x")
+    os.utime(stale / "old.webp", (time.time() - 2 * caption_tab.OUTPUT_LIFETIME,) * 2)
     picture = np.full((20, 30, 3), 90, np.uint8)
     first, second = caption_tab.image_file(picture), caption_tab.image_file(picture)
     assert first != second and Path(first).read_bytes() == Path(second).read_bytes()
     assert not [path for path in (tmp_path / "out").iterdir() if path.name.startswith(".")]  # no staging left
+    assert not stale.exists()
 
 
 # ---- 3. every Pillow mode at >= 896 px, EXIF orientation ------------------------------------------------------
