@@ -1,21 +1,42 @@
 """The Caption tab: upload a picture, get a caption, and see where the model looked for every word.
 
-The handler takes Gradio's raw upload (`preprocess=False`) and opens it with `trainers.captioning.encoder
-.load_image`, so any picture Pillow reads works (RGBA, greyscale, palette, tiny or huge) and anything else gets a
-sentence instead of a stack trace. The attention of each word (7x7 over the image) is drawn as a heat map over
-the picture: pick one word, or see them all in the gallery. API endpoint: `caption`.
+The handler takes Gradio's raw upload (`preprocess=False`, so no Pillow work happens before our checks) and
+opens it with `trainers.captioning.encoder.load_image`, so any picture Pillow reads works (every mode, EXIF
+orientation, tiny or huge) and anything else gets a sentence instead of a stack trace. Because the payload is raw,
+`checked_upload` accepts only files inside Gradio's upload folder (symlinks resolved) or the checkpoint's examples,
+with one sentence for every other path, existing or not. The attention of each word (7x7 over the image) is drawn
+as a heat map over the picture: pick one word, or see them all in the gallery. Every picture of a response is
+written to a file of its own (atomically) and returned by path: identical requests at the same moment never
+rewrite a file another response is still sending. API endpoint: `caption` (parameters `upload`, `beam`).
 """
 
 from __future__ import annotations
 
+import atexit
+import logging
+import math
+import os
+import shutil
+import tempfile
+import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
+LOG = logging.getLogger(__name__)
 MODEL = "captioning"
 TITLE = "Caption"
 DISPLAY_SIDE = 448  # the longer side of the pictures shown with attention
+MAX_BEAM = 10
+MAX_PICTURE_BYTES = 50 * 2**20
+BEAM_MESSAGE = f"The beam width must be a whole number between 1 and {MAX_BEAM}."
+NO_UPLOAD_MESSAGE = "Upload a picture first (PNG, JPEG, GIF, WebP, BMP or TIFF)."
+NOT_AN_UPLOAD_MESSAGE = ("That picture is not an upload of this page (or it has expired); upload the picture "
+                         "again.")
+OUTPUT_FOLDER = Path(tempfile.gettempdir()) / "eager-playground-caption" / str(os.getpid())
+OUTPUT_LIFETIME = 15 * 60  # seconds an output file is kept (Gradio copies it into its cache when it responds)
 
 
 def load(path):
@@ -39,33 +60,123 @@ def _captioner(registry):
 
 
 def _upload_path(upload) -> str | None:
-    """The file path inside Gradio's raw upload payload (a FileData dict, a path string, or None)."""
+    """The file path inside Gradio's raw upload payload (a FileData dict, a path string, or None). Never a URL."""
     if upload is None:
         return None
     if isinstance(upload, dict):
-        return upload.get("path") or upload.get("url")
+        path = upload.get("path")
+        return path if isinstance(path, str) and path else None
     if isinstance(upload, (str, Path)):
-        return str(upload)
-    return getattr(upload, "path", None)
+        return str(upload) or None
+    path = getattr(upload, "path", None)
+    return path if isinstance(path, str) and path else None
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
+def checked_upload(upload, extra_roots=()) -> str:
+    """The resolved path of an uploaded picture, or gr.Error with a sentence.
+
+    Only files inside Gradio's upload folder (where every real upload lands) or one of `extra_roots` (the
+    checkpoint's example pictures) are read; symlinks are resolved first. Every other path gets the same
+    sentence whether it exists or not, so the endpoint tells nothing about the server's files.
+    """
+    from gradio.utils import get_upload_folder
+
+    raw = _upload_path(upload)
+    if raw is None:
+        raise gr.Error(NO_UPLOAD_MESSAGE)
+    roots = [Path(get_upload_folder()), *map(Path, extra_roots)]
+    try:
+        path = Path(raw).resolve()
+        allowed = any(_inside(path, root.resolve()) for root in roots) and path.is_file()
+        size = path.stat().st_size if allowed else 0
+    except (OSError, RuntimeError, ValueError):  # a loop of symlinks, a NUL byte, a name too long...
+        allowed = False
+    if not allowed:
+        raise gr.Error(NOT_AN_UPLOAD_MESSAGE)
+    if size > MAX_PICTURE_BYTES:
+        raise gr.Error(f"That file is larger than {MAX_PICTURE_BYTES // 2**20} MB ({size / 2**20:,.0f} MB); "
+                       f"upload a smaller picture.")
+    return str(path)
+
+
+def parse_beam(beam) -> int:
+    """The beam width as an int from 1 to MAX_BEAM (a slider's number, or "3" from an API client), or gr.Error."""
+    if isinstance(beam, bool) or not isinstance(beam, (int, float, str, np.integer, np.floating)):
+        raise gr.Error(BEAM_MESSAGE)
+    try:
+        value = float(beam)
+    except (TypeError, ValueError, OverflowError):
+        raise gr.Error(BEAM_MESSAGE) from None
+    if not math.isfinite(value) or value != int(value) or not 1 <= value <= MAX_BEAM:
+        raise gr.Error(BEAM_MESSAGE)
+    return int(value)
+
+
+def image_file(picture: np.ndarray) -> str:
+    """Writes a picture to a file of its own, atomically (staging name + os.replace), and returns its path.
+
+    Gradio copies a returned file into its content-addressed cache with an atomic rename, whereas a returned
+    array is re-encoded over the same cache file by every identical response; another response still sending
+    that file then breaks (h11: "Too little data for declared Content-Length"). Old files are pruned.
+    """
+    from PIL import Image
+
+    folder = Path(OUTPUT_FOLDER)
+    if not folder.is_dir():
+        folder.mkdir(parents=True, exist_ok=True)
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    _prune(folder)
+    name = f"{uuid.uuid4().hex}.webp"
+    staging = folder / f".{name}.part"
+    try:
+        Image.fromarray(np.asarray(picture, np.uint8)).save(staging, format="WEBP")
+        os.replace(staging, folder / name)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    return str(folder / name)
+
+
+def _prune(folder: Path) -> None:
+    """Deletes output files older than OUTPUT_LIFETIME here and in the folders of earlier app processes (a killed
+    app never ran its atexit clean-up); Gradio served its own copies of them long ago."""
+    cutoff = time.time() - OUTPUT_LIFETIME
+    for place in [folder, *(other for other in folder.parent.iterdir() if other != folder and other.is_dir())]:
+        for old in place.iterdir():
+            try:
+                if old.stat().st_mtime < cutoff:
+                    old.unlink()
+            except OSError:
+                pass
+        if place != folder:
+            try:
+                place.rmdir()  # only once empty
+            except OSError:
+                pass
 
 
 def display_picture(source) -> np.ndarray:
-    """The upload as RGB for display, its longer side at most DISPLAY_SIDE (aspect kept, transparency on white)."""
+    """The upload as RGB for display, upright (EXIF), its longer side at most DISPLAY_SIDE (aspect kept,
+    transparency on white)."""
     from PIL import Image
 
-    from trainers.captioning.encoder import load_image
+    from trainers.captioning.encoder import open_picture
 
-    square = load_image(source, size=DISPLAY_SIDE)  # validates and normalises modes; squashed to a square
-    try:
-        with Image.open(source) as original:
-            width, height = original.size
-    except Exception:
-        return square
+    image = open_picture(source, size=DISPLAY_SIDE)  # validates, normalises modes, shrinks huge pictures cheaply
+    width, height = image.size
     scale = DISPLAY_SIDE / max(width, height)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if min(size) < 16:  # a 1x1 or 1000x3 picture: show it as a square, it is what the model saw
-        return square
-    return np.asarray(Image.fromarray(square).resize(size, Image.BILINEAR))
+        size = (DISPLAY_SIDE, DISPLAY_SIDE)
+    return np.asarray(image.resize(size, Image.BILINEAR), dtype=np.uint8)
 
 
 def overlay(picture: np.ndarray, grid, strength: float = 0.6) -> np.ndarray:
@@ -88,25 +199,42 @@ def word_choices(words: list[str]) -> list[tuple[str, int]]:
     return [(f"{position + 1}. {word}", position) for position, word in enumerate(words)]
 
 
-def caption_picture(captioner, source, beam: int) -> dict:
-    from trainers.captioning.encoder import ImageError
+def caption_picture(captioner, source, beam) -> dict:
+    from trainers.captioning.encoder import ImageError, ImageTooLarge
 
     if source is None:
-        raise gr.Error("Upload a picture first (PNG, JPEG, GIF, WebP, BMP or TIFF).")
-    if not 1 <= int(beam) <= 10:
-        raise gr.Error(f"The beam width must be between 1 and 10, got {beam}.")
+        raise gr.Error(NO_UPLOAD_MESSAGE)
+    beam = parse_beam(beam)
     try:
-        result = captioner.caption(source, beam=int(beam))
+        result = captioner.caption(source, beam=beam)
         picture = display_picture(source)
+    except ImageTooLarge as error:
+        raise gr.Error(f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
     except ImageError as error:
+        if isinstance(source, (str, Path)) and not Path(source).is_file():  # deleted meanwhile: no path in words
+            raise gr.Error(NOT_AN_UPLOAD_MESSAGE) from None
         raise gr.Error(f"That file cannot be read as a picture: {error}.") from None
+    except MemoryError:
+        raise gr.Error("That picture needs more memory than the server has free; try a smaller one.") from None
     return {"words": result["words"], "caption": result["caption"], "attention": result["attention"],
             "picture": picture, "score": result["score"]}
 
 
 def build(registry) -> None:
+    examples_folder = registry.path(MODEL) / "examples"
+
     def caption(upload, beam, progress=gr.Progress()):
-        source = _upload_path(upload)
+        try:
+            return _caption(upload, beam, progress)
+        except gr.Error:
+            raise
+        except Exception:  # noqa: BLE001 - the details go to the server log, a sentence to the person
+            LOG.exception("captioning failed")
+            raise gr.Error("Something went wrong while captioning this picture; try another one.") from None
+
+    def _caption(upload, beam, progress):
+        beam = parse_beam(beam)
+        source = checked_upload(upload, [examples_folder])
         progress(0.1, desc="Loading the captioner")
         captioner = _captioner(registry)
         progress(0.4, desc="Captioning")
@@ -114,10 +242,10 @@ def build(registry) -> None:
         words, picture = result["words"], result["picture"]
         if not words:
             gr.Warning("The model ended the caption at once: it saw nothing it knows in this picture.")
-        gallery = [(overlay(picture, grid), f"{position + 1}. {word}")
+        gallery = [(image_file(overlay(picture, grid)), f"{position + 1}. {word}")
                    for position, (word, grid) in enumerate(zip(words, result["attention"]))]
-        first = overlay(picture, result["attention"][0]) if words else picture
-        details = {"caption": result["caption"], "words": words, "beam": int(beam),
+        first = image_file(overlay(picture, result["attention"][0]) if words else picture)
+        details = {"caption": result["caption"], "words": words, "beam": beam,
                    "log_probability": result["score"], "grid": [len(result["attention"][0]),
                                                                 len(result["attention"][0][0])] if words else [],
                    "attention": result["attention"]}
@@ -129,7 +257,7 @@ def build(registry) -> None:
         if not state or position is None or not state["words"]:
             return None
         position = min(max(int(position), 0), len(state["words"]) - 1)
-        return overlay(state["picture"], state["attention"][position])
+        return image_file(overlay(state["picture"], state["attention"][position]))
 
     metrics = registry.metrics(MODEL)
     scores = ""
@@ -157,7 +285,7 @@ def build(registry) -> None:
     with gr.Accordion("Words and attention weights (JSON)", open=False):
         details = gr.JSON(label="Result")
     state = gr.State(None)
-    examples = sorted((registry.path(MODEL) / "examples").glob("*.jpg"))[:8]
+    examples = sorted(examples_folder.glob("*.jpg"))[:8]
     if examples:
         gr.Examples([[str(path)] for path in examples], [upload], label="Held-out scenes (never seen in training)",
                     elem_id="caption-examples")

@@ -14,6 +14,9 @@ array; `ImageEncoder.features` maps a batch of them to (batch, 49, 1024). Import
 from __future__ import annotations
 
 import io
+import math
+import re
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -21,57 +24,150 @@ import numpy as np
 IMAGE_SIZE = 224
 FEATURE_LAYER = "conv_pw_13_relu"
 ENCODER_WEIGHTS_FILE = "encoder.weights.h5"
-MAX_PIXELS = 12000 * 12000  # larger than any photo a person uploads; Pillow's bomb check guards beyond it
+MAX_PIXELS = 12000 * 12000  # larger than any photo a person uploads; refused from the header beyond it
 
 
 class ImageError(ValueError):
     """The input is not an image Pillow can read."""
 
 
-def load_image(source, size: int = IMAGE_SIZE) -> np.ndarray:
-    """Any picture (a path, bytes, a PIL image or an HxW(x3/4) array) -> (size, size, 3) uint8 RGB.
+class ImageTooLarge(ImageError):
+    """The picture has more than MAX_PIXELS pixels (found from its header)."""
 
-    Transparent pixels are composited onto white, greyscale is repeated to three channels, and the picture is
-    squashed to size x size (as the encoder was trained). Huge pictures are shrunk with `draft`/`reduce` first, so
-    an 8000x8000 upload costs a fraction of a second. Raises ImageError with a plain sentence for a non-image.
+
+def _open(source):
+    """A PIL image from a path, bytes, a PIL image or an array; only the header is read for files."""
+    from PIL import Image
+
+    if isinstance(source, Image.Image):
+        return source
+    if isinstance(source, np.ndarray):
+        array = source
+        if array.dtype != np.uint8:
+            array = np.clip(array * (255.0 if array.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
+        return Image.fromarray(array)
+    if isinstance(source, (bytes, bytearray)):
+        return Image.open(io.BytesIO(source))
+    return Image.open(Path(source))
+
+
+def _reducible(image):
+    """The image in a mode Image.reduce and alpha compositing handle (L, LA, RGB, RGBA, I, F), colours kept."""
+    mode = image.mode
+    if mode in ("L", "LA", "RGB", "RGBA"):
+        return image
+    if mode == "P":
+        return image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if mode == "PA":
+        return image.convert("RGBA")
+    if mode == "1":
+        return image.convert("L")
+    if mode.startswith("I;16"):
+        return image.convert("I")  # scaled to 8 bits after the reduction (it keeps all 16 bits meanwhile)
+    if mode in ("I", "F"):
+        return image
+    if mode in ("La", "RGBa"):
+        return image.convert("RGBA")
+    try:  # CMYK, YCbCr, LAB, HSV, RGBX...
+        return image.convert("RGB")
+    except (ValueError, OSError):
+        raise ImageError(f"its colour mode ({mode}) cannot be converted to RGB") from None
+
+
+def _eight_bits(image):
+    """I (16/32-bit integers) or F (floats) -> L: 16-bit values scaled by 255/65535, floats in [0, 1] by 255."""
+    from PIL import Image
+
+    values = np.asarray(image)
+    if image.mode == "F":
+        values = np.nan_to_num(values.astype(np.float32), nan=0.0, posinf=255.0, neginf=0.0)
+        scale = 255.0 if values.size and float(values.max()) <= 1.0 else 1.0
+        return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), "L")
+    values = values.astype(np.int64)
+    if values.size and int(values.max()) > 255:  # 16-bit data (PNG, TIFF): 0..65535
+        values = (np.clip(values, 0, 65535) * 255 + 32767) // 65535
+    return Image.fromarray(np.clip(values, 0, 255).astype(np.uint8), "L")
+
+
+def _detail(error: Exception, source, name: str) -> str:
+    """Pillow's reason, without the file's path on the server (Pillow names it in some messages)."""
+    from PIL import UnidentifiedImageError
+
+    if isinstance(error, UnidentifiedImageError):
+        return "its contents are in no picture format Pillow knows"
+    detail = str(error)
+    if isinstance(source, (str, Path)):
+        for path in {str(source), str(Path(source).resolve())}:
+            detail = detail.replace(path, name)
+    return re.sub(r"(?<![\w.])/[^\s'\"]+", "(a file)", detail)  # any other absolute path
+
+
+def _too_large(size: str) -> str:
+    side = math.isqrt(MAX_PIXELS)
+    return (f"the picture is too large: {size}, more than the {MAX_PIXELS:,} pixels ({side:,} x {side:,}) "
+            f"this page reads")
+
+
+def open_picture(source, size: int = IMAGE_SIZE):
+    """Any picture -> an RGB PIL image as a person sees it (EXIF orientation applied, transparency on white),
+    shrunk cheaply (JPEG `draft`, `reduce`) to no less than 2x `size` on its short side when it is huge.
+
+    The size is checked from the header before any pixel is decoded: more than MAX_PIXELS is refused with a
+    sentence, in milliseconds, whatever Pillow's own (twice as high) bomb limit says.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        if isinstance(source, Image.Image):
-            image = source
-        elif isinstance(source, np.ndarray):
-            array = source
-            if array.dtype != np.uint8:
-                array = np.clip(array * (255.0 if array.max() <= 1.0 else 1.0), 0, 255).astype(np.uint8)
-            image = Image.fromarray(array)
-        elif isinstance(source, (bytes, bytearray)):
-            image = Image.open(io.BytesIO(source))
-        else:
-            image = Image.open(Path(source))
+        image = _open(source)  # over MAX_PIXELS Pillow only warns (no catch_warnings: not thread-safe); refused here
+        if image.width * image.height > MAX_PIXELS:
+            raise ImageTooLarge(_too_large(f"{image.width:,} x {image.height:,} pixels"))
         image.draft("RGB", (size * 2, size * 2))  # JPEG: decode at a reduced scale when the picture is huge
         image.load()
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"there is no file at {source}") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except Image.DecompressionBombError as error:  # Pillow refuses beyond twice its limit while opening
+        match = re.search(r"\((\d+) pixels\)", str(error))
+        raise ImageTooLarge(_too_large(f"{int(match.group(1)):,} pixels" if match else "too many pixels")) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError, struct.error) as error:
         name = Path(source).name if isinstance(source, (str, Path)) else "the upload"
         raise ImageError(f"{name} is not a picture that can be read (PNG, JPEG, GIF, WebP, BMP, TIFF...): "
-                         f"{error}") from None
-    except Image.DecompressionBombError:
-        raise ImageError(f"the picture is too large (more than {MAX_PIXELS:,} pixels)") from None
+                         f"{_detail(error, source, name)}") from None
+    try:
+        image = ImageOps.exif_transpose(image)  # a portrait photo stored on its side is turned upright
+    except Exception:  # noqa: BLE001 - a broken EXIF block: the picture as stored
+        pass
     if image.width < 1 or image.height < 1:
         raise ImageError("the picture is empty (0 pixels)")
+    image = _reducible(image)
     if image.width > 4 * size or image.height > 4 * size:
         factor = max(1, min(image.width, image.height) // (2 * size))
         if factor > 1:
             image = image.reduce(factor)
-    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+    if image.mode in ("I", "F"):
+        image = _eight_bits(image)
+    if image.mode in ("RGBA", "LA"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
-    image = image.convert("RGB").resize((size, size), Image.BILINEAR)
-    return np.asarray(image, dtype=np.uint8)
+    return image.convert("RGB")
+
+
+def load_image(source, size: int = IMAGE_SIZE) -> np.ndarray:
+    """Any picture (a path, bytes, a PIL image or an HxW(x3/4) array) -> (size, size, 3) uint8 RGB.
+
+    Every Pillow mode is turned into RGB (palette with or without transparency, 1-bit, 16-bit, float, CMYK, LA...),
+    transparent pixels are composited onto white, EXIF orientation is applied, and the picture is squashed to
+    size x size (as the encoder was trained). Huge pictures are shrunk with `draft`/`reduce` first, so an
+    8000x8000 upload costs a fraction of a second; beyond MAX_PIXELS they are refused from the header. Raises
+    ImageError with a plain sentence for a non-image.
+    """
+    from PIL import Image
+
+    image = open_picture(source, size)
+    return np.asarray(image.resize((size, size), Image.BILINEAR), dtype=np.uint8)
 
 
 def preprocess(images: np.ndarray) -> np.ndarray:
