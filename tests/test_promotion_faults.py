@@ -81,6 +81,21 @@ def test_written_folders_get_mode_0755_less_the_umask(tmp_path, mask, folder_mod
     assert (tmp_path / "model" / "sub" / "b").stat().st_mode & 0o777 == file_mode
 
 
+def test_promoted_folder_is_0755(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    fake_checkpoint(checkpoints / "char_rnn", "shipped")
+    run = fake_run(tmp_path / "runs", RUN_ID, fake_checkpoint(tmp_path / "source", "new"))
+    (run / "checkpoint").chmod(0o700)  # as the trainer's own write_folder (tempfile.mkdtemp) used to leave it
+    old_mask = os.umask(0o022)
+    try:
+        Jobs(runs=tmp_path / "runs", checkpoints=checkpoints).promote(RUN_ID)
+    finally:
+        os.umask(old_mask)
+    for folder in (checkpoints / "char_rnn", checkpoints / ".previous" / "char_rnn"):
+        assert folder.stat().st_mode & 0o777 == 0o755
+        assert all(item.stat().st_mode & 0o777 == 0o644 for item in folder.iterdir())
+
+
 # ---------------------------------------------------------------- defect 1: crash-safe swap
 
 
@@ -141,6 +156,48 @@ def test_leftovers_of_the_earlier_scheme_are_rolled_back(tmp_path):
     assert_clean(tmp_path, {"char_rnn"})
 
 
+PROMOTE = ("import sys; from pathlib import Path; from playground.jobs import Jobs\n"
+           "Jobs(runs=Path(sys.argv[1]), checkpoints=Path(sys.argv[2])).promote(sys.argv[3])\n")
+
+
+def test_kill_9_at_every_rename_of_a_promote_with_strace(tmp_path):
+    """No hook: strace kills the promoting process at its n-th rename (as in the probe), for every n."""
+    if not shutil.which("strace"):
+        pytest.skip("no strace")
+    source = fake_checkpoint(tmp_path / "source", "new")
+    checked = 0
+    for when in range(1, 12):
+        case = tmp_path / f"case{when}"
+        checkpoints, runs = case / "checkpoints", case / "runs"
+        shipped = files(fake_checkpoint(checkpoints / "char_rnn", "shipped"))
+        fake_run(runs, RUN_ID, source)
+        new = {name: data for name, data in files(runs / RUN_ID / "checkpoint").items() if name != "state.json"}
+        result = subprocess.run(
+            ["strace", "-f", "-qq", "-o", "/dev/null", "-e", "trace=rename,renameat,renameat2", "-e",
+             f"inject=rename,renameat,renameat2:signal=SIGKILL:when={when}", sys.executable, "-c", PROMOTE,
+             str(runs), str(checkpoints), RUN_ID], cwd=ROOT, capture_output=True, text=True,
+            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        if result.returncode == 0:  # fewer renames than `when`: the promote finished
+            assert files(checkpoints / "char_rnn") == new
+            break
+        assert result.returncode in (-9, 137), result.stderr
+        promotion.recover(checkpoints)  # what the app does when it starts
+        served = files(checkpoints / "char_rnn")
+        assert served in (shipped, new), f"kill at rename {when}: the served checkpoint is neither old nor new"
+        assert_clean(checkpoints, {"char_rnn", ".previous"} if (checkpoints / ".previous").exists() else {"char_rnn"})
+        if (checkpoints / ".previous").exists():
+            assert_clean(checkpoints / ".previous", {"char_rnn"} if (checkpoints / ".previous" / "char_rnn").exists()
+                         else set())
+        # And the promote can be done again after recovery (or is refused as already served).
+        jobs = Jobs(runs=runs, checkpoints=checkpoints)
+        if served == shipped:
+            jobs.promote(RUN_ID)
+        assert files(checkpoints / "char_rnn") == new
+        assert files(checkpoints / ".previous" / "char_rnn") == shipped
+        checked += 1
+    assert checked >= 3, "a promote renames at least three times (journal, aside, in place)"
+
+
 def test_gitignore_covers_swap_leftovers():
     for name in (".char_rnn.old", ".char_rnn.new", ".char_rnn.swap.json", ".char_rnn.swap.json.part",
                  ".char_rnn.old-1a2b3c4d", ".char_rnn.tmp-abc", ".previous/char_rnn"):
@@ -151,7 +208,78 @@ def test_gitignore_covers_swap_leftovers():
 # ---------------------------------------------------------------- defect 2: promoting twice
 
 
+def test_promoting_the_served_run_again_is_refused_and_keeps_the_shipped_previous(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    shipped = files(fake_checkpoint(checkpoints / "char_rnn", "shipped"))
+    fake_run(tmp_path / "runs", RUN_ID, fake_checkpoint(tmp_path / "source", "new"))
+    jobs = Jobs(runs=tmp_path / "runs", checkpoints=checkpoints)
+    assert jobs.status(RUN_ID)["promotable"]
+    jobs.promote(RUN_ID)
+    promoted = files(checkpoints / "char_rnn")
+    info = jobs.status(RUN_ID)
+    assert not info["promotable"] and info["served"] and "already the served" in info["not_promotable"]
+    with pytest.raises(JobError, match="already the served char_rnn checkpoint"):
+        jobs.promote(RUN_ID)  # a double click
+    assert files(checkpoints / ".previous" / "char_rnn") == shipped
+    jobs.restore_previous("char_rnn")
+    assert files(checkpoints / "char_rnn") == shipped
+    assert jobs.status(RUN_ID)["promotable"]  # something changed: the run can be promoted again
+    jobs.restore_previous("char_rnn")
+    assert files(checkpoints / "char_rnn") == promoted
+    assert_clean(checkpoints / ".previous", {"char_rnn"})
+
+
+def test_previous_is_only_rewritten_when_the_served_checkpoint_differs(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    fake_checkpoint(checkpoints / "char_rnn", "shipped")
+    shutil.copytree(checkpoints / "char_rnn", checkpoints / ".previous" / "char_rnn")
+    inode = (checkpoints / ".previous" / "char_rnn").stat().st_ino
+    fake_run(tmp_path / "runs", RUN_ID, fake_checkpoint(tmp_path / "source", "new"))
+    Jobs(runs=tmp_path / "runs", checkpoints=checkpoints).promote(RUN_ID)
+    assert (checkpoints / ".previous" / "char_rnn").stat().st_ino == inode
+
+
 # ---------------------------------------------------------------- defect 3: a worse run
+
+
+def test_a_worse_run_needs_a_confirmation(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    shipped = files(fake_checkpoint(checkpoints / "char_rnn", "shipped", heldout=1.4269))
+    fake_run(tmp_path / "runs", RUN_ID, fake_checkpoint(tmp_path / "source", "new"), heldout=2.45)
+    jobs = Jobs(runs=tmp_path / "runs", checkpoints=checkpoints)
+    comparison = jobs.status(RUN_ID)["comparison"]
+    assert comparison["worse"] and comparison["sentence"] == (
+        "This run's held-out loss 2.45 is worse than the served 1.427 (lower is better); promote anyway?")
+    with pytest.raises(JobError, match=r"held-out loss 2.45 is worse than the served char_rnn checkpoint's 1.427 "
+                                       r"\(lower is better\), so it was not promoted; to promote it anyway, press "
+                                       r"'Promote anyway'.*/promote_run_anyway"):
+        jobs.promote(RUN_ID)
+    assert files(checkpoints / "char_rnn") == shipped
+    jobs.promote(RUN_ID, worse_ok=True)
+    assert json.loads((checkpoints / "char_rnn" / "metrics.json").read_text())["heldout_loss_nats_per_char"] == 2.45
+
+
+@pytest.mark.parametrize("model, key, served, run, worse", [
+    ("char_rnn", "heldout_loss_nats_per_char", 1.43, 1.40, False),
+    ("nmt", "validation_bleu_greedy", 19.29, 12.0, True),
+    ("nmt", "validation_bleu_greedy", 19.29, 20.0, False),
+    ("captioning", "bleu4", 71.3, 60.0, True),
+    ("dcgan", "classifier_fid", 21.677, 30.0, True),
+    ("dcgan", "classifier_fid", 21.677, 20.0, False),
+])
+def test_each_model_is_judged_on_its_own_heldout_metric(tmp_path, model, key, served, run, worse):
+    run_folder = tmp_path / "run"
+    for folder, value in ((tmp_path / "checkpoints" / model, served), (run_folder / "checkpoint", run)):
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({key: value}))
+    record = Run(f"{model}-20260101-120000", model, "offline", 1, {}, [], status=DONE)
+    assert promotion.compare(record, run_folder, tmp_path / "checkpoints")["worse"] is worse
+
+
+def test_the_shipped_metrics_have_the_keys_promotion_compares():
+    for model, (key, _, _) in promotion.HELDOUT_METRICS.items():
+        metrics = json.loads((ROOT / "checkpoints" / model / "metrics.json").read_text())
+        assert isinstance(metrics.get(key), (int, float)), f"{model}: {key} missing from metrics.json"
 
 
 # ---------------------------------------------------------------- the app: kill -9 mid-promote, restart, tabs
