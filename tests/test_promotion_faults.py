@@ -285,3 +285,109 @@ def test_the_shipped_metrics_have_the_keys_promotion_compares():
 # ---------------------------------------------------------------- the app: kill -9 mid-promote, restart, tabs
 
 
+def test_every_tab_is_built_and_a_missing_checkpoint_hides_its_tab(tmp_path):
+    """Every tab and endpoint exists even without its checkpoint (so it can appear later without a restart)."""
+    from playground.app import build_app
+
+    demo = build_app(Registry(tmp_path), warm=False)
+    config = demo.get_config_file()
+    tabs = {c["props"].get("label"): c["props"].get("visible") for c in config["components"]
+            if c.get("type") == "tabitem"}
+    assert tabs == {"Text": False, "Digits": False, "Translate": False, "Caption": False, "Training": True}
+    names = {dependency.get("api_name") for dependency in config["dependencies"]}
+    assert {"generate_text", "generate_digits", "translate", "caption", "promote_run", "promote_run_anyway",
+            "restore_previous", "training_status"} <= names
+    markdown = " ".join(str(c.get("props", {}).get("value")) for c in config["components"])
+    assert "no checkpoint in" in markdown and "trainers.char_rnn.train" in markdown
+
+
+def _shown_tabs(page) -> list[str]:
+    page.wait_for_selector("role=tab[name='Training']", timeout=60000)
+    return [tab.inner_text().strip() for tab in page.get_by_role("tab").all() if tab.is_visible()]
+
+
+def test_app_killed_mid_promote_recovers_on_restart_and_tabs_follow_the_checkpoint(tmp_path, browser):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from tests.conftest import start_app, stop_app
+    from tests.tiny import char_rnn as tiny_char_rnn
+
+    checkpoints, runs = tmp_path / "checkpoints", tmp_path / "runs"
+    tiny_char_rnn.make(checkpoints / "char_rnn")
+    metrics = json.loads((checkpoints / "char_rnn" / "metrics.json").read_text())
+    (checkpoints / "char_rnn" / "metrics.json").write_text(json.dumps({**metrics, "heldout_loss_nats_per_char": 1.4269}))
+    shipped = files(checkpoints / "char_rnn")
+    fake_run(runs, RUN_ID, checkpoints / "char_rnn", heldout=1.40, tag="better")
+    worse_id = "char_rnn-20260101-130000"
+    fake_run(runs, worse_id, checkpoints / "char_rnn", heldout=2.45, tag="worse")
+    promoted = {n: d for n, d in files(runs / RUN_ID / "checkpoint").items() if n != "state.json"}
+    environment = {"EAGER_PLAYGROUND_RUNS": str(runs)}
+
+    # 1. kill -9 between the two renames of promote_run: the probe's state, no checkpoints/char_rnn at all.
+    process, url = start_app(checkpoints, tmp_path / "app1.log", {**environment, checkpoint_io.CRASH_ENV: "aside"})
+    try:
+        with pytest.raises(Exception):
+            Client(url, verbose=False).predict(RUN_ID, api_name="/promote_run")
+        process.wait(timeout=60)
+        assert process.returncode == -9
+        assert not (checkpoints / "char_rnn").exists()
+    finally:
+        stop_app(process)
+
+    # 2. A restart finishes the swap: the run's checkpoint, byte for byte, nothing left over; the Text tab answers.
+    began = time.monotonic()
+    process, url = start_app(checkpoints, tmp_path / "app2.log", environment)
+    try:
+        print(f"restart to first answer: {time.monotonic() - began:.1f} s")
+        assert files(checkpoints / "char_rnn") == promoted
+        assert files(checkpoints / ".previous" / "char_rnn") == shipped
+        assert_clean(checkpoints, {"char_rnn", ".previous"})
+        assert_clean(checkpoints / ".previous", {"char_rnn"})
+        client = Client(url, verbose=False)
+        assert client.predict("Ham.", 30, 0, 0, 1.0, 1, api_name="/generate_text")[0].startswith("Ham.")
+
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        try:
+            page.goto(url)
+            assert "Text" in _shown_tabs(page)
+            # 3. The checkpoint disappears (moved away): the next page load hides its tab, the endpoint says why.
+            (checkpoints / "char_rnn").rename(tmp_path / "away")
+            page.reload()
+            assert "Text" not in _shown_tabs(page)
+            page.wait_for_selector("text=no checkpoint in", timeout=30000)
+            with pytest.raises(AppError, match="The text model cannot be loaded"):
+                client.predict("Ham.", 30, 0, 0, 1.0, 1, api_name="/generate_text")
+            # 4. Restore brings the kept checkpoint back: the tab is back on the next load, without a restart.
+            assert "served again" in client.predict("char_rnn", api_name="/restore_previous")
+            assert files(checkpoints / "char_rnn") == shipped
+            page.reload()
+            assert "Text" in _shown_tabs(page)
+            assert client.predict("Ham.", 30, 0, 0, 1.0, 1, api_name="/generate_text")[0].startswith("Ham.")
+
+            # 5. A worse run: the page says so beside the button and asks for a confirmation.
+            page.get_by_role("tab", name="Training").click()
+            page.locator("#training-runs span", has_text=worse_id).first.click()
+            note = page.locator("#training-promote-note")
+            note.get_by_text("is worse than the served").wait_for(timeout=60000)
+            assert note.inner_text().strip() == ("This run's held-out loss 2.45 is worse than the served 1.427 "
+                                                 "(lower is better); promote anyway?")
+            page.get_by_role("button", name="Promote to its tab").click()
+            page.get_by_text("so it was not promoted").first.wait_for(timeout=30000)
+            assert files(checkpoints / "char_rnn") == shipped
+            with pytest.raises(AppError, match="Promote anyway"):
+                client.predict(worse_id, api_name="/promote_run")
+            page.get_by_role("button", name="Promote anyway").click()
+            page.wait_for_selector("#training-message >> text=now serves the char_rnn tab", timeout=60000)
+            # 6. Promoted: the button is off (a double click cannot overwrite .previous), the API refuses too.
+            from playwright.sync_api import expect
+
+            expect(page.get_by_role("button", name="Promote to its tab")).to_be_disabled(timeout=15000)
+            with pytest.raises(AppError, match="already the served char_rnn checkpoint"):
+                client.predict(worse_id, api_name="/promote_run")
+            assert files(checkpoints / ".previous" / "char_rnn") == shipped
+        finally:
+            context.close()
+    finally:
+        stop_app(process)
