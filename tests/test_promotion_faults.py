@@ -306,15 +306,24 @@ def _shown_tabs(page) -> list[str]:
     return [tab.inner_text().strip() for tab in page.get_by_role("tab").all() if tab.is_visible()]
 
 
+def _wait_for_tab(page, name: str, shown: bool) -> None:
+    """The page load's event shows or hides the tab a moment after the page appears."""
+    from tests.test_jobs import wait_for
+
+    wait_for(lambda: (name in _shown_tabs(page)) == shown, 30, f"the {name} tab to be {'shown' if shown else 'hidden'}")
+
+
 def test_app_killed_mid_promote_recovers_on_restart_and_tabs_follow_the_checkpoint(tmp_path, browser):
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
     from tests.conftest import start_app, stop_app
     from tests.tiny import char_rnn as tiny_char_rnn
+    from tests.tiny import dcgan as tiny_dcgan
 
     checkpoints, runs = tmp_path / "checkpoints", tmp_path / "runs"
     tiny_char_rnn.make(checkpoints / "char_rnn")
+    tiny_dcgan.make(tmp_path / "dcgan_later")  # appears only once the app runs
     metrics = json.loads((checkpoints / "char_rnn" / "metrics.json").read_text())
     (checkpoints / "char_rnn" / "metrics.json").write_text(json.dumps({**metrics, "heldout_loss_nats_per_char": 1.4269}))
     shipped = files(checkpoints / "char_rnn")
@@ -344,6 +353,7 @@ def test_app_killed_mid_promote_recovers_on_restart_and_tabs_follow_the_checkpoi
         assert files(checkpoints / ".previous" / "char_rnn") == shipped
         assert_clean(checkpoints, {"char_rnn", ".previous"})
         assert_clean(checkpoints / ".previous", {"char_rnn"})
+        print(f"after the restart: {sorted(p.name for p in checkpoints.iterdir())}")
         client = Client(url, verbose=False)
         assert client.predict("Ham.", 30, 0, 0, 1.0, 1, api_name="/generate_text")[0].startswith("Ham.")
 
@@ -351,11 +361,17 @@ def test_app_killed_mid_promote_recovers_on_restart_and_tabs_follow_the_checkpoi
         page = context.new_page()
         try:
             page.goto(url)
-            assert "Text" in _shown_tabs(page)
+            _wait_for_tab(page, "Text", True)
+            assert "Digits" not in _shown_tabs(page)
+            # 3a. A checkpoint that was missing when the app started appears: its tab shows on the next page load.
+            (tmp_path / "dcgan_later").rename(checkpoints / "dcgan")
+            page.reload()
+            _wait_for_tab(page, "Digits", True)
+            assert client.predict(1, 4, api_name="/generate_digits") is not None
             # 3. The checkpoint disappears (moved away): the next page load hides its tab, the endpoint says why.
             (checkpoints / "char_rnn").rename(tmp_path / "away")
             page.reload()
-            assert "Text" not in _shown_tabs(page)
+            _wait_for_tab(page, "Text", False)
             page.wait_for_selector("text=no checkpoint in", timeout=30000)
             with pytest.raises(AppError, match="The text model cannot be loaded"):
                 client.predict("Ham.", 30, 0, 0, 1.0, 1, api_name="/generate_text")
@@ -363,7 +379,7 @@ def test_app_killed_mid_promote_recovers_on_restart_and_tabs_follow_the_checkpoi
             assert "served again" in client.predict("char_rnn", api_name="/restore_previous")
             assert files(checkpoints / "char_rnn") == shipped
             page.reload()
-            assert "Text" in _shown_tabs(page)
+            _wait_for_tab(page, "Text", True)
             assert client.predict("Ham.", 30, 0, 0, 1.0, 1, api_name="/generate_text")[0].startswith("Ham.")
 
             # 5. A worse run: the page says so beside the button and asks for a confirmation.
