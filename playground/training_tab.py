@@ -13,6 +13,9 @@ The events are API endpoints, so a script can drive training exactly as the page
     run_id, _ = client.predict("char_rnn", "offline", 2, '{"rnn_units": 256}', None, api_name="/start_training")
     details = client.predict(run_id, api_name="/training_status")[0]      # a dict: status, progress, metrics
     client.predict(run_id, api_name="/cancel_training")  # or: api_name="/promote_run" once it has finished
+
+A run scoring worse than the served checkpoint on its model's held-out metric is refused by /promote_run with a
+sentence; the page then shows the comparison beside the button with "Promote anyway" (/promote_run_anyway).
 """
 
 from __future__ import annotations
