@@ -4,8 +4,11 @@ Each tab lives in its own module with three names: `MODEL` (its checkpoint folde
 none), `TITLE`, and `build(registry)` which lays out the tab's components inside the current `gr.Tab`; `build`
 may return (function, outputs) pairs to run whenever the page loads (values that change when a run is promoted),
 which are wired without API endpoints. A tab may also define `CSS`, a string of style rules: `page_css()` gathers
-them with the app's own for `launch(css=...)` (python -m playground). A tab whose checkpoint is missing is not
-shown; the header says which models are missing and how to train them.
+them with the app's own for `launch(css=...)` (python -m playground). Every tab is built (so every API endpoint
+exists), but a tab whose checkpoint is missing is hidden; the header says which models are missing and how to
+train them. Both are decided again on every page load, so a tab appears or disappears as its checkpoint does
+(promoted, restored, recovered) without a restart. At start, a checkpoint swap a crash interrupted is finished or
+rolled back first (playground.promotion.recover).
 """
 
 from __future__ import annotations
@@ -84,23 +87,54 @@ def warm_up(registry: Registry, tabs) -> None:
                 pass
 
 
+def missing_note(registry: Registry, tabs) -> str:
+    """The header's note on the models whose checkpoint is missing ('' when none is)."""
+    missing = [module for module, _ in tabs if module.MODEL is not None and not registry.exists(module.MODEL)]
+    if not missing:
+        return ""
+    lines = "; ".join(f"**{m.TITLE}** (no checkpoint in `{registry.path(m.MODEL)}`; train it with "
+                      f"`python -m trainers.{m.MODEL}.train`, or promote or restore one in the Training tab)"
+                      for m in missing)
+    return f"Not shown: {lines}."
+
+
 def build_app(registry: Registry | None = None, warm: bool = True) -> gr.Blocks:
+    from playground.promotion import recover
+
     registry = registry or Registry()
+    try:
+        recover(registry.root)  # a swap a crash interrupted is finished or rolled back before anything loads
+    except OSError:
+        pass
     tabs = available_tabs(registry)
     with gr.Blocks(title="Eager Playground") as demo:
         gr.HTML(HEADER)
-        missing = [module for module, shown in tabs if not shown]
-        if missing:
-            lines = "; ".join(f"**{m.TITLE}** (no checkpoint in `{registry.path(m.MODEL)}`; train it with "
-                              f"`python -m trainers.{m.MODEL}.train`)" for m in missing)
-            gr.Markdown(f"Not shown: {lines}.", elem_classes="ep-note")
-        with gr.Tabs():
+        note = missing_note(registry, tabs)
+        header_note = gr.Markdown(note, elem_classes="ep-note", visible=bool(note))
+        model_tabs, default = [], None
+        with gr.Tabs() as tab_set:
             for module, shown in tabs:
-                if shown:
-                    with gr.Tab(module.TITLE, id=module.__name__.rsplit(".", 1)[-1]):
-                        on_load = module.build(registry) or []
-                    for function, outputs in on_load:
-                        demo.load(function, None, outputs, api_name=False, show_progress="hidden")
+                tab_id = module.__name__.rsplit(".", 1)[-1]
+                with gr.Tab(module.TITLE, id=tab_id, visible=shown) as tab:
+                    on_load = module.build(registry) or []
+                if module.MODEL is not None:
+                    model_tabs.append((module.MODEL, tab_id, tab))
+                default = default or (tab_id if shown else None)
+                for function, outputs in on_load:
+                    demo.load(function, None, outputs, api_name=False, show_progress="hidden")
+
+        def show_tabs():
+            """Each model tab shown or hidden as its checkpoint is now. (Gradio 6.31 ignores an update to
+            visible=False for a tab the page first showed, but honours "hidden".)"""
+            note = missing_note(registry, tabs)
+            shown = {tab_id: registry.exists(model) for model, tab_id, _ in model_tabs}
+            first = next((tab_id for _, tab_id, _ in model_tabs if shown[tab_id]), "training_tab")
+            selected = gr.Tabs(selected=first) if default in shown and not shown[default] else gr.skip()
+            return [gr.Markdown(note, visible=bool(note)), selected,
+                    *(gr.Tab(visible=True if shown[tab_id] else "hidden") for _, tab_id, _ in model_tabs)]
+
+        demo.load(show_tabs, None, [header_note, tab_set, *(tab for _, _, tab in model_tabs)], api_name=False,
+                  show_progress="hidden")
     if warm:
         threading.Thread(target=warm_up, args=(registry, tabs), daemon=True).start()
     return demo

@@ -179,7 +179,13 @@ class Jobs:
         """Everything the page shows about a run: state, progress, losses, metrics and the latest samples."""
         run = self.get(run_id)
         folder = self.run_dir(run.run_id)
-        return run_view.status_info(run, folder, promotion.not_promotable(run, folder) is None)
+        reason = promotion.not_promotable(run, folder, self.checkpoints)
+        info = run_view.status_info(run, folder, reason is None)
+        info["served"] = promotion.is_served(run, folder, self.checkpoints)  # promoting it again is refused
+        info["not_promotable"] = reason
+        # The run's held-out score beside the served checkpoint's; a worse run needs a confirmation to promote.
+        info["comparison"] = promotion.compare(run, folder, self.checkpoints) if reason is None else None
+        return info
 
     def summary(self, run: Run) -> dict:
         """One row of the runs list: the run and its last held-out scores."""
@@ -206,11 +212,19 @@ class Jobs:
     def has_previous(self, model: str) -> bool:
         return promotion.has_previous(self.checkpoints, model)
 
-    def promote(self, run_id) -> Path:
-        """Makes the run's checkpoint the served one (atomic swap); the replaced checkpoint is kept as previous."""
+    def recover(self) -> dict[str, str]:
+        """Finishes or rolls back a checkpoint swap a crash interrupted (the app does this when it starts)."""
+        with self._lock:
+            return promotion.recover(self.checkpoints)
+
+    def promote(self, run_id, worse_ok: bool = False) -> Path:
+        """Makes the run's checkpoint the served one (atomic swap); the replaced checkpoint is kept as previous.
+
+        Refused for the run already served, and for a run scoring worse than the served checkpoint on the model's
+        held-out metric unless `worse_ok`."""
         with self._lock:
             run = self.get(run_id)
-            target = promotion.promote(run, self.run_dir(run.run_id), self.checkpoints)
+            target = promotion.promote(run, self.run_dir(run.run_id), self.checkpoints, worse_ok=worse_ok)
             run.promoted = time.time()
             self._save(run)
             return target

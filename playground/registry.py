@@ -2,7 +2,9 @@
 
 The app never holds a model whose folder has been replaced: each `get` compares the checkpoint's identity (the
 folder's inode and the weights file's modification time) with the one it loaded, so a promoted training run
-(renamed into `checkpoints/<model>/` atomically) is picked up by the next request without a restart.
+(renamed into `checkpoints/<model>/` atomically) is picked up by the next request without a restart. A folder
+that is missing or left mid-swap by a crash is recovered (trainers.common.checkpoint.recover_folder) before it is
+looked for or loaded.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import os
 import threading
 from pathlib import Path
 from typing import Any, Callable
+
+from trainers.common import checkpoint as checkpoint_io
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
 
@@ -31,7 +35,17 @@ class Registry:
         return self.root / name
 
     def exists(self, name: str) -> bool:
+        if (self.path(name) / "config.json").is_file():
+            return True
+        self.recover(name)
         return (self.path(name) / "config.json").is_file()
+
+    def recover(self, name: str) -> str | None:
+        """Settles an interrupted swap of `name`'s folder (see trainers.common.checkpoint.recover_folder)."""
+        try:
+            return checkpoint_io.recover_folder(self.path(name))
+        except OSError:  # the loader or the tab reports the missing checkpoint in a sentence
+            return None
 
     def metrics(self, name: str) -> dict:
         try:
@@ -52,6 +66,8 @@ class Registry:
         with self._guard:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:
+            if not (self.path(name) / "config.json").is_file():
+                self.recover(name)
             identity = self._identity(name)
             cached = self._loaded.get(name)
             if cached is not None and cached[0] == identity:

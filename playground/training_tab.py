@@ -13,6 +13,9 @@ The events are API endpoints, so a script can drive training exactly as the page
     run_id, _ = client.predict("char_rnn", "offline", 2, '{"rnn_units": 256}', None, api_name="/start_training")
     details = client.predict(run_id, api_name="/training_status")[0]      # a dict: status, progress, metrics
     client.predict(run_id, api_name="/cancel_training")  # or: api_name="/promote_run" once it has finished
+
+A run scoring worse than the served checkpoint on its model's held-out metric is refused by /promote_run with a
+sentence; the page then shows the comparison beside the button with "Promote anyway" (/promote_run_anyway).
 """
 
 from __future__ import annotations
@@ -280,6 +283,11 @@ class TrainingTab:
                     self.promote = gr.Button("★ Promote to its tab", variant="primary", interactive=False)
                     self.delete = gr.Button("🗑 Delete run", variant="secondary", interactive=False,
                                             elem_id="training-delete")
+                # Shown when the chosen run scores worse than the served checkpoint: promoting needs a confirmation.
+                with gr.Row(visible=False) as self.worse_row:
+                    self.promote_note = gr.Markdown("", elem_id="training-promote-note")
+                    self.promote_anyway = gr.Button("Promote anyway", variant="stop", size="sm",
+                                                    elem_id="training-promote-anyway")
                 self.sample_text = gr.Textbox(label="Generated text", lines=6, max_lines=12, visible=False,
                                               elem_id="training-sample-text")
                 self.sample_gallery = gr.Gallery(label="Samples", visible=False, columns=3, height="auto",
@@ -304,7 +312,7 @@ class TrainingTab:
         slot_components = [component for slot in self.slots for component in slot.components]
         status_outputs = [self.details, self.run_choice, self.progress, self.message, self.plot, self.sample_text,
                           self.sample_gallery, self.sample_rows, self.error_tail, self.runs, self.cancel,
-                          self.promote, self.delete, self.seen, self.timer]
+                          self.promote, self.delete, self.seen, self.timer, self.worse_row, self.promote_note]
         forget_seen = dict(fn=lambda: None, inputs=None, outputs=self.seen, api_name=False)
         show_served = dict(fn=self.served, inputs=self.served_model, outputs=self.served_text, api_name=False)
         self.model.change(self.pick_model, self.model, [self.source, self.epochs, self.text_file, *slot_components,
@@ -322,12 +330,19 @@ class TrainingTab:
         self.run_choice.change(**forget_seen, show_progress="hidden")
         self.cancel.click(self.cancel_training, self.run_choice, self.message, api_name="cancel_training").then(
             **forget_seen)
-        self.promote.click(self.promote_run, self.run_choice, self.message, api_name="promote_run").then(
+        # Promoted: the button stays off until something changes (promoting the served run again is refused).
+        after_promote = dict(fn=lambda: {self.promote: gr.Button(interactive=False),
+                                         self.worse_row: gr.Row(visible=False)},
+                             inputs=None, outputs=[self.promote, self.worse_row], api_name=False)
+        self.promote.click(self.promote_run, self.run_choice, self.message, api_name="promote_run").success(
+            **after_promote).then(**forget_seen).then(**show_served)
+        self.promote_anyway.click(self.promote_run_anyway, self.run_choice, self.message,
+                                  api_name="promote_run_anyway").success(**after_promote).then(
             **forget_seen).then(**show_served)
         self.delete.click(self.delete_run, self.run_choice, [self.run_choice, self.message],
                           api_name="delete_run").then(**forget_seen)
         self.restore.click(self.restore_previous, self.served_model, self.message,
-                           api_name="restore_previous").then(**show_served)
+                           api_name="restore_previous").then(**forget_seen).then(**show_served)
         self.served_model.change(**show_served)
         self.runs.select(pick_run, self.runs, self.run_choice, api_name=False)
 
@@ -411,7 +426,8 @@ class TrainingTab:
             raise _error(error) from None
         runs = runs_table(jobs)
         key = json.dumps([run_id, info and info["status"], info and info["step"], info and info["epochs_done"],
-                          info and info["promoted"], info and len(info["losses"]), runs])
+                          info and info["promoted"], info and len(info["losses"]), runs,
+                          info and info.get("promotable"), info and info.get("comparison")])
         updates = {self.details: info or {"status": "none", "message": "no run yet"}, self.seen: key,
                    self.timer: gr.Timer(REFRESH_SECONDS if jobs.active() else IDLE_REFRESH_SECONDS)}
         if seen == key:  # nothing new: leave the plot and samples alone so they do not flicker
@@ -419,6 +435,8 @@ class TrainingTab:
         sample = (info or {}).get("sample") or {}
         gallery, rows, epoch = _gallery(sample), sample.get("rows") or [], sample.get("epoch")
         state = info["status"] if info else None
+        worse = (info or {}).get("comparison") if info and info["promotable"] else None
+        worse = worse if worse and worse["worse"] else None
         updates.update({
             self.run_choice: gr.Dropdown(choices=[row[0] for row in runs], value=run_id) if picked
             else gr.Dropdown(choices=[row[0] for row in runs]),
@@ -435,6 +453,8 @@ class TrainingTab:
             self.runs: runs,
             self.cancel: gr.Button(interactive=state == RUNNING),
             self.promote: gr.Button(interactive=bool(info and info["promotable"])),
+            self.worse_row: gr.Row(visible=bool(worse)),
+            self.promote_note: worse["sentence"] if worse else "",
             self.delete: gr.Button(interactive=bool(info) and state != RUNNING),
         })
         return updates
@@ -455,9 +475,18 @@ class TrainingTab:
         return {self.run_choice: None, self.message: f"Run **{run.run_id}** and its folder are deleted.{note}"}
 
     def promote_run(self, run_id) -> str:
+        """Promotes a finished run; refused (with a sentence) for the run already served and for a run scoring
+        worse than the served checkpoint (that one needs promote_run_anyway, the page's 'Promote anyway')."""
+        return self._promote(run_id, worse_ok=False)
+
+    def promote_run_anyway(self, run_id) -> str:
+        """Promotes a finished run even when it scores worse than the served checkpoint (the confirmation)."""
+        return self._promote(run_id, worse_ok=True)
+
+    def _promote(self, run_id, worse_ok: bool) -> str:
         try:
             run = self.jobs.get(run_id)
-            target = self.jobs.promote(run_id)
+            target = self.jobs.promote(run_id, worse_ok=worse_ok)
         except JobError as error:
             raise _error(error) from None
         self.registry.forget(run.model)
