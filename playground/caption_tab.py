@@ -25,6 +25,8 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from playground import inputs
+
 LOG = logging.getLogger(__name__)
 MODEL = "captioning"
 TITLE = "Caption"
@@ -56,7 +58,7 @@ def _captioner(registry):
     try:
         return registry.get(MODEL, load)
     except CheckpointError as error:
-        raise gr.Error(f"The captioning model cannot be loaded: {error}") from None
+        raise gr.Error(f"The captioning model cannot be loaded: {inputs.without_paths(error)}") from None
 
 
 def _upload_path(upload) -> str | None:

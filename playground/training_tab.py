@@ -187,7 +187,7 @@ def _slot_props(setting: Setting | None) -> tuple[dict, dict, dict]:
     label = setting.label if setting else ""
     info = (setting.help or None) if setting else None
     number = {"visible": kind in (int, float), "label": label, "info": info,
-              "value": setting.default if kind in (int, float) else None, "precision": 0 if kind is int else None}
+              "value": setting.default if kind in (int, float) else None, "precision": None}
     text = {"visible": kind is str, "label": label, "info": info, "value": setting.default if kind is str else ""}
     switch = {"visible": kind is bool, "label": label, "info": info,
               "value": bool(setting.default) if kind is bool else False}
@@ -257,7 +257,7 @@ class TrainingTab:
                 self.text_file = gr.File(label="Your own writing (a UTF-8 .txt file, at least 2,000 characters)",
                                          file_types=[".txt", ".md", ".text"], type="filepath", visible=False,
                                          elem_id="training-text-file")
-                self.epochs = gr.Number(value=trainer.default_epochs(), precision=0, minimum=1, label="Epochs")
+                self.epochs = gr.Number(value=trainer.default_epochs(), minimum=1, label="Epochs")
                 with gr.Row():
                     self.slots = [SettingSlot(setting) for setting in _slot_settings(trainer)]
                 with gr.Accordion("More settings", open=False):

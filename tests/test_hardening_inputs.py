@@ -237,9 +237,6 @@ def test_fractional_epochs_are_refused_not_rounded(tmp_path):
         jobs.start("char_rnn", "offline", 1, {"rnn_units": 16.5})
 
 
-@pytest.mark.xfail(strict=True, reason="needs playground/training_tab.py (helper B's file): the Epochs box and the "
-                                       "whole-number setting slots are gr.Number(precision=0), whose preprocessing "
-                                       "rounds 2.5 to 2 before trainer_catalog.convert can refuse it")
 def test_the_training_tab_does_not_round_fractional_epochs(app_url):
     with urllib.request.urlopen(f"{app_url}/config", timeout=30) as response:
         config = json.loads(response.read())
