@@ -128,6 +128,8 @@ def soak(users: int, minutes: float, checkpoints: Path) -> dict:
         started = time.monotonic()
         for thread in threads:
             thread.start()
+        time.sleep(minutes * 30)  # half-way: growth after this point shows whether memory and disk level off
+        mid_rss, mid_disk = app_rss(process.pid), folder_bytes(temp)
         for thread in threads:
             thread.join(timeout=minutes * 60 + 300)
         wall = time.monotonic() - started
@@ -142,8 +144,10 @@ def soak(users: int, minutes: float, checkpoints: Path) -> dict:
     return {"users": users, "minutes": minutes, "wall_seconds": round(wall, 1), "checkpoints": str(checkpoints),
             "requests": sum(e["requests"] for e in endpoints.values()),
             "errors": sum(e["errors"] for e in endpoints.values()), "endpoints": endpoints,
-            "rss_mb": {"start": round(start_rss / 2**20, 1), "end": round(end_rss / 2**20, 1)},
-            "temp_disk_mb": {"start": round(start_disk / 2**20, 1), "end": round(end_disk / 2**20, 1)},
+            "rss_mb": {"start": round(start_rss / 2**20, 1), "half_time": round(mid_rss / 2**20, 1),
+                       "end": round(end_rss / 2**20, 1)},
+            "temp_disk_mb": {"start": round(start_disk / 2**20, 1), "half_time": round(mid_disk / 2**20, 1),
+                             "end": round(end_disk / 2**20, 1)},
             "cpu": cpu_name()}
 
 
@@ -175,8 +179,9 @@ def main(argv=None) -> None:
               f"{entry['p95_seconds']:>7}")
         for message in entry["first_errors"]:
             print(f"    {message}")
-    print(f"app RSS {report['rss_mb']['start']} -> {report['rss_mb']['end']} MB; temp disk "
-          f"{report['temp_disk_mb']['start']} -> {report['temp_disk_mb']['end']} MB")
+    rss, disk = report["rss_mb"], report["temp_disk_mb"]
+    print(f"app RSS {rss['start']} -> {rss['half_time']} (half-time) -> {rss['end']} MB; temp disk {disk['start']} -> "
+          f"{disk['half_time']} -> {disk['end']} MB")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     print(json.dumps(report))

@@ -9,7 +9,7 @@ import sys
 
 MAX_UPLOAD = "50mb"  # a picture to caption, a text to train on; bigger uploads are refused by Gradio
 CACHE_SWEEP_SECONDS = 60
-CACHE_AGE_SECONDS = 1800
+CACHE_AGE_SECONDS = 600  # results older than 10 minutes are gone from the server (the page keeps showing them)
 
 
 def main(argv=None) -> None:

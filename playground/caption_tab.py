@@ -12,20 +12,14 @@ rewrite a file another response is still sending. API endpoint: `caption` (param
 
 from __future__ import annotations
 
-import atexit
 import logging
 import math
-import os
-import shutil
-import tempfile
-import time
-import uuid
 from pathlib import Path
 
 import gradio as gr
 import numpy as np
 
-from playground import inputs
+from playground import inputs, outputs
 
 LOG = logging.getLogger(__name__)
 MODEL = "captioning"
@@ -37,8 +31,6 @@ BEAM_MESSAGE = f"The beam width must be a whole number between 1 and {MAX_BEAM}.
 NO_UPLOAD_MESSAGE = "Upload a picture first (PNG, JPEG, GIF, WebP, BMP or TIFF)."
 NOT_AN_UPLOAD_MESSAGE = ("That picture is not an upload of this page (or it has expired); upload the picture "
                          "again.")
-OUTPUT_FOLDER = Path(tempfile.gettempdir()) / "eager-playground-caption" / str(os.getpid())
-OUTPUT_LIFETIME = 15 * 60  # seconds an output file is kept (Gradio copies it into its cache when it responds)
 
 
 def load(path):
@@ -123,46 +115,8 @@ def parse_beam(beam) -> int:
 
 
 def image_file(picture: np.ndarray) -> str:
-    """Writes a picture to a file of its own, atomically (staging name + os.replace), and returns its path.
-
-    Gradio copies a returned file into its content-addressed cache with an atomic rename, whereas a returned
-    array is re-encoded over the same cache file by every identical response; another response still sending
-    that file then breaks (h11: "Too little data for declared Content-Length"). Old files are pruned.
-    """
-    from PIL import Image
-
-    folder = Path(OUTPUT_FOLDER)
-    if not folder.is_dir():
-        folder.mkdir(parents=True, exist_ok=True)
-        atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    _prune(folder)
-    name = f"{uuid.uuid4().hex}.webp"
-    staging = folder / f".{name}.part"
-    try:
-        Image.fromarray(np.asarray(picture, np.uint8)).save(staging, format="WEBP")
-        os.replace(staging, folder / name)
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
-    return str(folder / name)
-
-
-def _prune(folder: Path) -> None:
-    """Deletes output files older than OUTPUT_LIFETIME here and in the folders of earlier app processes (a killed
-    app never ran its atexit clean-up); Gradio served its own copies of them long ago."""
-    cutoff = time.time() - OUTPUT_LIFETIME
-    for place in [folder, *(other for other in folder.parent.iterdir() if other != folder and other.is_dir())]:
-        for old in place.iterdir():
-            try:
-                if old.stat().st_mtime < cutoff:
-                    old.unlink()
-            except OSError:
-                pass
-        if place != folder:
-            try:
-                place.rmdir()  # only once empty
-            except OSError:
-                pass
+    """A response's picture as a file of its own (see playground/outputs.py: identical responses must not share one)."""
+    return outputs.picture_file(picture)
 
 
 def display_picture(source) -> np.ndarray:

@@ -19,15 +19,14 @@ from pathlib import Path
 
 import gradio as gr
 
-from playground import inputs
+from playground import inputs, outputs
 from trainers.dcgan.generate import MAX_COUNT, MAX_FRAMES, check_request, check_walk
 
 MODEL = "dcgan"
 TITLE = "Digits"
 OUTPUT_FOLDER = Path(tempfile.gettempdir()) / "eager-playground-digits"
 PROGRESS_PREFIX, KEEP_PROGRESS_COPIES = "progress-", 4  # one per checkpoint version (several apps may share /tmp)
-# A walk's GIF is copied into Gradio's cache as the handler returns; the newest few stay for requests in flight.
-WALK_PREFIX, KEEP_WALKS = "walk-", 8
+WALK_PREFIX = "walk-"
 MAX_SEED = 2**32 - 1
 EXAMPLES = [[7, 64], [2024, 36], [31337, 100], [1, 16]]
 
@@ -58,9 +57,8 @@ def _output_folder() -> Path:
 
 
 def _walk_path() -> Path:
-    """A new file for a latent-walk GIF; only the newest KEEP_WALKS are kept (Gradio has copied older ones)."""
-    _prune(WALK_PREFIX, KEEP_WALKS - 1)
-    return _output_folder() / f"{WALK_PREFIX}{uuid.uuid4().hex[:12]}.gif"
+    """A new file for a latent-walk GIF (playground/outputs.py: each response its own, old ones pruned by age)."""
+    return outputs.new_path(".gif", WALK_PREFIX)
 
 
 def summary(guesses: list[int], confidences: list[float]) -> str:
@@ -172,7 +170,8 @@ def build(registry) -> list:
         model = _model(registry)
         progress(0.5, desc=f"Drawing and judging {count} digits")
         judged = model.generate_judged(seed, count)
-        picture = images.labelled_grid(judged.digits, judged.guesses, judged.confidences)
+        picture = outputs.picture_file(images.labelled_grid(judged.digits, judged.guesses, judged.confidences),
+                                       ".png")  # a file of its own: identical requests must not share one
         return picture, class_shares(judged.guesses), summary(judged.guesses, judged.confidences)
 
     def latent_walk(seed_a, seed_b, frames, progress=gr.Progress()):
@@ -188,7 +187,8 @@ def build(registry) -> list:
         judged = model.walk(seed_a, seed_b, frames)
         progress(0.7, desc="Writing the GIF")
         path = walk_gif(judged, _walk_path())
-        gallery = [(images.grid(digit[None], scale=3, padding=0), f"{guess} · {confidence:.0%}")
+        gallery = [(outputs.picture_file(images.grid(digit[None], scale=3, padding=0), ".png"),
+                    f"{guess} · {confidence:.0%}")
                    for digit, guess, confidence in zip(judged.digits, judged.guesses, judged.confidences)]
         return str(path), gallery
 

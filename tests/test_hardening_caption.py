@@ -155,18 +155,50 @@ def test_concurrent_identical_captions_all_succeed(app_url, tmp_path):
 
 
 def test_each_response_gets_its_own_image_files(tmp_path, monkeypatch):
-    from playground import caption_tab
+    from playground import caption_tab, outputs
 
-    monkeypatch.setattr(caption_tab, "OUTPUT_FOLDER", tmp_path / "out")
+    monkeypatch.setattr(outputs, "ROOT", tmp_path)
+    monkeypatch.setattr(outputs, "FOLDER", tmp_path / "out")
     stale = tmp_path / "12345"  # the folder of an app process killed earlier
     stale.mkdir()
     (stale / "old.webp").write_bytes(b"x")
-    os.utime(stale / "old.webp", (time.time() - 2 * caption_tab.OUTPUT_LIFETIME,) * 2)
+    os.utime(stale / "old.webp", (time.time() - 2 * outputs.LIFETIME,) * 2)
     picture = np.full((20, 30, 3), 90, np.uint8)
     first, second = caption_tab.image_file(picture), caption_tab.image_file(picture)
     assert first != second and Path(first).read_bytes() == Path(second).read_bytes()
     assert not [path for path in (tmp_path / "out").iterdir() if path.name.startswith(".")]  # no staging left
     assert not stale.exists()
+
+
+def test_concurrent_prunes_of_vanishing_folders_raise_nothing(tmp_path, monkeypatch):
+    """The soak found it: one thread's prune removed an earlier process's folder while another listed it."""
+    import threading
+
+    from playground import outputs
+
+    monkeypatch.setattr(outputs, "ROOT", tmp_path)
+    monkeypatch.setattr(outputs, "FOLDER", tmp_path / "mine")
+    errors = []
+
+    def churn(index):
+        try:
+            for round_number in range(30):
+                staging = tmp_path.parent / f"{tmp_path.name}-staging-{index}-{round_number}"
+                staging.mkdir()
+                (staging / "a.webp").write_bytes(b"x")
+                os.utime(staging / "a.webp", (time.time() - 2 * outputs.LIFETIME,) * 2)
+                staging.rename(tmp_path / f"{index}-{round_number}")  # an earlier process's folder appears
+                outputs.picture_file(np.zeros((4, 4, 3), np.uint8))
+        except Exception as error:  # noqa: BLE001
+            errors.append(error)
+
+    threads = [threading.Thread(target=churn, args=(index,)) for index in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(list((tmp_path / "mine").glob("*.webp"))) == 6 * 30
 
 
 # ---- 3. every Pillow mode at >= 896 px, EXIF orientation ------------------------------------------------------

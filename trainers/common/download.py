@@ -6,6 +6,11 @@ request. Network failures are detected quickly (a short connect timeout) so that
 says so in one line and moves on to its offline source instead of hanging.
 
 The cache folder is `$EAGER_PLAYGROUND_CACHE`, or `~/.cache/eager-playground` when that is not set.
+
+Why not `keras.utils.get_file` (Keras 3.15): it has no connect timeout (offline, a trainer could hang instead of
+falling back), no resume, it writes straight into the final file name (a killed download without a hash then
+looks complete: the COCO archives have none), and a file that fails its hash check is left in place. Those four
+are what this module is for; it also needs no TensorFlow import, so data scripts and tests use it directly.
 """
 
 from __future__ import annotations
