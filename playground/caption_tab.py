@@ -13,7 +13,6 @@ rewrite a file another response is still sending. API endpoint: `caption` (param
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 import gradio as gr
@@ -102,16 +101,14 @@ def checked_upload(upload, extra_roots=()) -> str:
 
 
 def parse_beam(beam) -> int:
-    """The beam width as an int from 1 to MAX_BEAM (a slider's number, or "3" from an API client), or gr.Error."""
-    if isinstance(beam, bool) or not isinstance(beam, (int, float, str, np.integer, np.floating)):
-        raise gr.Error(BEAM_MESSAGE)
+    """The beam width as an int from 1 to MAX_BEAM (a slider's number, or "3" from an API client), or gr.Error
+    with the tab's one sentence (the check itself is inputs.whole_number's)."""
+    if isinstance(beam, (np.integer, np.floating)):
+        beam = beam.item()
     try:
-        value = float(beam)
-    except (TypeError, ValueError, OverflowError):
+        return inputs.whole_number(beam, "beam width", 1, MAX_BEAM)
+    except gr.Error:
         raise gr.Error(BEAM_MESSAGE) from None
-    if not math.isfinite(value) or value != int(value) or not 1 <= value <= MAX_BEAM:
-        raise gr.Error(BEAM_MESSAGE)
-    return int(value)
 
 
 def image_file(picture: np.ndarray) -> str:

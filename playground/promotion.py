@@ -8,7 +8,7 @@ and reloads the model on the next request, so the app never restarts. Callers ho
 Before each promote or restore, `recover` settles a swap a crash interrupted (checkpoint.recover). A run whose
 checkpoint is already the served one is not promoted again (that would overwrite the kept previous checkpoint
 with the run itself), and `.previous` is only rewritten when the served checkpoint differs from it. A run that
-scores worse than the served checkpoint on the model's held-out metric (`HELDOUT_METRICS`) is promoted only when
+scores worse than the served checkpoint on the model's held-out metric (its config.py's `PROMOTION_METRIC`) is promoted only when
 the caller confirms (`worse_ok`).
 """
 
@@ -29,14 +29,6 @@ PREVIOUS_FOLDER = ".previous"
 NOT_SERVED = (checkpoint_io.OPTIMIZER_FILE, checkpoint_io.STATE_FILE)  # resume state stays with the run
 HOLDING = ".{model}.holding"  # restore's copy of the served checkpoint, in .previous/ (removed by recover)
 LOWER, HIGHER = "lower", "higher"
-# The held-out score a promotion is judged on (the key in each checkpoint's metrics.json); a trainer's config.py
-# may name its own as PROMOTION_METRIC = (key, "lower"|"higher", label).
-HELDOUT_METRICS = {
-    "char_rnn": ("heldout_loss_nats_per_char", LOWER, "held-out loss"),
-    "nmt": ("validation_bleu_greedy", HIGHER, "validation BLEU (greedy)"),
-    "captioning": ("bleu4", HIGHER, "test BLEU-4"),
-    "dcgan": ("classifier_fid", LOWER, "classifier FID"),
-}
 _hashes: dict[tuple, str] = {}  # (path, inode, size, mtime) -> sha256, so the page's refresh does not rehash
 _hashes_guard = threading.Lock()
 
@@ -102,9 +94,10 @@ def _read_metrics(folder: Path) -> dict:
 
 
 def heldout_metric(model: str) -> tuple[str, str, str] | None:
+    """(metrics.json key, LOWER or HIGHER, label) from the trainer's config.py `PROMOTION_METRIC`, or None."""
     trainer = load_trainer(model)
     own = getattr(getattr(trainer, "module", None), "PROMOTION_METRIC", None)
-    return tuple(own) if own else HELDOUT_METRICS.get(model)
+    return tuple(own) if own else None
 
 
 def _number(value) -> float | None:

@@ -280,7 +280,8 @@ def test_each_model_is_judged_on_its_own_heldout_metric(tmp_path, model, key, se
 
 
 def test_the_shipped_metrics_have_the_keys_promotion_compares():
-    for model, (key, _, _) in promotion.HELDOUT_METRICS.items():
+    for model in ("char_rnn", "nmt", "captioning", "dcgan"):
+        key, _, _ = promotion.heldout_metric(model)
         metrics = json.loads((ROOT / "checkpoints" / model / "metrics.json").read_text())
         assert isinstance(metrics.get(key), (int, float)), f"{model}: {key} missing from metrics.json"
 

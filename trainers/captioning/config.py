@@ -14,6 +14,9 @@ RUN_CHECKPOINT = "checkpoint"
 # What the app's Training tab offers for this model (besides epochs): data sources and main settings.
 SOURCES = ("offline", "canonical")
 MAIN_SETTINGS = ("train_images", "batch_size", "units", "learning_rate")
+# The held-out score the Training tab compares before promoting a run over the served checkpoint:
+# (metrics.json key, which way is better, label).
+PROMOTION_METRIC = ("bleu4", "higher", "test BLEU-4")
 SHIPPED_ENCODER = Path(__file__).resolve().parents[2] / "checkpoints" / "captioning" / "encoder.weights.h5"
 
 

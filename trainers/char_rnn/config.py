@@ -13,6 +13,9 @@ RUN_CHECKPOINT = "checkpoint"
 # What the app's Training tab offers for this model (besides epochs): data sources and main settings.
 SOURCES = ("offline", "canonical", "file")
 MAIN_SETTINGS = ("rnn_units", "batch_size", "seq_len", "learning_rate")
+# The held-out score the Training tab compares before promoting a run over the served checkpoint:
+# (metrics.json key, which way is better, label).
+PROMOTION_METRIC = ("heldout_loss_nats_per_char", "lower", "held-out loss")
 
 
 @dataclasses.dataclass

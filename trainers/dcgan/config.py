@@ -14,6 +14,9 @@ RUN_CHECKPOINT = "checkpoint"
 # What the app's Training tab offers for this model (besides epochs): data sources and main settings.
 SOURCES = ("offline", "canonical")
 MAIN_SETTINGS = ("batch_size", "generator_filters", "learning_rate", "label_smoothing")
+# The held-out score the Training tab compares before promoting a run over the served checkpoint:
+# (metrics.json key, which way is better, label).
+PROMOTION_METRIC = ("classifier_fid", "lower", "classifier FID")
 
 
 @dataclasses.dataclass

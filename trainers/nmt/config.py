@@ -13,6 +13,9 @@ RUN_CHECKPOINT = "checkpoint"
 # What the app's Training tab offers for this model (besides epochs): data sources and main settings.
 SOURCES = ("offline", "canonical")
 MAIN_SETTINGS = ("decoder_units", "batch_size", "learning_rate", "max_words")
+# The held-out score the Training tab compares before promoting a run over the served checkpoint:
+# (metrics.json key, which way is better, label).
+PROMOTION_METRIC = ("validation_bleu_greedy", "higher", "validation BLEU (greedy)")
 
 
 @dataclasses.dataclass
