@@ -85,7 +85,9 @@ def test_train_watch_and_promote_from_the_page(browser, training_app, training_c
         page.get_by_role("tab", name="Training").click()
         page.get_by_label("file (your own writing)").check()
         page.locator("#training-text-file input[type=file]").set_input_files(str(training_app["text"]))
-        page.wait_for_selector("#training-text-file >> text=my_writing.txt", timeout=60000)
+        # The file shows as its name and its extension in separate elements ("my_writing" / ".txt").
+        wait_for(lambda: "my_writing.txt" in "".join(page.locator("#training-text-file").inner_text().split()),
+                 60, "the uploaded file to show in the Training tab")
         for label, value in PAGE_SETTINGS.items():
             page.get_by_label(label, exact=True).fill(value)
         page.get_by_text("More settings", exact=True).click()
