@@ -115,11 +115,22 @@ def soak(users: int, minutes: float, checkpoints: Path) -> dict:
     temp.mkdir()
     pictures = work / "pictures"
     pictures.mkdir()
-    process, url = start_app(checkpoints, work / "app.log", extra_env={"GRADIO_TEMP_DIR": str(temp)})
+    # TMPDIR too: the app's own output files (playground/outputs.py) count as temp disk, beside Gradio's cache.
+    process, url = start_app(checkpoints, work / "app.log", extra_env={"GRADIO_TEMP_DIR": str(temp),
+                                                                      "TMPDIR": str(temp)})
+    timeline: list = []
     try:
         lock = threading.Lock()
+        idle_rss = app_rss(process.pid)
+        # Warm-up: one round by every user at once, so every model is loaded and traced and every worker thread
+        # has run once; the measured start is the app as it serves 16 users, growth after it is what accumulates.
         warm: dict = {}
-        user_loop(0, url, float("inf"), True, pictures, warm, lock, rounds=1)  # loads every model, traces once
+        warmers = [threading.Thread(target=user_loop, args=(user, url, float("inf"), user % 2 == 0, pictures, warm,
+                                                            lock, 1), daemon=True) for user in range(users)]
+        for thread in warmers:
+            thread.start()
+        for thread in warmers:
+            thread.join(timeout=600)
         start_rss, start_disk = app_rss(process.pid), folder_bytes(temp)
         results: dict = {}
         deadline = time.monotonic() + minutes * 60
@@ -128,12 +139,16 @@ def soak(users: int, minutes: float, checkpoints: Path) -> dict:
         started = time.monotonic()
         for thread in threads:
             thread.start()
-        time.sleep(minutes * 30)  # half-way: growth after this point shows whether memory and disk level off
-        mid_rss, mid_disk = app_rss(process.pid), folder_bytes(temp)
-        for thread in threads:
-            thread.join(timeout=minutes * 60 + 300)
+        while any(thread.is_alive() for thread in threads):  # a sample every 30 s shows whether both level off
+            timeline.append((round(time.monotonic() - started), round(app_rss(process.pid) / 2**20, 1),
+                             round(folder_bytes(temp) / 2**20, 1)))
+            next_sample = time.monotonic() + 30
+            while time.monotonic() < next_sample and any(thread.is_alive() for thread in threads):
+                time.sleep(1)
         wall = time.monotonic() - started
         end_rss, end_disk = app_rss(process.pid), folder_bytes(temp)
+        mid = min(timeline, key=lambda sample: abs(sample[0] - wall / 2))
+        mid_rss, mid_disk = mid[1] * 2**20, mid[2] * 2**20
     finally:
         stop_app(process)
     endpoints = {name: {"requests": len(entry["latencies"]), "errors": len(entry["errors"]),
@@ -144,7 +159,9 @@ def soak(users: int, minutes: float, checkpoints: Path) -> dict:
     return {"users": users, "minutes": minutes, "wall_seconds": round(wall, 1), "checkpoints": str(checkpoints),
             "requests": sum(e["requests"] for e in endpoints.values()),
             "errors": sum(e["errors"] for e in endpoints.values()), "endpoints": endpoints,
-            "rss_mb": {"start": round(start_rss / 2**20, 1), "half_time": round(mid_rss / 2**20, 1),
+            "timeline": [{"seconds": t, "rss_mb": r, "temp_disk_mb": d} for t, r, d in timeline],
+            "rss_mb": {"idle": round(idle_rss / 2**20, 1), "start": round(start_rss / 2**20, 1),
+                       "half_time": round(mid_rss / 2**20, 1),
                        "end": round(end_rss / 2**20, 1)},
             "temp_disk_mb": {"start": round(start_disk / 2**20, 1), "half_time": round(mid_disk / 2**20, 1),
                              "end": round(end_disk / 2**20, 1)},
@@ -182,6 +199,8 @@ def main(argv=None) -> None:
     rss, disk = report["rss_mb"], report["temp_disk_mb"]
     print(f"app RSS {rss['start']} -> {rss['half_time']} (half-time) -> {rss['end']} MB; temp disk {disk['start']} -> "
           f"{disk['half_time']} -> {disk['end']} MB")
+    print("timeline (s: RSS MB, temp MB): " + ", ".join(f"{sample['seconds']}: {sample['rss_mb']:.0f}, "
+                                                        f"{sample['temp_disk_mb']:.0f}" for sample in report["timeline"]))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     print(json.dumps(report))

@@ -4,9 +4,10 @@ Gradio copies a returned *file* into its content-addressed cache with an atomic 
 or PIL image is re-encoded over the same cache file by every identical response, and another response still
 sending that file then breaks ("h11: Too little data for declared Content-Length", a RemoteProtocolError for the
 client). So every handler that returns a picture writes it with `picture_file` (or a GIF with `new_path`) and
-returns the path. Files older than LIFETIME seconds are deleted, here and in the folders left by earlier app
-processes (a killed app never runs its atexit clean-up); by then Gradio has served its own copy long ago, and
-Gradio's cache itself is swept by `delete_cache` (playground/__main__.py).
+returns the path. Gradio copies the file into its cache while it post-processes the response, before the handler's
+request ends, so this copy is needed only for seconds: files older than LIFETIME seconds are deleted, here and in
+the folders left by earlier app processes (a killed app never runs its atexit clean-up). What the page shows is
+Gradio's copy, kept for CACHE_AGE_SECONDS by `delete_cache` (playground/__main__.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 ROOT = Path(tempfile.gettempdir()) / "eager-playground-outputs"
 FOLDER = ROOT / str(os.getpid())
-LIFETIME = 10 * 60  # seconds
+LIFETIME = 60  # seconds: a response's own file outlives its copy into Gradio's cache by far (the soak: 16 users)
 
 
 def folder() -> Path:

@@ -1,12 +1,16 @@
-"""The app's outer shell: a login that leaks nothing and slows guessing, bounded uploads, a swept cache."""
+"""The app's outer shell: a login that leaks nothing and slows guessing, bounded uploads, a swept cache, capped
+malloc arenas."""
 
 from __future__ import annotations
 
 import http.cookiejar
+import os
+import sys
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +98,34 @@ def test_uploads_over_the_limit_are_refused(app_url, tmp_path):
     client = Client(app_url, verbose=False)
     with pytest.raises(Exception, match="(?i)size|large|exceed"):
         client.predict(handle_file(str(big)), 1, api_name="/caption")
+
+
+ARENA_PROBE = """
+import ctypes, sys, threading
+if sys.argv[1] == "capped":
+    from playground.__main__ import limit_malloc_arenas
+    assert limit_malloc_arenas()
+barrier = threading.Barrier(8)
+def work():  # 8 threads allocate at the same moment: glibc would give most of them an arena of its own
+    barrier.wait()
+    keep = [bytearray(200_000) for _ in range(50)]
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+[thread.start() for thread in threads]
+[thread.join() for thread in threads]
+ctypes.CDLL("libc.so.6").malloc_stats()  # one "Arena N:" block per arena, on stderr
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc arenas")
+def test_the_app_caps_malloc_arenas_so_threads_do_not_each_keep_their_own_memory():
+    import subprocess
+
+    env = {key: value for key, value in os.environ.items() if key != "MALLOC_ARENA_MAX"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    counts = {}
+    for mode in ("capped", "free"):
+        done = subprocess.run([sys.executable, "-c", ARENA_PROBE, mode], env=env, capture_output=True, text=True,
+                              timeout=120, check=True)
+        counts[mode] = sum(line.startswith("Arena") for line in done.stderr.splitlines())
+    assert counts["capped"] <= 2 < counts["free"], counts
