@@ -11,8 +11,7 @@ from trainers.char_rnn.generate import TextGenerator, check_sampling
 
 MODEL = "char_rnn"
 TITLE = "Text"
-UPDATE_EVERY = 3  # stream the text every few characters; the confidence view is redrawn less often
-CONFIDENCE_EVERY = 60
+CONFIDENCE_EVERY = 200  # the text streams a compiled chunk at a time; the confidence view is redrawn less often
 MAX_PROMPT = 2000
 MIN_LENGTH, MAX_LENGTH = 10, 2000  # the sliders' ranges, checked for API calls too
 MAX_TEMPERATURE, MAX_TOP_K, MIN_TOP_P = 2, 100, 0.05
@@ -32,7 +31,7 @@ def load(path):
 
 def warm_up(registry) -> None:
     generator = registry.get(MODEL, load)
-    generator.generate("a", 2, temperature=0)  # traces the compiled step once
+    generator.generate("a", 2, temperature=0)  # traces the prompt step and compiles the chunk loop once
 
 
 def _generator(registry):
@@ -80,17 +79,18 @@ def build(registry) -> None:
         unknown = generator.vocabulary.unknown_characters(prompt)
         if unknown:
             gr.Warning(f"The model has never seen {' '.join(unknown)}; they are read as an unknown character.")
-        text, steps = prompt, []
-        stream = generator.stream(prompt, length, temperature=temperature, top_k=top_k, top_p=top_p,
-                                  seed=seed)
-        for count, step in enumerate(stream, start=1):
-            text += step.char
-            steps.append({"char": step.char, "probability": step.probability, "alternatives": step.alternatives})
-            if count == length:
+        text, steps, shown_at = prompt, [], 0
+        chunks = generator.chunks(prompt, length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        for chunk in chunks:  # a compiled call writes a chunk of characters; the page gets each chunk at once
+            text += "".join(step.char for step in chunk)
+            steps += [{"char": step.char, "probability": step.probability, "alternatives": step.alternatives}
+                      for step in chunk]
+            if len(steps) >= length:
                 break
-            if count % UPDATE_EVERY == 0:
-                spans = confidence_spans(steps) if count % CONFIDENCE_EVERY == 0 else gr.skip()
-                yield text, spans, steps, gr.skip(), gr.skip()
+            spans = gr.skip()
+            if len(steps) - shown_at >= CONFIDENCE_EVERY:
+                spans, shown_at = confidence_spans(steps), len(steps)
+            yield text, spans, steps, gr.skip(), gr.skip()
         position = gr.Slider(minimum=1, maximum=max(len(steps), 1), value=1, step=1, interactive=True)
         yield text, confidence_spans(steps), steps, position, alternatives_at(steps, 1)
 

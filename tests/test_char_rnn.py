@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from trainers.char_rnn import data
-from trainers.char_rnn.generate import TextGenerator, filter_distribution, sample_next, softmax
+from trainers.char_rnn.generate import (TextGenerator, choose_next, filter_distribution, gru_step, sample_next,
+                                       softmax)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("Ham.\nTo be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
@@ -167,6 +168,80 @@ def test_stream_reports_probabilities_and_alternatives(tiny_model):
         assert step.probability <= step.alternatives[0][1] + 1e-9
 
 
+def step_by_step(model, vocabulary, prompt: str, length: int):
+    """Greedy text and each step's softmax through the Keras layers, one character per call (the old path)."""
+    import tensorflow as tf
+
+    logits, state = model.next_logits(tf.constant(vocabulary.encode(prompt)[None, :]), model.initial_state(1))
+    text, beliefs = "", []
+    for _ in range(length):
+        row = logits.numpy()[0].astype(np.float64)
+        chosen = int(np.argmax(row))
+        text += vocabulary.characters[chosen]
+        beliefs.append(softmax(row))
+        logits, state = model.next_logits(tf.constant([[chosen]], dtype=tf.int32), state)
+    return text, beliefs
+
+
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "graph"])
+def test_greedy_chunked_text_equals_step_by_step_text(tiny_model, jit_compile):
+    model, vocabulary = tiny_model
+    expected, beliefs = step_by_step(model, vocabulary, "To be", 150)
+    for chunk in (1, 7, 64):  # 150 is no multiple of 7 or 64: the last chunk is cut
+        generator = TextGenerator(model, vocabulary, chunk=chunk, jit_compile=jit_compile)
+        steps = list(generator.stream("To be", 150, temperature=0.0))
+        assert "".join(step.char for step in steps) == expected
+        for step, belief in zip(steps, beliefs):
+            assert step.probability == pytest.approx(belief.max(), abs=1e-5)
+            top = [vocabulary.characters[i] for i in np.argsort(-belief, kind="stable")[:5]]
+            assert [char for char, _ in step.alternatives] == top
+
+
+def test_gru_step_equals_the_keras_cell(tiny_model):
+    import tensorflow as tf
+
+    model, _ = tiny_model
+    state = tf.random.stateless_normal((1, model.config.rnn_units), seed=(1, 2))
+    step = gru_step(model)
+    for chosen in range(model.config.vocab_size):
+        expected, _ = model.gru.cell(model.embedding(tf.constant([chosen])), [state])
+        np.testing.assert_allclose(step(tf.constant(chosen), state).numpy(), expected.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "graph"])
+def test_sampled_text_depends_on_the_seed_only_not_on_the_chunk_size(tiny_model, jit_compile):
+    model, vocabulary = tiny_model
+    texts = {chunk: TextGenerator(model, vocabulary, chunk=chunk, jit_compile=jit_compile).generate(
+        "To be", 100, temperature=1.0, top_k=10, top_p=0.9, seed=12) for chunk in (5, 64)}
+    assert texts[5] == texts[64]
+    assert texts[5] != TextGenerator(model, vocabulary, jit_compile=jit_compile).generate(
+        "To be", 100, temperature=1.0, top_k=10, top_p=0.9, seed=13)
+
+
+@pytest.mark.parametrize("temperature, top_k, top_p", [(1.0, 0, 1.0), (0.7, 5, 1.0), (1.3, 0, 0.6), (2.0, 8, 0.8)])
+def test_the_in_graph_sampler_draws_from_the_numpy_reference_distribution(temperature, top_k, top_p):
+    """choose_next keeps exactly filter_distribution's set and draws with its frequencies (2,000 seeds)."""
+    import tensorflow as tf
+
+    logits = np.random.default_rng(3).normal(scale=2.0, size=30).astype(np.float32)
+    expected = filter_distribution(logits, temperature, top_k, top_p)
+    draws = 2000
+
+    @tf.function(jit_compile=True)
+    def draw_all(seeds):  # one compiled call for every seed: choose_next as the chunk loop runs it
+        return tf.map_fn(lambda seed: choose_next(tf.constant(logits), tf.constant(temperature), tf.constant(top_k),
+                                                  tf.constant(top_p), seed), seeds, fn_output_signature=tf.int32)
+
+    seeds = tf.stack([tf.fill([draws], tf.constant(7, tf.int64)), tf.range(draws, dtype=tf.int64)], axis=1)
+    counts = np.bincount(draw_all(seeds).numpy(), minlength=30)
+    assert set(np.flatnonzero(counts)) <= set(np.flatnonzero(expected))
+    # Every kept character with at least 2% of the mass shows up, at its frequency within 4 standard deviations.
+    frequent = expected >= 0.02
+    assert counts[frequent].all()
+    deviation = np.abs(counts / draws - expected) / np.sqrt(expected * (1 - expected) / draws + 1e-12)
+    assert deviation[expected > 0].max() < 4
+
+
 def run_cli(*args, cwd=ROOT):
     return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
 
@@ -216,7 +291,7 @@ def test_generate_cli_is_seeded_and_warns_about_unknown_characters(trained_run):
 @pytest.mark.parametrize("args, message", [
     (["trainers.char_rnn.train", "--epochs", "0"], "epochs must be greater than zero"),
     (["trainers.char_rnn.train", "--batch-size", "many"], "--batch-size must be a whole number"),
-    (["trainers.char_rnn.train", "--precision", "fp8"], "precision must be float32 or mixed_bfloat16"),
+    (["trainers.char_rnn.train", "--precision", "fp8"], "precision must be auto, float32 or mixed_bfloat16"),
     (["trainers.char_rnn.train", "--source", "file", "--text-file", "/no/such/file.txt"], "does not exist"),
     (["trainers.char_rnn.generate", "--temperature", "-1"], "temperature must be between 0 and 5"),
     (["trainers.char_rnn.generate", "--checkpoint", "/no/such/folder"], "no checkpoint at /no/such/folder"),

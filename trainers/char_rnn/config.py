@@ -27,7 +27,6 @@ class TrainConfig(RunConfig):
     epochs: int = 15
     batch_size: int = dataclasses.field(default=256, metadata={"help": "global batch (split across replicas)"})
     learning_rate: float = dataclasses.field(default=3e-3, metadata={"help": "peak learning rate"})
-    precision: str = dataclasses.field(default="mixed_bfloat16", metadata={"help": "float32 or mixed_bfloat16"})
     text_file: str = dataclasses.field(default="", metadata={"help": "a UTF-8 text file to train on"})
     seq_len: int = 100
     embedding_dim: int = 256

@@ -12,8 +12,9 @@ from __future__ import annotations
 import dataclasses
 import math
 
+from trainers.common.hardware import PRECISIONS  # ("auto", "float32", "mixed_bfloat16")
+
 STRATEGIES = ("default", "mirrored", "multi-worker")
-PRECISIONS = ("float32", "mixed_bfloat16")
 
 
 def positive(name: str, value, allow_zero: bool = False) -> list[str]:
@@ -56,7 +57,9 @@ class RunConfig:
     steps_per_epoch: int = dataclasses.field(default=0, metadata={"help": "0: one pass over the data"})
     log_every: int = 10
     seed: int = 0
-    precision: str = dataclasses.field(default="float32", metadata={"help": "float32 or mixed_bfloat16"})
+    precision: str = dataclasses.field(default="auto", metadata={
+        "help": "auto (bfloat16 where the CPU computes it natively: AMX or AVX512-BF16; float32 elsewhere), "
+                "float32 or mixed_bfloat16"})
     strategy: str = dataclasses.field(default="default", metadata={
         "help": "tf.distribute strategy: default (one device), mirrored (every local device) or multi-worker "
                 "(MultiWorkerMirroredStrategy; reads TF_CONFIG)"})

@@ -38,6 +38,7 @@ import keras
 import tensorflow as tf
 
 from trainers.common import checkpoint
+from trainers.common.hardware import resolve_precision
 from trainers.common.progress import Progress
 
 SERVABLE = "checkpoint"  # <out>/checkpoint: the servable folder the Training tab promotes
@@ -288,6 +289,8 @@ def _reduce(strategy, outputs: dict) -> dict:
 def fit(recipe: Recipe) -> dict:
     """Runs (or resumes) `recipe`'s training run and returns the servable folder's metrics."""
     config = recipe.config
+    # "auto" becomes the precision this CPU computes fastest; the run records what it really ran in.
+    config.precision = resolve_precision(config.precision)
     folder = RunFolder(config)
     folder.check_old_format()
     strategy = make_strategy(config.strategy)

@@ -29,8 +29,6 @@ class TrainConfig(RunConfig):
     batch_size: int = dataclasses.field(default=64, metadata={"help": "global batch (split across replicas)"})
     learning_rate: float = dataclasses.field(default=1e-4, metadata={
         "help": "Adam learning rate of the generator (and of the discriminator if its own rate is 0)"})
-    precision: str = dataclasses.field(default="mixed_bfloat16", metadata={
-        "help": "float32 or mixed_bfloat16 (the GAN only; ~2-3x faster on CPUs with AMX/AVX512-BF16)"})
     init_from: str = dataclasses.field(default="", metadata={
         "help": "start a new run from this checkpoint's networks and epoch count (e.g. checkpoints/dcgan); both "
                 "optimizers start with fresh moments"})
