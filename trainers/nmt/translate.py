@@ -54,22 +54,25 @@ def corpus_bleu(hypotheses: list[str], references: list[dict], versions: tuple[s
 
 class Translator:
     """Plain-Python inference around a trained `trainers.nmt.model.AttentionSeq2Seq`; `Translator.load(folder)`
-    reads a servable folder (model, vocabularies and casing.json)."""
+    reads a servable folder (model, subword model and casing.json).
 
-    def __init__(self, model, source_vocab, target_vocab, casing: dict[str, str] | None = None):
+    Every input has pieces (subwords, or bytes for characters never seen), so no input is refused for unknown
+    words and no output contains `<unk>`; `domain` is the style asked for: "everyday" (the app) or "bible"."""
+
+    def __init__(self, model, tokenizer, casing: dict[str, str] | None = None):
         import tensorflow as tf
 
         self.model = model
         self.casing = casing or {}  # how names and the like are written (casing.json); the model itself is lower-case
-        self.source_vocab = source_vocab
-        self.target_vocab = target_vocab
+        self.tokenizer = tokenizer
         self.max_source_len = model.config.max_source_len
         self.max_target_len = model.config.max_target_len
         self._encode = tf.function(lambda source: model.encode(source, training=False), reduce_retracing=True)
         self._step = tf.function(model.decode_step, reduce_retracing=True)
-        # <pad> and <start> are never outputs: forbidding them keeps ids, tokens and attention rows aligned.
-        forbidden = np.zeros(target_vocab.size, np.float32)
-        forbidden[[target_vocab.pad, target_vocab.start]] = -1e9
+        # <pad>, <start>, <unk> and the domain tags are never outputs: forbidding them keeps ids, tokens and
+        # attention rows aligned and keeps <unk> out of every translation.
+        forbidden = np.zeros(tokenizer.size, np.float32)
+        forbidden[tokenizer.never_written] = -1e9
         self._forbidden = tf.constant(forbidden)
 
     @classmethod
@@ -83,27 +86,33 @@ class Translator:
 
     # ---- input ----
 
-    def prepare(self, text: str) -> tuple[list[str], list[int]]:
-        """Normalised source tokens and ids; raises TranslationInputError with a sentence for bad input."""
-        from trainers.nmt.data import source_tokens
+    def source_ids(self, text: str, domain: str = "everyday") -> list[int]:
+        """The encoder's ids for any text (the domain tag, then at most max_source_len - 1 pieces)."""
+        from trainers.nmt.data import source_text
+
+        return self.tokenizer.tagged(source_text(text), domain)[: self.max_source_len]
+
+    def prepare(self, text: str, domain: str = "everyday") -> list[int]:
+        """The source ids; raises TranslationInputError with a sentence for input that cannot be translated."""
+        from trainers.nmt.data import has_words, source_text
 
         if text is None or not str(text).strip():
             raise TranslationInputError("Type a Spanish sentence to translate.")
-        tokens = source_tokens(text)
-        if not tokens:
+        if not has_words(text):
             raise TranslationInputError("The input has no words (only punctuation or symbols); type a Spanish "
                                         "sentence.")
-        if len(tokens) > self.max_source_len:
-            raise TranslationInputError(f"The input has {len(tokens)} words; this model translates at most "
-                                        f"{self.max_source_len} at a time. Split it into shorter sentences.")
-        ids = self.source_vocab.encode(tokens)
-        if all(i == self.source_vocab.unk for i in ids):
-            raise TranslationInputError(f"None of the words ({' '.join(tokens[:8])}) is in the model's Spanish "
-                                        f"vocabulary of {self.source_vocab.size} words; try a simpler sentence.")
-        return tokens, ids
+        ids = self.tokenizer.tagged(source_text(text), domain)
+        if len(ids) > self.max_source_len:
+            raise TranslationInputError(f"The input is {len(ids) - 1} subword pieces long; this model translates at "
+                                        f"most {self.max_source_len - 1} at a time. Split it into shorter "
+                                        f"sentences.")
+        return ids
 
-    def unknown_words(self, tokens: list[str]) -> list[str]:
-        return [token for token in tokens if token not in self.source_vocab.index]
+    def english(self, ids, source: str = "") -> str:
+        """Output ids as a written English sentence (case restored, names from `source` kept as written)."""
+        from trainers.nmt.subword import restore_case
+
+        return restore_case(self.tokenizer.decode(ids), self.casing, source)
 
     # ---- decoding ----
 
@@ -128,13 +137,17 @@ class Translator:
 
         return step
 
+    def _max_len(self, id_rows) -> int:
+        """Output length cap: twice the longest source plus a margin, within the trained limit."""
+        return min(self.max_target_len, 2 * max(len(ids) for ids in id_rows) + 8)
+
     def decode(self, id_rows: list[list[int]], method: str = "greedy", beam: int = 4, temperature: float = 1.0,
                seed: int | None = None, alpha: float = 1.0, max_len: int | None = None):
         from trainers.common import decoding
 
-        max_len = max_len or self.max_target_len
+        max_len = max_len or self._max_len(id_rows)
         start = self._start(id_rows)
-        common = dict(start_id=self.target_vocab.start, end_id=self.target_vocab.end, max_len=max_len)
+        common = dict(start_id=self.tokenizer.start, end_id=self.tokenizer.end, max_len=max_len)
         if method == "greedy":
             return decoding.greedy(self._step_fn(), start, rows=len(id_rows), **common)
         if method == "sample":
@@ -147,57 +160,46 @@ class Translator:
         raise ValueError(f"unknown decoding method {method!r}: use greedy, sample or beam")
 
     def translate(self, text: str, method: str = "greedy", beam: int = 4, temperature: float = 1.0,
-                  seed: int | None = None, alpha: float = 1.0) -> dict:
+                  seed: int | None = None, alpha: float = 1.0, domain: str = "everyday") -> dict:
         """One sentence -> {translation, tokens, display_tokens, source_tokens, attention, score, method, n_best,
-        unknown_words}."""
-        from trainers.nmt.data import detokenize, display_token
-
+        unknown_words}; tokens are the English subword pieces, source_tokens the domain tag and Spanish pieces
+        (one attention column each); unknown_words is always empty (kept for callers of the word model)."""
         if method == "beam" and not 1 <= int(beam) <= MAX_BEAM:
             raise TranslationInputError(f"The beam width must be between 1 and {MAX_BEAM}, got {beam}.")
         if method == "sample" and not 0 <= float(temperature) <= 5:
             raise TranslationInputError(f"The temperature must be between 0 and 5, got {temperature}.")
-        tokens, ids = self.prepare(text)
+        ids = self.prepare(text, domain)
         result = self.decode([ids], method, beam=int(beam), temperature=float(temperature), seed=seed, alpha=alpha)
         hypotheses = result.hypotheses if method == "beam" else result
         best = hypotheses[0]
-        words = self.target_vocab.decode(best.ids)
+        output_ids = [i for i in best.ids if i != self.tokenizer.end]
+        pieces = self.tokenizer.pieces(output_ids)
         return {
-            "translation": detokenize(words, self.casing),
-            "tokens": words,
-            "display_tokens": [display_token(word, self.casing) for word in words],  # as written: names capitalised
-            "source_tokens": [t if t in self.source_vocab.index else f"{t} (?)" for t in tokens],
-            "attention": np.round(np.asarray(best.attention, np.float64), 4).tolist(),
+            "translation": self.english(best.ids, text),
+            "tokens": pieces,
+            "display_tokens": pieces,
+            "source_tokens": self.tokenizer.pieces(ids),
+            "attention": np.round(np.asarray(best.attention, np.float64), 4).tolist()[: len(pieces)],
             "score": round(best.score, 4),
             "log_prob": round(best.log_prob, 4),
             "method": method,
-            "n_best": [{"translation": detokenize(self.target_vocab.decode(h.ids), self.casing),
-                        "score": round(h.score, 4),
+            "n_best": [{"translation": self.english(h.ids, text), "score": round(h.score, 4),
                         "log_prob": round(h.log_prob, 4)} for h in hypotheses] if method == "beam" else [],
-            "unknown_words": self.unknown_words(tokens),
+            "unknown_words": [],
         }
 
-    def translate_batch(self, texts: list[str], batch_size: int = 128) -> list[str]:
-        """Greedy translations of many sentences (batched), as detokenised strings; for evaluation."""
-        from trainers.nmt.data import detokenize, source_tokens
-
+    def translate_batch(self, texts: list[str], batch_size: int = 128, domain: str = "everyday") -> list[str]:
+        """Greedy translations of many sentences (batched), as written strings; for evaluation."""
         outputs = []
         for start in range(0, len(texts), batch_size):
             chunk = texts[start: start + batch_size]
-            rows = [self.source_vocab.encode(source_tokens(t))[: self.max_source_len] or [self.source_vocab.unk]
-                    for t in chunk]
-            for hypothesis in self.decode(rows, "greedy"):
-                outputs.append(detokenize(self.target_vocab.decode(hypothesis.ids), self.casing))
+            for text, hypothesis in zip(chunk, self.decode([self.source_ids(t, domain) for t in chunk], "greedy")):
+                outputs.append(self.english(hypothesis.ids, text))
         return outputs
 
-    def translate_beam(self, texts: list[str], beam: int, alpha: float = 1.0) -> list[str]:
-        from trainers.nmt.data import detokenize, source_tokens
-
-        outputs = []
-        for text in texts:
-            ids = self.source_vocab.encode(source_tokens(text))[: self.max_source_len] or [self.source_vocab.unk]
-            outputs.append(detokenize(self.target_vocab.decode(self.decode([ids], "beam", beam=beam, alpha=alpha).ids),
-                                      self.casing))
-        return outputs
+    def translate_beam(self, texts: list[str], beam: int, alpha: float = 1.0, domain: str = "everyday") -> list[str]:
+        return [self.english(self.decode([self.source_ids(text, domain)], "beam", beam=beam, alpha=alpha).ids, text)
+                for text in texts]
 
 
 def main(argv=None) -> None:
