@@ -218,6 +218,14 @@ def test_bad_input_gets_a_sentence(tiny):
         assert "<unk>" not in result["source_tokens"]
 
 
+def test_no_word_continuation_piece_is_written_twice_in_a_row(tiny):
+    _, translator = tiny
+    for text in ("los niños comen pan", "xyzzy plugh", "12345", "el señor es mi pastor"):
+        for method in ("greedy", "beam", "sample"):
+            tokens = translator.translate(text, method, beam=3, temperature=2.0, seed=1)["tokens"]
+            assert not any(a == b and a.isalpha() for a, b in zip(tokens, tokens[1:])), tokens
+
+
 def test_checkpoint_round_trip_gives_identical_translations(tiny, tmp_path):
     from trainers.nmt.model import AttentionSeq2Seq, save
     from trainers.nmt.translate import Translator

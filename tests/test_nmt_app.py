@@ -14,7 +14,7 @@ def test_translate_endpoint_returns_translation_nbest_and_attention(client):
     assert isinstance(english, str) and english
     # The style tag, then the subword pieces of the folded Spanish (one attention column each).
     assert raw["source_tokens"][0] == "<everyday>"
-    assert "".join(raw["source_tokens"][1:]).replace("\u2581", " ").strip() == "todavia estan en casa ?"
+    assert "".join(raw["source_tokens"][1:]).replace("\u2581", " ").strip() == "todavia estan en casa?"
     assert len(raw["n_best"]) == 3
     scores = [entry["score"] for entry in raw["n_best"]]
     assert scores == sorted(scores, reverse=True)

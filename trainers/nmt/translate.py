@@ -74,6 +74,10 @@ class Translator:
         forbidden = np.zeros(tokenizer.size, np.float32)
         forbidden[tokenizer.never_written] = -1e9
         self._forbidden = tf.constant(forbidden)
+        # A piece that continues a word with letters ("s", "ar") is never written twice in a row: an undertrained
+        # decoder otherwise loops on one ("commitsssss"), and real words almost never need it.
+        pieces = tokenizer.pieces(range(tokenizer.size))
+        self._no_repeat = tf.constant([-1e9 if piece.isalpha() else 0.0 for piece in pieces], tf.float32)
 
     @classmethod
     def load(cls, folder: Path) -> "Translator":
@@ -132,7 +136,8 @@ class Translator:
         def step(tokens, carried):
             state, (keys, mask, projected_keys) = carried
             log_probs, state, weights = self._step(tf.constant(tokens, tf.int32), state, keys, mask, projected_keys)
-            log_probs = tf.cast(log_probs, tf.float32) + self._forbidden
+            repeats = tf.one_hot(tokens, self.tokenizer.size) * self._no_repeat  # (rows, vocab)
+            log_probs = tf.cast(log_probs, tf.float32) + self._forbidden + repeats
             return log_probs, (state, (keys, mask, projected_keys)), weights
 
         return step
