@@ -12,7 +12,7 @@ from playground import inputs
 MODEL = "nmt"
 TITLE = "Translate"
 METHODS = {"Greedy": "greedy", "Beam search": "beam", "Sampling (temperature)": "sample"}
-DEFAULT_TEXT = "Por favor, introduzca su contraseña."
+DEFAULT_TEXT = "No se pudo abrir el archivo."
 MAX_CHARACTERS = 600
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.1, 2.0  # the slider's range, checked for API calls too
 MAX_SEED = 2**32 - 1
@@ -42,8 +42,9 @@ def _translator(registry):
         raise gr.Error(f"The translation model cannot be loaded: {inputs.without_paths(error)}") from None
 
 
-def held_out_examples(registry, limit: int = 24) -> list[list[str]]:
-    """[spanish, references] rows from the checkpoint's examples.json (held-out test segments); no TensorFlow."""
+def held_out_examples(registry, limit: int = 40) -> list[list[str]]:
+    """[spanish, references] rows from the checkpoint's examples.json (held-out everyday test pairs, then Bible
+    test segments); no TensorFlow."""
     try:
         examples = json.loads((registry.path(MODEL) / "examples.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):

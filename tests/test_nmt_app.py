@@ -48,7 +48,6 @@ def test_greedy_equals_beam_width_one_through_the_api(client):
     ("   ", "Type a Spanish sentence"),
     ("¿¡!?", "no words"),
     ("😀🐶✨", "no words"),
-    ("casa " * 40, "at most 23"),
     ("a" * 700, "at most 600"),
 ])
 def test_bad_input_gets_a_clear_sentence(client, text, message):
@@ -58,7 +57,7 @@ def test_bad_input_gets_a_clear_sentence(client, text, message):
         client.predict(text, "Greedy", 5, 0.8, 0, api_name="/translate")
 
 
-@pytest.mark.parametrize("text", ["xyzzy plugh frobnicate", "hola", "2024 12 31", "Me llamo Zoë 😀"])
+@pytest.mark.parametrize("text", ["xyzzy plugh frobnicate", "hola", "2024 12 31", "Me llamo Zoë 😀", "casa " * 40])
 def test_unknown_words_digits_and_names_are_translated_not_refused(client, text):
     english, _, _, raw = client.predict(text, "Beam search", 3, 0.8, 0, api_name="/translate")
     assert isinstance(english, str) and "<unk>" not in english and raw["unknown_words"] == []

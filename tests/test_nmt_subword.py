@@ -77,3 +77,32 @@ def test_names_survive_the_tokeniser_and_the_case_step(tokenizer):
         text = f"me llamo {name.lower()}"
         assert tokenizer.decode(tokenizer.encode(text)) == text
         assert subword.restore_case(text, {}, f"Me llamo {name}.").endswith(name)
+
+
+def test_warm_start_copies_recurrent_weights_and_whole_word_rows(tokenizer):
+    import keras
+    import numpy as np
+
+    from trainers.nmt.model import Seq2SeqConfig, build
+    from trainers.nmt.warm_start import transplant, word_rows
+
+    pieces = [tokenizer.processor.id_to_piece(i) for i in range(tokenizer.size)]
+    whole = next(p for p in pieces if p.startswith("\u2581") and len(p) > 2)
+    old_source = ["<pad>", "<unk>", "<start>", "<end>", "zzz", whole[1:]]
+    old_target = ["<pad>", "<unk>", "<start>", "<end>", whole[1:], ",", "yyy"]
+    mapping = word_rows(pieces, old_target)
+    assert mapping[pieces.index(whole)] == 4 and all(mapping[i] == i for i in range(4))
+    if "," in pieces:
+        assert mapping[pieces.index(",")] == 5
+    keras.utils.set_random_seed(3)
+    sizes = dict(embedding_dim=8, encoder_units=8, decoder_units=16, attention_units=8, dropout=0.0)
+    old = build(Seq2SeqConfig(len(old_source), len(old_target), **sizes))
+    new = build(Seq2SeqConfig(tokenizer.size, tokenizer.size, **sizes))
+    transplant(old, old_source, old_target, new, tokenizer)
+    for before, after in zip(old.weights, new.weights):
+        if before.shape == after.shape:
+            np.testing.assert_array_equal(before.numpy(), after.numpy())
+    np.testing.assert_array_equal(new.encoder.embedding.embeddings.numpy()[pieces.index(whole)],
+                                  old.encoder.embedding.embeddings.numpy()[5])
+    np.testing.assert_array_equal(new.decoder.logits.kernel.numpy()[:, pieces.index(whole)],
+                                  old.decoder.logits.kernel.numpy()[:, 4])

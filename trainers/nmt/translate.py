@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -91,26 +92,44 @@ class Translator:
     # ---- input ----
 
     def source_ids(self, text: str, domain: str = "everyday") -> list[int]:
-        """The encoder's ids for any text (the domain tag, then at most max_source_len - 1 pieces)."""
+        """The encoder's ids for a text that fits (the domain tag, then at most max_source_len - 1 pieces)."""
         from trainers.nmt.data import source_text
 
         return self.tokenizer.tagged(source_text(text), domain)[: self.max_source_len]
 
-    def prepare(self, text: str, domain: str = "everyday") -> list[int]:
-        """The source ids; raises TranslationInputError with a sentence for input that cannot be translated."""
-        from trainers.nmt.data import has_words, source_text
+    def fits(self, text: str, domain: str = "everyday") -> bool:
+        from trainers.nmt.data import source_text
+
+        return len(self.tokenizer.tagged(source_text(text), domain)) <= self.max_source_len
+
+    def parts(self, text: str, domain: str = "everyday") -> list[str]:
+        """`text` cut into parts the model reads whole: at sentence punctuation (. ; : ? !), then at commas, then
+        into halves by words, as far as needed. A text that fits is one part."""
+        from trainers.nmt.data import split_segments
+
+        if self.fits(text, domain):
+            return [text]
+        for pieces in (split_segments(text), re.split(r"(?<=,)\s+", text.strip())):
+            if len(pieces) > 1:
+                return [part for piece in pieces for part in self.parts(piece, domain)]
+        words = text.split()
+        if len(words) < 2:  # one enormous "word": cut it by characters
+            middle = len(text) // 2
+            return self.parts(text[:middle], domain) + self.parts(text[middle:], domain)
+        middle = len(words) // 2
+        return self.parts(" ".join(words[:middle]), domain) + self.parts(" ".join(words[middle:]), domain)
+
+    def prepare(self, text: str, domain: str = "everyday") -> list[str]:
+        """The parts to translate (see `parts`); raises TranslationInputError with a sentence for input that
+        cannot be translated (empty, or no letter or digit at all). Long input is never refused: it is cut."""
+        from trainers.nmt.data import has_words
 
         if text is None or not str(text).strip():
             raise TranslationInputError("Type a Spanish sentence to translate.")
         if not has_words(text):
             raise TranslationInputError("The input has no words (only punctuation or symbols); type a Spanish "
                                         "sentence.")
-        ids = self.tokenizer.tagged(source_text(text), domain)
-        if len(ids) > self.max_source_len:
-            raise TranslationInputError(f"The input is {len(ids) - 1} subword pieces long; this model translates at "
-                                        f"most {self.max_source_len - 1} at a time. Split it into shorter "
-                                        f"sentences.")
-        return ids
+        return [part for part in self.parts(str(text), domain) if part.strip()]
 
     def english(self, ids, source: str = "") -> str:
         """Output ids as a written English sentence (case restored, names from `source` kept as written)."""
@@ -173,12 +192,34 @@ class Translator:
             raise TranslationInputError(f"The beam width must be between 1 and {MAX_BEAM}, got {beam}.")
         if method == "sample" and not 0 <= float(temperature) <= 5:
             raise TranslationInputError(f"The temperature must be between 0 and 5, got {temperature}.")
-        ids = self.prepare(text, domain)
-        result = self.decode([ids], method, beam=int(beam), temperature=float(temperature), seed=seed, alpha=alpha)
+        parts = [self._translate_part(part, method, int(beam), float(temperature), seed, alpha, domain)
+                 for part in self.prepare(text, domain)]
+        if len(parts) == 1:
+            return parts[0]
+        # A long input, translated part by part: the parts' outputs joined, attention block by block.
+        columns = sum(len(part["source_tokens"]) for part in parts)
+        attention, offset = [], 0
+        for part in parts:
+            for row in part["attention"]:
+                attention.append([0.0] * offset + row + [0.0] * (columns - offset - len(row)))
+            offset += len(part["source_tokens"])
+        joined = " ".join(part["translation"] for part in parts)
+        score = round(float(np.mean([part["score"] for part in parts])), 4)
+        log_prob = round(sum(part["log_prob"] for part in parts), 4)
+        return {"translation": joined, "tokens": [t for part in parts for t in part["tokens"]],
+                "display_tokens": [t for part in parts for t in part["display_tokens"]],
+                "source_tokens": [t for part in parts for t in part["source_tokens"]], "attention": attention,
+                "score": score, "log_prob": log_prob, "method": method, "parts": len(parts),
+                "n_best": [{"translation": joined, "score": score, "log_prob": log_prob}] if method == "beam" else [],
+                "unknown_words": []}
+
+    def _translate_part(self, text: str, method: str, beam: int, temperature: float, seed, alpha: float,
+                        domain: str) -> dict:
+        ids = self.source_ids(text, domain)
+        result = self.decode([ids], method, beam=beam, temperature=temperature, seed=seed, alpha=alpha)
         hypotheses = result.hypotheses if method == "beam" else result
         best = hypotheses[0]
-        output_ids = [i for i in best.ids if i != self.tokenizer.end]
-        pieces = self.tokenizer.pieces(output_ids)
+        pieces = self.tokenizer.pieces(best.ids)
         return {
             "translation": self.english(best.ids, text),
             "tokens": pieces,
@@ -193,18 +234,30 @@ class Translator:
             "unknown_words": [],
         }
 
+    def _joined(self, texts: list[str], translate_parts, domain: str) -> list[str]:
+        """Translations of `texts`, each cut into parts (see `parts`) that `translate_parts` translates."""
+        cut = [self.parts(text, domain) if text and text.strip() else [text or ""] for text in texts]
+        outputs = iter(translate_parts([part for parts in cut for part in parts]))
+        return [" ".join(next(outputs) for _ in parts) for parts in cut]
+
     def translate_batch(self, texts: list[str], batch_size: int = 128, domain: str = "everyday") -> list[str]:
         """Greedy translations of many sentences (batched), as written strings; for evaluation."""
-        outputs = []
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start: start + batch_size]
-            for text, hypothesis in zip(chunk, self.decode([self.source_ids(t, domain) for t in chunk], "greedy")):
-                outputs.append(self.english(hypothesis.ids, text))
-        return outputs
+        def greedy(parts):
+            outputs = []
+            for start in range(0, len(parts), batch_size):
+                chunk = parts[start: start + batch_size]
+                hypotheses = self.decode([self.source_ids(t, domain) for t in chunk], "greedy")
+                outputs.extend(self.english(hypothesis.ids, text) for text, hypothesis in zip(chunk, hypotheses))
+            return outputs
+
+        return self._joined(texts, greedy, domain)
 
     def translate_beam(self, texts: list[str], beam: int, alpha: float = 1.0, domain: str = "everyday") -> list[str]:
-        return [self.english(self.decode([self.source_ids(text, domain)], "beam", beam=beam, alpha=alpha).ids, text)
-                for text in texts]
+        def beams(parts):
+            return [self.english(self.decode([self.source_ids(t, domain)], "beam", beam=beam, alpha=alpha).ids, t)
+                    for t in parts]
+
+        return self._joined(texts, beams, domain)
 
 
 def main(argv=None) -> None:
