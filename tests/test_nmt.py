@@ -1,7 +1,8 @@
 """Translation: normalisation, data splits, the attention model, decoding, checkpoints, CLI and a tiny training run.
 
 Everything here uses tiny data the tests make themselves (a fake Bible database, a fake Anki zip), never the
-offline package or the network.
+offline package or the network. The everyday readers and the subword model are in test_nmt_everyday.py and
+test_nmt_subword.py.
 """
 
 from __future__ import annotations
@@ -51,13 +52,10 @@ def test_casing_is_learned_inside_sentences_and_applied_to_output_words():
     assert [data.display_token(t, casing) for t in ["god", "i", "it", "noah", ","]] == ["God", "I", "it", "Noah", ","]
 
 
-def test_vocabulary_maps_unknown_words_and_round_trips(tmp_path):
-    source = data.WordVocabulary.build([["a", "b", "a"], ["a", "c"]], min_count=2)
-    assert source.encode(["a", "zzz"]) == [source.index["a"], source.unk]
-    target = data.WordVocabulary.build([["x", "y"]], min_count=1)
-    data.save_vocabularies(tmp_path / "vocab.json", source, target)
-    loaded_source, loaded_target = data.load_vocabularies(tmp_path / "vocab.json")
-    assert loaded_source.tokens == source.tokens and loaded_target.tokens == target.tokens
+def test_subword_source_and_target_text_fold_case_accents_quotes_and_spaces():
+    assert data.source_text("  ¿Todavía   están en «CASA»?") == "todavia estan en casa ?"
+    assert data.target_text("He said: “Go!”") == "he said: go!"
+    assert data.has_words("123") and data.has_words("ñ") and not data.has_words("¿¡...!? 😀")
 
 
 # ---------------------------------------------------------------- data
@@ -187,7 +185,7 @@ def test_beam_width_one_is_greedy_and_beam_scores_are_sorted(tiny):
 def test_translation_of_normalised_variants_is_identical(tiny):
     _, translator = tiny
     first = translator.translate("¿Todavía están en casa?", "beam", beam=3)
-    second = translator.translate("todavia  estan en CASA", "beam", beam=3)
+    second = translator.translate("todavia  estan en CASA?", "beam", beam=3)
     assert first["tokens"] == second["tokens"] and first["attention"] == second["attention"]
 
 
@@ -206,12 +204,38 @@ def test_bad_input_gets_a_sentence(tiny):
         translator.translate("   ")
     with pytest.raises(TranslationInputError, match="no words"):
         translator.translate("¿¡...!?")
-    with pytest.raises(TranslationInputError, match="at most 12"):
-        translator.translate("casa " * 13)
-    with pytest.raises(TranslationInputError, match="vocabulary"):
-        translator.translate("xyzzy plugh")
+    with pytest.raises(TranslationInputError, match="no words"):
+        translator.translate("😀 🐶 ✨")
     with pytest.raises(TranslationInputError, match="beam width"):
         translator.translate("casa", "beam", beam=0)
+    # Words the model never saw, digits, names and other scripts are all read (as pieces or bytes), never refused.
+    for text in ("xyzzy plugh", "hola", "12345", "Me llamo Zoë Nguyễn.", "東京 😀 está lejos"):
+        result = translator.translate(text, "beam", beam=2)
+        assert isinstance(result["translation"], str) and "<unk>" not in result["translation"]
+        assert result["source_tokens"][0] == "<everyday>" and result["unknown_words"] == []
+        assert "<unk>" not in result["source_tokens"]
+
+
+def test_long_input_is_translated_part_by_part_not_refused(tiny):
+    _, translator = tiny
+    text = "Los niños comen pan en la casa, y el señor es mi pastor. " * 4 + "casa " * 30
+    assert len(translator.parts(text)) > 1 and all(translator.fits(part) for part in translator.parts(text))
+    result = translator.translate(text, "beam", beam=2)
+    assert result["parts"] == len(translator.parts(text)) and len(result["n_best"]) == 1
+    assert len(result["attention"]) == len(result["tokens"])
+    assert all(len(row) == len(result["source_tokens"]) for row in result["attention"])
+    assert result["source_tokens"].count("<everyday>") == result["parts"]
+    batch = translator.translate_batch([text, "casa"])
+    assert len(batch) == 2 and batch[0] == " ".join(translator.translate_batch(translator.parts(text)))
+    assert translator.parts("x" * 500)  # one enormous word is cut too
+
+
+def test_no_word_continuation_piece_is_written_twice_in_a_row(tiny):
+    _, translator = tiny
+    for text in ("los niños comen pan", "xyzzy plugh", "12345", "el señor es mi pastor"):
+        for method in ("greedy", "beam", "sample"):
+            tokens = translator.translate(text, method, beam=3, temperature=2.0, seed=1)["tokens"]
+            assert not any(a == b and a.isalpha() for a, b in zip(tokens, tokens[1:])), tokens
 
 
 def test_checkpoint_round_trip_gives_identical_translations(tiny, tmp_path):
@@ -220,7 +244,7 @@ def test_checkpoint_round_trip_gives_identical_translations(tiny, tmp_path):
 
     _, translator = tiny
     assert isinstance(translator.model, AttentionSeq2Seq)
-    save(tmp_path / "copy", translator.model, translator.source_vocab, translator.target_vocab)
+    save(tmp_path / "copy", translator.model, translator.tokenizer)
     reloaded = Translator.load(tmp_path / "copy")
     for text in ("¿Todavía están en casa?", "y dijo dios sea la luz"):
         assert reloaded.translate(text, "beam", beam=3) == translator.translate(text, "beam", beam=3)
@@ -234,8 +258,8 @@ def test_damaged_checkpoint_raises_checkpoint_error(tiny, tmp_path):
 
     folder, _ = tiny
     shutil.copytree(folder, tmp_path / "broken")
-    (tmp_path / "broken" / "vocab.json").write_text("{}")
-    with pytest.raises(CheckpointError, match="vocab.json"):
+    (tmp_path / "broken" / "subword.model").write_text("not a model")
+    with pytest.raises(CheckpointError, match="subword.model"):
         Translator.load(tmp_path / "broken")
 
 
@@ -346,7 +370,7 @@ def test_an_epoch_is_exactly_steps_per_epoch_bucketed_batches_reshuffled_when_a_
 
     corpus = tiny_corpus()
     monkeypatch.setattr(data, "load_corpus", lambda source, max_words: corpus)
-    config = nmt_train.TrainConfig(batch_size=16, steps_per_epoch=7, min_count=1, seed=3)
+    config = nmt_train.TrainConfig(batch_size=16, steps_per_epoch=7, vocab_size=400, seed=3)
     recipe = nmt_train.NMTRecipe(config, stream=open("/dev/null", "w"))
     recipe.prepare(None)
     assert recipe.steps_per_epoch == 7
@@ -389,7 +413,7 @@ def test_tiny_training_run_writes_a_servable_checkpoint_and_resumes(tmp_path, mo
     examples = corpus.train
     monkeypatch.setattr(data, "load_corpus", lambda source, max_words: corpus)
     config = nmt_train.TrainConfig(out=str(tmp_path / "run"), epochs=1, batch_size=16, embedding_dim=16,
-                                   encoder_units=16, decoder_units=32, attention_units=16, min_count=1,
+                                   encoder_units=16, decoder_units=32, attention_units=16, vocab_size=400,
                                    precision="float32", validation_bleu_segments=4, log_every=1, warmup_steps=3)
     first = nmt_train.train(config)
     assert first["epochs"] == 1
@@ -411,11 +435,12 @@ def test_tiny_training_run_writes_a_servable_checkpoint_and_resumes(tmp_path, mo
     assert epochs[-1]["learning_rate"] == pytest.approx(config.learning_rate * config.lr_decay)
     run_checkpoint = tmp_path / "run" / nmt_train.RUN_CHECKPOINT
     assert sorted(p.name for p in run_checkpoint.iterdir()) == sorted(
-        ["config.json", "model.weights.h5", "vocab.json", "casing.json", "examples.json", "metrics.json"])
+        ["config.json", "model.weights.h5", "subword.model", "casing.json", "examples.json", "metrics.json"])
     metrics = json.loads((run_checkpoint / "metrics.json").read_text())
-    assert set(metrics) == {"model", "validation_loss", "validation_accuracy", "validation_bleu_greedy", "data",
-                            "epochs", "steps", "steps_per_epoch", "batch_size", "buckets", "parameters",
-                            "precision", "wall_time_seconds", "history", "note"}
+    assert set(metrics) == {"model", "validation_loss", "validation_accuracy", "validation_bleu_greedy",
+                            "validation_bleu_everyday", "data", "tokenizer", "epochs", "steps", "steps_per_epoch",
+                            "batch_size", "buckets", "parameters", "precision", "wall_time_seconds", "history",
+                            "note"}
     assert metrics == second and isinstance(metrics["validation_bleu_greedy"], float)
     shown = json.loads((run_checkpoint / "examples.json").read_text())
     assert [e["key"] for e in shown] == [e.key for e in corpus.test]  # the tab's examples come from the test split

@@ -22,7 +22,7 @@ PROMOTION_METRIC = ("validation_bleu_greedy", "higher", "validation BLEU (greedy
 class TrainConfig(RunConfig):
     SOURCES = SOURCES
 
-    source: str = dataclasses.field(default="offline", metadata={"help": "offline (Bible) or canonical (Anki)"})
+    source: str = dataclasses.field(default="offline", metadata={"help": "offline (Bible + everyday text from Debian packages) or canonical (Anki)"})
     out: str = dataclasses.field(default="runs/nmt", metadata={"help": "run folder"})
     epochs: int = 12
     batch_size: int = dataclasses.field(default=64, metadata={"help": "global batch (split across replicas)"})
@@ -35,7 +35,11 @@ class TrainConfig(RunConfig):
     decoder_units: int = 256
     attention_units: int = 128
     dropout: float = 0.15
-    min_count: int = dataclasses.field(default=2, metadata={"help": "rarer words become <unk>"})
+    vocab_size: int = dataclasses.field(default=8000, metadata={"help": "subword pieces (Spanish and English)"})
+    everyday_repeats: int = dataclasses.field(default=2, metadata={
+        "help": "times each everyday pair is trained on per pass (Tux Paint and Asterisk 3x that)"})
+    bible_references: int = dataclasses.field(default=3, metadata={
+        "help": "English versions of each Bible segment trained on (1-3)"})
     lr_decay: float = dataclasses.field(default=0.92, metadata={"help": "learning rate factor per epoch"})
     warmup_steps: int = dataclasses.field(default=400, metadata={"help": "linear learning-rate warm-up"})
     clip_norm: float = dataclasses.field(default=1.0, metadata={"help": "global gradient-norm clip (0: off)"})
@@ -44,9 +48,12 @@ class TrainConfig(RunConfig):
 
     def validate(self) -> list[str]:
         problems = super().validate()
-        for name in ("max_words", "embedding_dim", "encoder_units", "decoder_units", "attention_units", "min_count"):
+        for name in ("max_words", "embedding_dim", "encoder_units", "decoder_units", "attention_units", "vocab_size",
+                     "everyday_repeats"):
             problems += positive(flag(name), getattr(self, name))
         problems += in_range("max-words", self.max_words, 1, 24)
+        problems += in_range("bible-references", self.bible_references, 1, 3)
+        problems += in_range("vocab-size", self.vocab_size, 300, 32000)
         problems += in_range("dropout", self.dropout, 0.0, 0.9)
         problems += in_range("lr-decay", self.lr_decay, 0.01, 1.0)
         for name in ("max_pairs", "clip_norm", "validation_bleu_segments", "warmup_steps"):

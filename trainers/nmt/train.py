@@ -28,10 +28,11 @@ from trainers.common import checkpoint, cli, run, seq2seq
 from trainers.nmt import data
 from trainers.nmt.config import MAIN_SETTINGS, RUN_CHECKPOINT, SOURCES, TrainConfig  # noqa: F401
 from trainers.nmt.model import Seq2SeqConfig, build, count_parameters, save, write_files
+from trainers.nmt.subword import SubwordTokenizer
 from trainers.nmt.translate import Translator, corpus_bleu
 
 BEST_CHECKPOINT = "best"
-BUCKETS = (10, 14, 19, 26)
+BUCKETS = (12, 18, 26, 40)  # padded lengths in subword pieces (the source's domain tag included)
 BATCH_SPEC = tuple(tf.TensorSpec(shape=(None, None), dtype=tf.int32) for _ in range(3))  # source, input, target
 
 
@@ -63,8 +64,9 @@ def test_examples(examples, limit: int = 40) -> list[dict]:
     chosen = []
     for example in examples:
         words = len(example.source.split())
-        if 4 <= words <= 11:
-            chosen.append({"key": example.key, "spanish": example.source, "references": example.references})
+        if 3 <= words <= 11:
+            chosen.append({"key": example.key, "spanish": example.source, "references": example.references,
+                           "domain": example.domain})
     step = max(len(chosen) // limit, 1)
     return chosen[::step][:limit]
 
@@ -124,36 +126,45 @@ class NMTRecipe(run.Recipe):
         config = self.config
         started = time.monotonic()
         self.corpus = data.load_corpus(config.source, config.max_words)
-        pairs = data.training_pairs(self.corpus.train)
+        pairs = data.training_pairs(self.corpus.train, everyday_repeats=config.everyday_repeats,
+                                    bible_references=config.bible_references)
         if config.max_pairs:
             pairs = pairs[: config.max_pairs]
         if start is not None:
             checkpoint.require_folder(start, (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, data.VOCAB_FILE))
-            self.source_vocab, self.target_vocab = data.load_vocabularies(start / data.VOCAB_FILE)
+            self.tokenizer = SubwordTokenizer.load(start / data.VOCAB_FILE)
         else:
-            self.source_vocab = data.WordVocabulary.build((p[0] for p in pairs), config.min_count)
-            self.target_vocab = data.WordVocabulary.build((p[1] for p in pairs), config.min_count)
-        self.encoded = data.encode_pairs(pairs, self.source_vocab, self.target_vocab, BUCKETS[-1], BUCKETS[-1])
-        self.validation_encoded = data.encode_pairs(data.training_pairs(self.corpus.validation), self.source_vocab,
-                                                    self.target_vocab, BUCKETS[-1], BUCKETS[-1])
+            self.tokenizer = SubwordTokenizer.train(data.tokenizer_text(self.corpus.train), config.vocab_size)
+        self.encoded = data.encode_pairs(pairs, self.tokenizer, BUCKETS[-1], BUCKETS[-1])
+        validation = self.corpus.validation + self.corpus.everyday_validation
+        self.validation_encoded = data.encode_pairs(data.training_pairs(validation), self.tokenizer, BUCKETS[-1],
+                                                    BUCKETS[-1])
         if not self.encoded:
             raise ValueError("no training pairs are left after filtering; raise --max-words")
         batches_per_pass = sum(1 for _ in data.batches(self.encoded, config.batch_size, BUCKETS, shuffle=False))
         self.steps_per_epoch = config.steps_per_epoch or batches_per_pass
-        self.casing = data.learn_casing(english for example in self.corpus.train
+        self.casing = data.learn_casing(english for example in self.corpus.train if example.domain == "bible"
                                         for english in example.references.values())
-        self.examples = test_examples(self.corpus.test)  # the tab's clickable examples; never scored here
-        self.validation_bleu_set = self.corpus.validation[: config.validation_bleu_segments]
-        self.log(f"{len(self.encoded)} training pairs, {len(self.validation_encoded)} validation pairs, vocabularies "
-                 f"{self.source_vocab.size} Spanish / {self.target_vocab.size} English; {self.steps_per_epoch} steps "
+        # The tab's clickable examples (never scored here): everyday test pairs first, then Bible test segments.
+        self.examples = test_examples(self.corpus.everyday_test, 24) + test_examples(self.corpus.test, 16)
+        self.validation_bleu_sets = {
+            "validation_bleu_greedy": (self.corpus.validation[: config.validation_bleu_segments], "bible"),
+            "validation_bleu_everyday": (self.corpus.everyday_validation[: config.validation_bleu_segments],
+                                         "everyday")}
+        if not self.corpus.everyday_validation and config.source == "offline":
+            self.log("no everyday text found (install the Debian packages tuxpaint-stamps-default, "
+                     "asterisk-core-sounds-es, asterisk-core-sounds-en, dict-freedict-spa-eng, "
+                     "dict-freedict-eng-spa): training on the Bible alone")
+        self.log(f"{len(self.encoded)} training pairs, {len(self.validation_encoded)} validation pairs, "
+                 f"{self.tokenizer.size} subword pieces; {self.steps_per_epoch} steps "
                  f"per epoch (data ready in {time.monotonic() - started:.0f} s)")
 
     def model_config(self) -> dict:
         config = self.config
         return dataclasses.asdict(Seq2SeqConfig(
-            self.source_vocab.size, self.target_vocab.size, config.embedding_dim, config.encoder_units,
-            config.decoder_units, config.attention_units, config.dropout, max_source_len=BUCKETS[-1],
-            max_target_len=BUCKETS[-1]))
+            self.tokenizer.size, self.tokenizer.size, config.embedding_dim, config.encoder_units,
+            config.decoder_units, config.attention_units, config.dropout, max_source_len=2 * BUCKETS[-1],
+            max_target_len=2 * BUCKETS[-1]))
 
     def build(self) -> None:
         config = self.config
@@ -163,7 +174,7 @@ class NMTRecipe(run.Recipe):
         self.optimizer = keras.optimizers.Adam(self.schedule)
         self.optimizer.build(self.model.trainable_variables)
         self.eval_step = make_eval_step(self.model, config.eager)
-        self.translator = Translator(self.model, self.source_vocab, self.target_vocab, self.casing)
+        self.translator = Translator(self.model, self.tokenizer, self.casing)
 
     def trackables(self) -> dict:
         return {"model": self.model, "optimizer": self.optimizer, "schedule_start_epoch": self.schedule.start_epoch,
@@ -196,20 +207,21 @@ class NMTRecipe(run.Recipe):
         metrics = {"train_loss": losses["loss"], "train_accuracy": losses["accuracy"],
                    "validation_loss": validation_loss, "validation_accuracy": validation_accuracy,
                    "learning_rate": self.schedule.epoch_rate(epoch)}
-        if self.validation_bleu_set:  # the validation chapters only: the test split is evaluate.py's
-            hypotheses = self.translator.translate_batch([e.source for e in self.validation_bleu_set])
-            metrics["validation_bleu_greedy"] = corpus_bleu(hypotheses,
-                                                            [e.references for e in self.validation_bleu_set])
-        shown = self.corpus.validation[:6]
-        samples = self.translator.translate_batch([e.source for e in shown])
-        # The best epoch so far (greedy validation BLEU, or the validation loss without it): kept in state.json,
-        # its folder written once the epoch is saved.
-        score = metrics.get("validation_bleu_greedy", -validation_loss)
+        for name, (examples, domain) in self.validation_bleu_sets.items():  # validation only: test is evaluate.py's
+            if examples:
+                hypotheses = self.translator.translate_batch([e.source for e in examples], domain=domain)
+                metrics[name] = corpus_bleu(hypotheses, [e.references for e in examples])
+        shown = self.corpus.validation[:3] + self.corpus.everyday_validation[:: 40][:4]
+        samples = [self.translator.translate_batch([e.source], domain=e.domain)[0] for e in shown]
+        # The best epoch so far (the mean greedy validation BLEU of the Bible and everyday validation sets, or the
+        # validation loss without them): kept in state.json, its folder written once the epoch is saved.
+        bleus = [metrics[name] for name in self.validation_bleu_sets if name in metrics]
+        score = sum(bleus) / len(bleus) if bleus else -validation_loss
         best = self.extra_state.get("best")
         self.new_best = best is None or score > best["score"]
         if self.new_best:
-            self.extra_state["best"] = {"epoch": epoch, "score": score, "on": "validation_bleu_greedy"
-                                        if "validation_bleu_greedy" in metrics else "-validation_loss"}
+            self.extra_state["best"] = {"epoch": epoch, "score": score, "on": "mean validation BLEU (Bible, "
+                                        "everyday)" if bleus else "-validation_loss"}
         return metrics, {"rows": [[e.source, h] for e, h in zip(shown, samples)]}
 
     def summary_metrics(self, state: run.RunState, metrics: dict) -> dict:
@@ -218,7 +230,12 @@ class NMTRecipe(run.Recipe):
             "validation_loss": round(metrics["validation_loss"], 4),
             "validation_accuracy": round(metrics["validation_accuracy"], 4),
             "validation_bleu_greedy": metrics.get("validation_bleu_greedy"),
-            "data": {**self.corpus.description, "train_pairs_used": len(self.encoded)},
+            "validation_bleu_everyday": metrics.get("validation_bleu_everyday"),
+            "data": {**self.corpus.description, "train_pairs_used": len(self.encoded),
+                     "everyday_repeats": self.config.everyday_repeats, "origin_repeats": data.ORIGIN_REPEATS,
+                     "bible_references": self.config.bible_references},
+            "tokenizer": {"kind": "SentencePiece unigram, byte fallback, shared by Spanish and English",
+                          "pieces": self.tokenizer.size},
             "epochs": state.epoch,
             "steps": state.step,
             "steps_per_epoch": self.steps_per_epoch,
@@ -232,13 +249,12 @@ class NMTRecipe(run.Recipe):
         }
 
     def write_servable(self, folder: Path, metrics: dict) -> None:
-        write_files(folder, self.model, self.source_vocab, self.target_vocab, metrics, casing=self.casing,
-                    examples=self.examples)
+        write_files(folder, self.model, self.tokenizer, metrics, casing=self.casing, examples=self.examples)
 
     def after_epoch_saved(self, epoch: int, state: run.RunState, metrics: dict) -> None:
         if self.new_best:
-            save(Path(self.config.out) / BEST_CHECKPOINT, self.model, self.source_vocab, self.target_vocab,
-                 state.metrics, casing=self.casing, examples=self.examples)
+            save(Path(self.config.out) / BEST_CHECKPOINT, self.model, self.tokenizer, state.metrics,
+                 casing=self.casing, examples=self.examples)
 
 
 def train(config: TrainConfig, stream=None) -> dict:

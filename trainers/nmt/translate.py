@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -54,23 +55,30 @@ def corpus_bleu(hypotheses: list[str], references: list[dict], versions: tuple[s
 
 class Translator:
     """Plain-Python inference around a trained `trainers.nmt.model.AttentionSeq2Seq`; `Translator.load(folder)`
-    reads a servable folder (model, vocabularies and casing.json)."""
+    reads a servable folder (model, subword model and casing.json).
 
-    def __init__(self, model, source_vocab, target_vocab, casing: dict[str, str] | None = None):
+    Every input has pieces (subwords, or bytes for characters never seen), so no input is refused for unknown
+    words and no output contains `<unk>`; `domain` is the style asked for: "everyday" (the app) or "bible"."""
+
+    def __init__(self, model, tokenizer, casing: dict[str, str] | None = None):
         import tensorflow as tf
 
         self.model = model
         self.casing = casing or {}  # how names and the like are written (casing.json); the model itself is lower-case
-        self.source_vocab = source_vocab
-        self.target_vocab = target_vocab
+        self.tokenizer = tokenizer
         self.max_source_len = model.config.max_source_len
         self.max_target_len = model.config.max_target_len
         self._encode = tf.function(lambda source: model.encode(source, training=False), reduce_retracing=True)
         self._step = tf.function(model.decode_step, reduce_retracing=True)
-        # <pad> and <start> are never outputs: forbidding them keeps ids, tokens and attention rows aligned.
-        forbidden = np.zeros(target_vocab.size, np.float32)
-        forbidden[[target_vocab.pad, target_vocab.start]] = -1e9
+        # <pad>, <start>, <unk> and the domain tags are never outputs: forbidding them keeps ids, tokens and
+        # attention rows aligned and keeps <unk> out of every translation.
+        forbidden = np.zeros(tokenizer.size, np.float32)
+        forbidden[tokenizer.never_written] = -1e9
         self._forbidden = tf.constant(forbidden)
+        # A piece that continues a word with letters ("s", "ar") is never written twice in a row: an undertrained
+        # decoder otherwise loops on one ("commitsssss"), and real words almost never need it.
+        pieces = tokenizer.pieces(range(tokenizer.size))
+        self._no_repeat = tf.constant([-1e9 if piece.isalpha() else 0.0 for piece in pieces], tf.float32)
 
     @classmethod
     def load(cls, folder: Path) -> "Translator":
@@ -83,27 +91,51 @@ class Translator:
 
     # ---- input ----
 
-    def prepare(self, text: str) -> tuple[list[str], list[int]]:
-        """Normalised source tokens and ids; raises TranslationInputError with a sentence for bad input."""
-        from trainers.nmt.data import source_tokens
+    def source_ids(self, text: str, domain: str = "everyday") -> list[int]:
+        """The encoder's ids for a text that fits (the domain tag, then at most max_source_len - 1 pieces)."""
+        from trainers.nmt.data import source_text
+
+        return self.tokenizer.tagged(source_text(text), domain)[: self.max_source_len]
+
+    def fits(self, text: str, domain: str = "everyday") -> bool:
+        from trainers.nmt.data import source_text
+
+        return len(self.tokenizer.tagged(source_text(text), domain)) <= self.max_source_len
+
+    def parts(self, text: str, domain: str = "everyday") -> list[str]:
+        """`text` cut into parts the model reads whole: at sentence punctuation (. ; : ? !), then at commas, then
+        into halves by words, as far as needed. A text that fits is one part."""
+        from trainers.nmt.data import split_segments
+
+        if self.fits(text, domain):
+            return [text]
+        for pieces in (split_segments(text), re.split(r"(?<=,)\s+", text.strip())):
+            if len(pieces) > 1:
+                return [part for piece in pieces for part in self.parts(piece, domain)]
+        words = text.split()
+        if len(words) < 2:  # one enormous "word": cut it by characters
+            middle = len(text) // 2
+            return self.parts(text[:middle], domain) + self.parts(text[middle:], domain)
+        middle = len(words) // 2
+        return self.parts(" ".join(words[:middle]), domain) + self.parts(" ".join(words[middle:]), domain)
+
+    def prepare(self, text: str, domain: str = "everyday") -> list[str]:
+        """The parts to translate (see `parts`); raises TranslationInputError with a sentence for input that
+        cannot be translated (empty, or no letter or digit at all). Long input is never refused: it is cut."""
+        from trainers.nmt.data import has_words
 
         if text is None or not str(text).strip():
             raise TranslationInputError("Type a Spanish sentence to translate.")
-        tokens = source_tokens(text)
-        if not tokens:
+        if not has_words(text):
             raise TranslationInputError("The input has no words (only punctuation or symbols); type a Spanish "
                                         "sentence.")
-        if len(tokens) > self.max_source_len:
-            raise TranslationInputError(f"The input has {len(tokens)} words; this model translates at most "
-                                        f"{self.max_source_len} at a time. Split it into shorter sentences.")
-        ids = self.source_vocab.encode(tokens)
-        if all(i == self.source_vocab.unk for i in ids):
-            raise TranslationInputError(f"None of the words ({' '.join(tokens[:8])}) is in the model's Spanish "
-                                        f"vocabulary of {self.source_vocab.size} words; try a simpler sentence.")
-        return tokens, ids
+        return [part for part in self.parts(str(text), domain) if part.strip()]
 
-    def unknown_words(self, tokens: list[str]) -> list[str]:
-        return [token for token in tokens if token not in self.source_vocab.index]
+    def english(self, ids, source: str = "") -> str:
+        """Output ids as a written English sentence (case restored, names from `source` kept as written)."""
+        from trainers.nmt.subword import restore_case
+
+        return restore_case(self.tokenizer.decode(ids), self.casing, source)
 
     # ---- decoding ----
 
@@ -123,18 +155,23 @@ class Translator:
         def step(tokens, carried):
             state, (keys, mask, projected_keys) = carried
             log_probs, state, weights = self._step(tf.constant(tokens, tf.int32), state, keys, mask, projected_keys)
-            log_probs = tf.cast(log_probs, tf.float32) + self._forbidden
+            repeats = tf.one_hot(tokens, self.tokenizer.size) * self._no_repeat  # (rows, vocab)
+            log_probs = tf.cast(log_probs, tf.float32) + self._forbidden + repeats
             return log_probs, (state, (keys, mask, projected_keys)), weights
 
         return step
+
+    def _max_len(self, id_rows) -> int:
+        """Output length cap: twice the longest source plus a margin, within the trained limit."""
+        return min(self.max_target_len, 2 * max(len(ids) for ids in id_rows) + 8)
 
     def decode(self, id_rows: list[list[int]], method: str = "greedy", beam: int = 4, temperature: float = 1.0,
                seed: int | None = None, alpha: float = 1.0, max_len: int | None = None):
         from trainers.common import decoding
 
-        max_len = max_len or self.max_target_len
+        max_len = max_len or self._max_len(id_rows)
         start = self._start(id_rows)
-        common = dict(start_id=self.target_vocab.start, end_id=self.target_vocab.end, max_len=max_len)
+        common = dict(start_id=self.tokenizer.start, end_id=self.tokenizer.end, max_len=max_len)
         if method == "greedy":
             return decoding.greedy(self._step_fn(), start, rows=len(id_rows), **common)
         if method == "sample":
@@ -147,57 +184,80 @@ class Translator:
         raise ValueError(f"unknown decoding method {method!r}: use greedy, sample or beam")
 
     def translate(self, text: str, method: str = "greedy", beam: int = 4, temperature: float = 1.0,
-                  seed: int | None = None, alpha: float = 1.0) -> dict:
+                  seed: int | None = None, alpha: float = 1.0, domain: str = "everyday") -> dict:
         """One sentence -> {translation, tokens, display_tokens, source_tokens, attention, score, method, n_best,
-        unknown_words}."""
-        from trainers.nmt.data import detokenize, display_token
-
+        unknown_words}; tokens are the English subword pieces, source_tokens the domain tag and Spanish pieces
+        (one attention column each); unknown_words is always empty (kept for callers of the word model)."""
         if method == "beam" and not 1 <= int(beam) <= MAX_BEAM:
             raise TranslationInputError(f"The beam width must be between 1 and {MAX_BEAM}, got {beam}.")
         if method == "sample" and not 0 <= float(temperature) <= 5:
             raise TranslationInputError(f"The temperature must be between 0 and 5, got {temperature}.")
-        tokens, ids = self.prepare(text)
-        result = self.decode([ids], method, beam=int(beam), temperature=float(temperature), seed=seed, alpha=alpha)
+        parts = [self._translate_part(part, method, int(beam), float(temperature), seed, alpha, domain)
+                 for part in self.prepare(text, domain)]
+        if len(parts) == 1:
+            return parts[0]
+        # A long input, translated part by part: the parts' outputs joined, attention block by block.
+        columns = sum(len(part["source_tokens"]) for part in parts)
+        attention, offset = [], 0
+        for part in parts:
+            for row in part["attention"]:
+                attention.append([0.0] * offset + row + [0.0] * (columns - offset - len(row)))
+            offset += len(part["source_tokens"])
+        joined = " ".join(part["translation"] for part in parts)
+        score = round(float(np.mean([part["score"] for part in parts])), 4)
+        log_prob = round(sum(part["log_prob"] for part in parts), 4)
+        return {"translation": joined, "tokens": [t for part in parts for t in part["tokens"]],
+                "display_tokens": [t for part in parts for t in part["display_tokens"]],
+                "source_tokens": [t for part in parts for t in part["source_tokens"]], "attention": attention,
+                "score": score, "log_prob": log_prob, "method": method, "parts": len(parts),
+                "n_best": [{"translation": joined, "score": score, "log_prob": log_prob}] if method == "beam" else [],
+                "unknown_words": []}
+
+    def _translate_part(self, text: str, method: str, beam: int, temperature: float, seed, alpha: float,
+                        domain: str) -> dict:
+        ids = self.source_ids(text, domain)
+        result = self.decode([ids], method, beam=beam, temperature=temperature, seed=seed, alpha=alpha)
         hypotheses = result.hypotheses if method == "beam" else result
         best = hypotheses[0]
-        words = self.target_vocab.decode(best.ids)
+        pieces = self.tokenizer.pieces(best.ids)
         return {
-            "translation": detokenize(words, self.casing),
-            "tokens": words,
-            "display_tokens": [display_token(word, self.casing) for word in words],  # as written: names capitalised
-            "source_tokens": [t if t in self.source_vocab.index else f"{t} (?)" for t in tokens],
-            "attention": np.round(np.asarray(best.attention, np.float64), 4).tolist(),
+            "translation": self.english(best.ids, text),
+            "tokens": pieces,
+            "display_tokens": pieces,
+            "source_tokens": self.tokenizer.pieces(ids),
+            "attention": np.round(np.asarray(best.attention, np.float64), 4).tolist()[: len(pieces)],
             "score": round(best.score, 4),
             "log_prob": round(best.log_prob, 4),
             "method": method,
-            "n_best": [{"translation": detokenize(self.target_vocab.decode(h.ids), self.casing),
-                        "score": round(h.score, 4),
+            "n_best": [{"translation": self.english(h.ids, text), "score": round(h.score, 4),
                         "log_prob": round(h.log_prob, 4)} for h in hypotheses] if method == "beam" else [],
-            "unknown_words": self.unknown_words(tokens),
+            "unknown_words": [],
         }
 
-    def translate_batch(self, texts: list[str], batch_size: int = 128) -> list[str]:
-        """Greedy translations of many sentences (batched), as detokenised strings; for evaluation."""
-        from trainers.nmt.data import detokenize, source_tokens
+    def _joined(self, texts: list[str], translate_parts, domain: str) -> list[str]:
+        """Translations of `texts`, each cut into parts (see `parts`) that `translate_parts` translates."""
+        cut = [self.parts(text, domain) if text and text.strip() else [text or ""] for text in texts]
+        outputs = iter(translate_parts([part for parts in cut for part in parts]))
+        return [" ".join(next(outputs) for _ in parts) for parts in cut]
 
-        outputs = []
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start: start + batch_size]
-            rows = [self.source_vocab.encode(source_tokens(t))[: self.max_source_len] or [self.source_vocab.unk]
-                    for t in chunk]
-            for hypothesis in self.decode(rows, "greedy"):
-                outputs.append(detokenize(self.target_vocab.decode(hypothesis.ids), self.casing))
-        return outputs
+    def translate_batch(self, texts: list[str], batch_size: int = 128, domain: str = "everyday") -> list[str]:
+        """Greedy translations of many sentences (batched), as written strings; for evaluation."""
+        def greedy(parts):
+            outputs = []
+            for start in range(0, len(parts), batch_size):
+                chunk = parts[start: start + batch_size]
+                hypotheses = self.decode([self.source_ids(t, domain) for t in chunk], "greedy")
+                outputs.extend(self.english(hypothesis.ids, text) for text, hypothesis in zip(chunk, hypotheses))
+            return outputs
 
-    def translate_beam(self, texts: list[str], beam: int, alpha: float = 1.0) -> list[str]:
-        from trainers.nmt.data import detokenize, source_tokens
+        return self._joined(texts, greedy, domain)
 
-        outputs = []
-        for text in texts:
-            ids = self.source_vocab.encode(source_tokens(text))[: self.max_source_len] or [self.source_vocab.unk]
-            outputs.append(detokenize(self.target_vocab.decode(self.decode([ids], "beam", beam=beam, alpha=alpha).ids),
-                                      self.casing))
-        return outputs
+    def translate_beam(self, texts: list[str], beam: int, alpha: float = 1.0, domain: str = "everyday") -> list[str]:
+        def beams(parts):
+            return [self.english(self.decode([self.source_ids(t, domain)], "beam", beam=beam, alpha=alpha).ids, t)
+                    for t in parts]
+
+        return self._joined(texts, beams, domain)
 
 
 def main(argv=None) -> None:
