@@ -323,7 +323,7 @@ def build(registry) -> None:
     state = gr.State(None)
     examples = sorted(examples_folder.glob("*.jpg"))[:8]
     if examples:
-        gr.Examples([[str(path)] for path in examples], [upload], label="Held-out scenes (never seen in training)",
+        gr.Examples([[str(path)] for path in examples], [upload], label="Held-out pictures (never seen in training): photo-like on held-out backgrounds, and composed scenes",
                     elem_id="caption-examples")
 
     run.click(caption, [upload, beam], [caption_text, word, focus, gallery, details, state, boxes, seen],

@@ -27,7 +27,7 @@ class TrainConfig(RunConfig):
     source: str = dataclasses.field(default="offline",
                                     metadata={"help": "offline (composed scenes) or canonical (COCO)"})
     out: str = dataclasses.field(default="runs/captioning", metadata={"help": "run folder"})
-    epochs: int = 12
+    epochs: int = 9
     batch_size: int = dataclasses.field(default=64, metadata={"help": "global batch (split across replicas)"})
     learning_rate: float = dataclasses.field(default=2e-3, metadata={"help": "peak learning rate"})
     steps_per_epoch: int = dataclasses.field(default=0, metadata={"help": "0: one pass over the training data"})

@@ -7,7 +7,7 @@ These pictures come closer to photos, from what Debian packages bundle:
   background, outside its cartoon and symbol folders) and Noto colour emoji (`fonts-noto-color-emoji`,
   Apache-2.0) for the classes that have no photo (cat, motorcycle, clock...), including a **person** class;
 - backgrounds: random crops of photographic wallpapers (`mate-backgrounds` nature photos and
-  `plasma-workspace-wallpapers`, GPL-2+/LGPL/CC-BY-SA, see BACKGROUND_LICENCES), one in five held out: the
+  `plasma-workspace-wallpapers`, GPL-2+; see BACKGROUND_LICENCES), one in five held out: the
   validation and test pictures use only held-out backgrounds;
 - every scale, from a small object in a landscape to a **close-up that fills (and overflows) the frame**, and
   the damage real photos have: another picture covering part of the object, blur, lighting and colour casts,
@@ -42,7 +42,7 @@ BACKGROUND_FOLDERS = (Path("/usr/share/backgrounds/mate/nature"), Path("/usr/sha
 EXCLUDED_BACKGROUNDS = ("FreshFlower", "YellowFlower", "LadyBird", "TwoWings", "Elephants", "Kokkini", "Flow",
                         "Patak", "ColorfulCups", "FlyingKonqui", "Bubbles", "Kite", "Cascade", "Shell", "Path", "Opal", "Volna", "Honeywave")
 BACKGROUND_LICENCES = {"/usr/share/backgrounds/mate": "mate-backgrounds, GPL-2+",
-                       "/usr/share/wallpapers": "plasma-workspace-wallpapers, GPL-2+ / LGPL-3 / CC-BY-SA (per image)"}
+                       "/usr/share/wallpapers": "plasma-workspace-wallpapers, GPL-2+ (KDE Visual Design Group)"}
 
 # New classes (besides the 24 of the composed scenes): noun -> (plural, Tux Paint photo stamps, emoji). Each is a
 # word the pictures can teach; most are COCO classes the detector also finds (person, cup, motorcycle...).
@@ -117,7 +117,7 @@ def background_files() -> list[Path]:
                         not any(word.lower() in str(path).lower() for word in EXCLUDED_BACKGROUNDS) and \
                         "screenshot" not in path.name.lower() and "contents/images_dark" not in str(path):
                     found.append(path)
-    # One picture per wallpaper (plasma ships each one at several resolutions): the largest under 2,600 px.
+    # One picture per wallpaper (plasma ships each one at several resolutions): the first file in name order.
     by_name: dict[str, Path] = {}
     for path in found:
         key = str(path.parent.parent) if path.parent.name == "images" else str(path.with_suffix(""))

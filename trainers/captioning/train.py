@@ -83,17 +83,26 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int):
         alpha=config.min_lr_fraction, warmup_target=config.learning_rate, warmup_steps=warmup)
 
 
-def write_examples(folder: Path, config: TrainConfig, count: int = 8, sprite_source=None) -> list[str]:
-    """Saves a few held-out test pictures (JPEG) into `folder/examples` (atomically), for the app's examples."""
+def write_examples(folder: Path, config: TrainConfig, count: int = 8, sprite_source=None,
+                   photo_count: int = 4) -> list[str]:
+    """Saves a few held-out test pictures (JPEG) into `folder/examples` (atomically), for the app's examples:
+    composed test scenes (`test_*.jpg`) and photo-like test pictures on held-out backgrounds (`photo_test_*.jpg`)."""
     from PIL import Image
 
     generator = scenes.SceneGenerator(config.seed, sprite_source)
     names = [f"test_{index:05d}.jpg" for index in range(count)]
+    photo_count = photo_count if config.photo_test_images else 0
+    synthetic = sprite_source is not None
+    photo_generator = photos.PhotoGenerator(config.seed, photos.synthetic_photo_sprites if synthetic else None,
+                                            backgrounds=[] if synthetic else None) if photo_count else None
 
     def write(target: Path) -> None:
         for index, name in enumerate(names):
             image, _ = generator.scene("test", index)
             Image.fromarray(image).save(target / name, quality=92)
+        for index in range(photo_count):
+            image, _ = photo_generator.scene("test", index)
+            Image.fromarray(image).save(target / f"photo_test_{index:05d}.jpg", quality=92)
 
     checkpoint.write_folder(Path(folder) / EXAMPLES_FOLDER, write)
     return names
