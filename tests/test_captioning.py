@@ -323,7 +323,8 @@ def test_train_cli_rejects_bad_settings():
     assert all(hasattr(config.TrainConfig(), name) for name in config.MAIN_SETTINGS)
     defaults = config.TrainConfig()
     assert (defaults.epochs, defaults.train_images, defaults.batch_size, defaults.learning_rate,
-            defaults.precision) == (8, 20000, 64, 2e-3, "float32")
+            defaults.precision) == (9, 4000, 64, 2e-3, "float32")
+    assert (defaults.photo_train_images, defaults.photo_val_images, defaults.photo_test_images) == (7000, 400, 400)
     assert Path(defaults.encoder_weights) == SHIPPED_ENCODER and defaults.validate() == []
     assert any("dropout" in problem for problem in config.TrainConfig(dropout=2.0).validate())
     assert any("strategy" in problem for problem in config.TrainConfig(strategy="everywhere").validate())
@@ -339,7 +340,8 @@ def tiny_run_config(tmp_path, out: str, **changes):
     from trainers.captioning.config import TrainConfig
 
     settings = dict(out=str(tmp_path / out), cache_dir=str(tmp_path / "cache"), epochs=2, train_images=16,
-                    val_images=4, test_images=4, batch_size=8, embedding_dim=8, units=16, attention_units=8,
+                    val_images=4, test_images=4, photo_train_images=8, photo_val_images=4, photo_test_images=4,
+                    batch_size=8, embedding_dim=8, units=16, attention_units=8,
                     steps_per_epoch=3, log_every=1, learning_rate=1e-2)
     return TrainConfig(**{**settings, **changes})
 
@@ -397,7 +399,12 @@ def test_training_run_resumes_and_serves_the_last_epoch(tiny_run):
     assert state["epoch"] == 3 and state["step"] == 9 and len(state["history"]) == 3
     servable = out / "checkpoint"
     assert sorted(path.name for path in servable.iterdir()) == ["config.json", "encoder.weights.h5", "examples",
-                                                                "metrics.json", "model.weights.h5", "vocab.json"]
+                                                                "metrics.json", "model.weights.h5", "novelty.npz",
+                                                                "vocab.json"]
+    # The photo-like pictures joined the training split and were scored on their own held-out splits.
+    assert len(recipe.train_records) == 16 + 8 and "photo_val_bleu4" in epochs[-1]
+    assert "photo_test_object_recall" in metrics and "photo-like pictures" in metrics["data"]
+    assert len(list((servable / "examples").glob("photo_test_*.jpg"))) == 4
     assert len(list((servable / "examples").glob("test_*.jpg"))) == 8
     stored = json.loads((servable / "config.json").read_text())
     assert stored == recipe.model_config() and stored["max_len"] == 16 and stored["source"] == "offline"
@@ -408,6 +415,7 @@ def test_training_run_resumes_and_serves_the_last_epoch(tiny_run):
     # What is served is the last epoch's model: it captions the test split exactly as the run scored it.
     served = Captioner.load(servable)
     assert evaluate(served, recipe.test_features, recipe.test_records)["captions"] == recipe.test["captions"]
+    assert served.novelty is not None and served.novelty.centroids.shape[1] == 8
 
 
 def test_init_from_a_servable_folder_continues_its_epochs(tiny_run):
@@ -435,8 +443,21 @@ def test_caption_endpoint(client, tmp_path):
     from gradio_client import handle_file
 
     files = odd_files(tmp_path)
-    caption, words, focus, gallery, details = client.predict(handle_file(str(files["rgba"])), 2,
-                                                             api_name="/caption")
+    caption, words, focus, gallery, details, boxes, notes = client.predict(handle_file(str(files["rgba"])), 2,
+                                                                           api_name="/caption")
+    # New outputs: the picture with the detector's boxes, and the notes (detector, ImageNet top-3, novelty).
+    assert Path(boxes).is_file() and "detector" in notes
+    assert isinstance(details["detections"], list) and details["detector"]
+    # A picture the detector finds nothing in is still captioned, and the notes say so.
+    from PIL import Image
+
+    from trainers.captioning import detector
+
+    flat = tmp_path / "flat.png"
+    Image.new("RGB", (64, 48), (128, 128, 128)).save(flat)
+    nothing = client.predict(handle_file(str(flat)), 1, api_name="/caption")
+    assert nothing[0] and nothing[4]["detections"] == []
+    assert ("finds nothing" in nothing[6]) if detector.unavailable() is None else ("not installed" in nothing[6])
     assert caption == details["caption"] and details["words"] and caption == " ".join(details["words"])
     assert len(gallery) == len(details["words"]) and Path(focus).is_file()
     assert np.asarray(details["attention"]).shape == (len(details["words"]), 7, 7)
@@ -463,6 +484,8 @@ def test_caption_tab_in_the_browser(page, tmp_path):
     words.nth(words.count() - 1).click()
     page.wait_for_timeout(800)
     assert page.locator("#caption-focus img").count() == 1
+    assert page.locator("#caption-detections img").count() == 1
+    assert "detector" in page.locator("#caption-notes").inner_text()
     screenshot(page, "caption_tab")
     # A held-out example picture, one click away.
     page.locator("#caption-examples button").first.click()

@@ -133,7 +133,7 @@ def test_concurrent_identical_captions_all_succeed(app_url, tmp_path):
         start.wait()
         for _ in range(rounds):
             try:
-                caption, _, focus, gallery, details = client.predict(handle_file(str(picture)), 2,
+                caption, _, focus, gallery, details, _, _ = client.predict(handle_file(str(picture)), 2,
                                                                      api_name="/caption")
                 files = [focus] + [item["image"] for item in gallery]
                 for path in files:
@@ -287,7 +287,7 @@ def test_exif_orientation_in_the_attention_overlay(client, tmp_path):
     from PIL import Image
 
     path = exif_rotated_jpeg(tmp_path / "portrait.jpg")
-    _, _, focus, gallery, _ = client.predict(handle_file(str(path)), 1, api_name="/caption")
+    _, _, focus, gallery, _, _, _ = client.predict(handle_file(str(path)), 1, api_name="/caption")
     with Image.open(focus) as image:
         assert image.height > image.width, image.size
     for item in gallery:

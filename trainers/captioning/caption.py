@@ -24,9 +24,12 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "capt
 class Captioner:
     """A loaded captioner: encoder, decoder (`model.ShowAttendTell`) and vocabulary, NumPy/Python in and out."""
 
-    def __init__(self, encoder, model, vocabulary, max_len: int, metrics: dict | None = None):
+    def __init__(self, encoder, model, vocabulary, max_len: int, metrics: dict | None = None, labels=None,
+                 novelty=None):
         from trainers.captioning.model import make_step_function
 
+        self.labels = list(labels or [])  # ImageNet class names, when the encoder's head was loaded
+        self.novelty = novelty  # novelty.NoveltyIndex of the training pictures, or None
         self.encoder = encoder
         self.model = model
         self.vocabulary = vocabulary
@@ -45,14 +48,23 @@ class Captioner:
         folder = checkpoint.require_folder(Path(folder), (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE,
                                                           data.VOCAB_FILE))
         config = checkpoint.read_json(folder / checkpoint.CONFIG_FILE)
+        from trainers.captioning import novelty as novelty_module
+
+        labels = encoder_module.imagenet_labels(folder)
         try:
-            encoder = encoder_module.load_from_folder(folder, config["encoder"])
+            with_head = bool(labels) and config["encoder"].get("kind") == "mobilenet_v1"
+            encoder = encoder_module.load_from_folder(folder, config["encoder"], with_head=with_head)
         except (KeyError, ValueError, FileNotFoundError, OSError) as error:
             raise checkpoint.CheckpointError(f"the encoder of {folder} cannot be loaded: {error}") from None
         model, vocabulary = model_module.load(folder)
         metrics = checkpoint.read_json(folder / checkpoint.METRICS_FILE) \
             if (folder / checkpoint.METRICS_FILE).exists() else {}
-        return cls(encoder, model, vocabulary, int(config.get("max_len", 24)), metrics)
+        try:
+            novelty = novelty_module.NoveltyIndex.load(folder / novelty_module.NOVELTY_FILE)
+        except (OSError, KeyError, ValueError) as error:
+            raise checkpoint.CheckpointError(f"{folder / novelty_module.NOVELTY_FILE} cannot be read: {error}")
+        return cls(encoder, model, vocabulary, int(config.get("max_len", 24)), metrics,
+                   labels=labels if encoder.classifier is not None else [], novelty=novelty)
 
     # ---- decoding over cached features (the search itself is the shared trainers.common.decoding) ----
 
@@ -100,8 +112,16 @@ class Captioner:
         from trainers.captioning import encoder as encoder_module
 
         pixels = encoder_module.load_image(image)
-        features = self.encoder.features(pixels[None])[0]
-        return {**self.caption_features(features, beam), "image": pixels}
+        if self.labels and self.encoder.classifier is not None:
+            features, tops = self.encoder.features_and_classes(pixels[None], top=3)
+            features = features[0]
+            imagenet = [{"label": self.labels[index] if index < len(self.labels) else str(index),
+                         "probability": round(probability, 4)} for index, probability in tops[0]]
+        else:
+            features, imagenet = self.encoder.features(pixels[None])[0], []
+        familiarity = self.novelty.judge(features) if self.novelty is not None else None
+        return {**self.caption_features(features, beam), "image": pixels, "imagenet_top3": imagenet,
+                "novelty": familiarity}
 
 
 def main(argv=None) -> None:

@@ -13,7 +13,7 @@ from trainers.common.config import RunConfig, flag, in_range, positive
 RUN_CHECKPOINT = "checkpoint"
 # What the app's Training tab offers for this model (besides epochs): data sources and main settings.
 SOURCES = ("offline", "canonical")
-MAIN_SETTINGS = ("train_images", "batch_size", "units", "learning_rate")
+MAIN_SETTINGS = ("train_images", "photo_train_images", "batch_size", "units", "learning_rate")
 # The held-out score the Training tab compares before promoting a run over the served checkpoint:
 # (metrics.json key, which way is better, label).
 PROMOTION_METRIC = ("bleu4", "higher", "test BLEU-4")
@@ -27,14 +27,19 @@ class TrainConfig(RunConfig):
     source: str = dataclasses.field(default="offline",
                                     metadata={"help": "offline (composed scenes) or canonical (COCO)"})
     out: str = dataclasses.field(default="runs/captioning", metadata={"help": "run folder"})
-    epochs: int = 8
+    epochs: int = 9
     batch_size: int = dataclasses.field(default=64, metadata={"help": "global batch (split across replicas)"})
     learning_rate: float = dataclasses.field(default=2e-3, metadata={"help": "peak learning rate"})
     steps_per_epoch: int = dataclasses.field(default=0, metadata={"help": "0: one pass over the training data"})
     precision: str = dataclasses.field(default="float32", metadata={"help": "float32 or mixed_bfloat16"})
-    train_images: int = dataclasses.field(default=20000, metadata={"help": "training pictures (offline: scenes)"})
+    train_images: int = dataclasses.field(default=4000, metadata={"help": "training pictures (offline: composed scenes)"})
     val_images: int = 600
     test_images: int = 1000
+    photo_train_images: int = dataclasses.field(
+        default=7000, metadata={"help": "photo-like training pictures (offline; 0: composed scenes only)"})
+    photo_val_images: int = dataclasses.field(default=400, metadata={"help": "photo-like validation pictures "
+                                                                              "(held-out backgrounds)"})
+    photo_test_images: int = 400
     embedding_dim: int = 256
     units: int = 512
     attention_units: int = 256
@@ -50,6 +55,8 @@ class TrainConfig(RunConfig):
         problems = super().validate()
         for name in ("train_images", "val_images", "test_images", "embedding_dim", "units", "attention_units"):
             problems += positive(flag(name), getattr(self, name))
+        for name in ("photo_train_images", "photo_val_images", "photo_test_images"):
+            problems += positive(flag(name), getattr(self, name), allow_zero=True)
         problems += in_range("max-len", self.max_len, 4, 100)
         problems += in_range("dropout", self.dropout, 0.0, 0.9)
         problems += in_range("min-lr-fraction", self.min_lr_fraction, 0.0, 1.0)

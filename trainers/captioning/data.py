@@ -32,7 +32,8 @@ from trainers.common import checkpoint, download
 CACHE_VERSION = 1
 VOCAB_FILE = "vocab.json"
 PAD, START, END, UNKNOWN = "<pad>", "<start>", "<end>", "<unk>"
-DEFAULT_COUNTS = {"train": 20000, "val": 600, "test": 1000}
+DEFAULT_COUNTS = {"train": 4000, "val": 600, "test": 1000}
+DEFAULT_PHOTO_COUNTS = {"train": 7000, "val": 400, "test": 400}
 
 COCO_HOST = "images.cocodataset.org"
 COCO_ANNOTATIONS_URL = "http://images.cocodataset.org/annotations/annotations_trainval2014.zip"
@@ -112,21 +113,34 @@ def cache_root(source: str, seed: int, folder: str = "") -> Path:
     return base / (f"scenes-v{CACHE_VERSION}-seed{seed}" if source == "offline" else "coco2014")
 
 
-def _manifest(split: str, count: int, seed: int, encoder_id: str) -> dict:
+def photo_cache_root(seed: int, folder: str = "") -> Path:
+    """Where the photo-like pictures' features are cached (beside the composed scenes')."""
+    from trainers.captioning import photos
+
+    base = Path(folder) if folder else download.cache_dir() / "captioning"
+    return base / f"photos-v{photos.PHOTO_VERSION}-seed{seed}"
+
+
+def _manifest(split: str, count: int, seed: int, encoder_id: str, generator_version=None) -> dict:
     from trainers.captioning import scenes
 
-    return {"cache_version": CACHE_VERSION, "generator_version": scenes.GENERATOR_VERSION, "split": split,
+    return {"cache_version": CACHE_VERSION, "split": split,
+            "generator_version": scenes.GENERATOR_VERSION if generator_version is None else generator_version,
             "count": count, "seed": seed, "encoder": encoder_id}
 
 
 def build_scene_split(folder: Path, split: str, count: int, seed: int, encoder, encoder_id: str,
-                      batch_size: int = 64, log=print, sprite_source=None) -> Path:
-    """Draws `count` scenes of `split` and caches their features; resumes or reuses a matching cache."""
+                      batch_size: int = 64, log=print, sprite_source=None, generator=None,
+                      generator_version=None) -> Path:
+    """Draws `count` scenes of `split` and caches their features; resumes or reuses a matching cache.
+
+    `generator` (anything with `.scene(split, index)`) defaults to the composed scenes' SceneGenerator; the
+    photo-like pictures pass a photos.PhotoGenerator and their own `generator_version`."""
     from trainers.captioning import scenes
 
     folder = Path(folder) / split
     folder.mkdir(parents=True, exist_ok=True)
-    wanted = _manifest(split, count, seed, encoder_id)
+    wanted = _manifest(split, count, seed, encoder_id, generator_version)
     manifest_path = folder / "manifest.json"
     features_path = folder / "features.npy"
     done = 0
@@ -146,7 +160,7 @@ def build_scene_split(folder: Path, split: str, count: int, seed: int, encoder, 
         (folder / "scenes.jsonl").write_text("")
     else:
         features = np.lib.format.open_memmap(features_path, mode="r+")
-    generator = scenes.SceneGenerator(seed, sprite_source)
+    generator = generator or scenes.SceneGenerator(seed, sprite_source)
     started = time.monotonic()
     with open(folder / "scenes.jsonl", "r+", encoding="utf-8") as records:
         # Keep exactly `done` lines (a crash may have left a few more than were encoded).
@@ -174,6 +188,20 @@ def build_offline(counts: dict, seed: int, encoder, encoder_id: str, folder: str
     root = cache_root("offline", seed, folder)
     for split in ("test", "val", "train"):
         build_scene_split(root, split, counts[split], seed, encoder, encoder_id, log=log, sprite_source=sprite_source)
+    return root
+
+
+def build_photos(counts: dict, seed: int, encoder, encoder_id: str, folder: str = "", log=print,
+                 sprite_source=None, backgrounds=None) -> Path:
+    """Caches the features of the photo-like pictures (photos.PhotoGenerator): test, val, then train."""
+    from trainers.captioning import photos
+
+    root = photo_cache_root(seed, folder)
+    generator = photos.PhotoGenerator(seed, sprite_source, backgrounds)
+    for split in ("test", "val", "train"):
+        if counts.get(split):
+            build_scene_split(root, split, counts[split], seed, encoder, encoder_id, log=log, generator=generator,
+                              generator_version=f"photos-{photos.PHOTO_VERSION}")
     return root
 
 
@@ -285,6 +313,9 @@ def main(argv=None) -> None:
     parser.add_argument("--train", type=int, default=DEFAULT_COUNTS["train"])
     parser.add_argument("--val", type=int, default=DEFAULT_COUNTS["val"])
     parser.add_argument("--test", type=int, default=DEFAULT_COUNTS["test"])
+    parser.add_argument("--photo-train", type=int, default=DEFAULT_PHOTO_COUNTS["train"])
+    parser.add_argument("--photo-val", type=int, default=DEFAULT_PHOTO_COUNTS["val"])
+    parser.add_argument("--photo-test", type=int, default=DEFAULT_PHOTO_COUNTS["test"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cache-dir", default="")
     parser.add_argument("--encoder-weights", default=str(SHIPPED_ENCODER))
@@ -310,6 +341,9 @@ def main(argv=None) -> None:
             print("COCO is not reachable; use --source offline", file=sys.stderr)
             raise SystemExit(1)
     else:
+        photo_counts = {"train": args.photo_train, "val": args.photo_val, "test": args.photo_test}
+        photo_root = build_photos(photo_counts, args.seed, encoder, encoder_id, args.cache_dir, log=log)
+        print(f"photo-like feature cache ready in {photo_root}")
         counts = {"train": args.train, "val": args.val, "test": args.test}
         root = build_offline(counts, args.seed, encoder, encoder_id, args.cache_dir, log=log)
     print(f"feature cache ready in {root}")

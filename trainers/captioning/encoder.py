@@ -24,6 +24,8 @@ import numpy as np
 IMAGE_SIZE = 224
 FEATURE_LAYER = "conv_pw_13_relu"
 ENCODER_WEIGHTS_FILE = "encoder.weights.h5"
+LABELS_FILE = "imagenet_labels.txt"  # the 1,000 ImageNet class names in the head's order (one per line)
+IMAGENET_LABELS = Path(__file__).resolve().parents[2] / "checkpoints" / "captioning" / LABELS_FILE
 MAX_PIXELS = 12000 * 12000  # larger than any photo a person uploads; refused from the header beyond it
 
 
@@ -220,6 +222,25 @@ class ImageEncoder:
             outputs.append(maps.reshape(len(chunk), -1, maps.shape[-1]))
         return np.concatenate(outputs, axis=0) if outputs else np.zeros((0, self.locations, self.depth), "float32")
 
+    def features_and_classes(self, images: np.ndarray, top: int = 3):
+        """(features (batch, locations, depth), per picture the ImageNet top-`top` (index, probability) pairs) in
+        one pass of the network (the head reads the same feature map); needs the head."""
+        if self.classifier is None:
+            raise RuntimeError("this encoder was loaded without its ImageNet head")
+        import keras
+        import tensorflow as tf
+
+        if getattr(self, "_both", None) is None:
+            both = keras.Model(self.classifier.input, [self.classifier.get_layer(FEATURE_LAYER).output,
+                                                       self.classifier.output])
+            self._both = tf.function(lambda batch: both(batch, training=False), reduce_retracing=True)
+        maps, probabilities = (value.numpy() for value in self._both(preprocess(np.asarray(images))))
+        tops = []
+        for row in probabilities:
+            order = np.argsort(-row)[:top]
+            tops.append([(int(index), float(row[index])) for index in order])
+        return maps.reshape(len(maps), -1, maps.shape[-1]), tops
+
     def classify(self, image: np.ndarray, top: int = 5) -> list[tuple[int, float]]:
         """ImageNet (class index 0..999, probability) pairs, most likely first."""
         if self.classifier is None:
@@ -259,6 +280,14 @@ def tiny_random(seed: int = 0, depth: int = 16) -> ImageEncoder:
     hidden = layers.Conv2D(depth, 3, strides=2, padding="same", activation="relu")(hidden)  # 14x14
     hidden = layers.Conv2D(depth, 3, strides=2, padding="same", activation="relu", name=FEATURE_LAYER)(hidden)
     return ImageEncoder(keras.Model(inputs, hidden, name="tiny_random_encoder"), name="tiny random (tests)")
+
+
+def imagenet_labels(folder: Path | None = None) -> list[str]:
+    """The ImageNet class names (short form: the first synonym) of a checkpoint folder, or the shipped list."""
+    path = Path(folder) / LABELS_FILE if folder is not None else IMAGENET_LABELS
+    if not path.is_file():
+        return []
+    return [line.split(",")[0].strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def spec_for(encoder: ImageEncoder, kind: str, seed: int = 0) -> dict:

@@ -78,6 +78,8 @@ COUNT_WORDS = {1: "a", 2: "two", 3: "three"}
 RELATIONS = {"left": ("to the left of", "right"), "right": ("to the right of", "left"),
              "above": ("above", "below"), "below": ("below", "above")}
 HELD_OUT_PAIR_SHARE = 0.12
+# Plurals of classes defined elsewhere (photos.NEW_CLASSES registers its own), so `captions` phrases them too.
+EXTRA_PLURALS: dict[str, str] = {}
 
 
 @dataclasses.dataclass
@@ -92,7 +94,8 @@ class Group:
         words = [COUNT_WORDS[self.count], self.size]
         if self.colour:
             words.append(self.colour)
-        words.append(self.noun if self.count == 1 else CLASSES[self.noun][0])
+        plural = CLASSES[self.noun][0] if self.noun in CLASSES else EXTRA_PLURALS[self.noun]
+        words.append(self.noun if self.count == 1 else plural)
         return " ".join(words)
 
     def verb(self) -> str:

@@ -17,13 +17,14 @@ the captioner's own. `--eager` runs the training step without tf.function, for d
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from trainers.captioning import data, encoder as encoder_module, scenes
+from trainers.captioning import data, encoder as encoder_module, novelty, photos, scenes
 from trainers.captioning.caption import Captioner
 from trainers.captioning.config import MAIN_SETTINGS, RUN_CHECKPOINT, SOURCES, TrainConfig  # noqa: F401
 from trainers.captioning.model import (EXAMPLES_FOLDER, ShowAttendTellConfig, build, count_parameters,
@@ -40,8 +41,7 @@ def make_train_step(model, optimizer, clip_norm: float, eager: bool):
 
 def object_scores(words_per_image: list[list[str]], records: list[dict]) -> tuple[float, float]:
     """(object recall, object precision) over a split: which placed classes the captions name, and vice versa."""
-    noun_of = {noun: noun for noun in scenes.CLASSES}
-    noun_of.update({plural: noun for noun, (plural, *_rest) in scenes.CLASSES.items()})
+    noun_of = photos.noun_table()  # the composed scenes' 24 classes and the photo-like pictures' new ones
     placed_total = named_total = found = correct = 0
     for words, record in zip(words_per_image, records):
         placed = {group["noun"] for group in record.get("groups", [])}
@@ -83,17 +83,26 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int):
         alpha=config.min_lr_fraction, warmup_target=config.learning_rate, warmup_steps=warmup)
 
 
-def write_examples(folder: Path, config: TrainConfig, count: int = 8, sprite_source=None) -> list[str]:
-    """Saves a few held-out test pictures (JPEG) into `folder/examples` (atomically), for the app's examples."""
+def write_examples(folder: Path, config: TrainConfig, count: int = 8, sprite_source=None,
+                   photo_count: int = 4) -> list[str]:
+    """Saves a few held-out test pictures (JPEG) into `folder/examples` (atomically), for the app's examples:
+    composed test scenes (`test_*.jpg`) and photo-like test pictures on held-out backgrounds (`photo_test_*.jpg`)."""
     from PIL import Image
 
     generator = scenes.SceneGenerator(config.seed, sprite_source)
     names = [f"test_{index:05d}.jpg" for index in range(count)]
+    photo_count = photo_count if config.photo_test_images else 0
+    synthetic = sprite_source is not None
+    photo_generator = photos.PhotoGenerator(config.seed, photos.synthetic_photo_sprites if synthetic else None,
+                                            backgrounds=[] if synthetic else None) if photo_count else None
 
     def write(target: Path) -> None:
         for index, name in enumerate(names):
             image, _ = generator.scene("test", index)
             Image.fromarray(image).save(target / name, quality=92)
+        for index in range(photo_count):
+            image, _ = photo_generator.scene("test", index)
+            Image.fromarray(image).save(target / f"photo_test_{index:05d}.jpg", quality=92)
 
     checkpoint.write_folder(Path(folder) / EXAMPLES_FOLDER, write)
     return names
@@ -103,6 +112,10 @@ class CaptioningRecipe(run.Recipe):
     name = "captioning"
     loss_names = ("loss", "accuracy")
     sprite_source = None  # scenes.SceneGenerator's pictures: None for the packaged photos and emoji
+    # photos.PhotoGenerator's pictures and backgrounds: None for the packaged ones; with a test's sprite_source
+    # (drawn shapes) the photo-like pictures use drawn shapes and drawn backgrounds too.
+    photo_sprite_source = None
+    photo_backgrounds = None
 
     # ---- data
 
@@ -133,11 +146,20 @@ class CaptioningRecipe(run.Recipe):
         self.encoder, self.encoder_weights, self.encoder_spec = self.offline_encoder()
         counts = {"train": config.train_images, "val": config.val_images, "test": config.test_images}
         identity = data.fingerprint(self.encoder_weights)
+        if config.photo_train_images or config.photo_val_images or config.photo_test_images:
+            photo_counts = {"train": config.photo_train_images, "val": config.photo_val_images,
+                            "test": config.photo_test_images}
+            synthetic = self.sprite_source is not None and self.photo_sprite_source is None
+            self.photo_root = data.build_photos(
+                photo_counts, config.seed, self.encoder, identity, config.cache_dir, log=self.log,
+                sprite_source=photos.synthetic_photo_sprites if synthetic else self.photo_sprite_source,
+                backgrounds=[] if synthetic else self.photo_backgrounds)
         return data.build_offline(counts, config.seed, self.encoder, identity, config.cache_dir, log=self.log,
                                   sprite_source=self.sprite_source)
 
     def prepare(self, start: Path | None) -> None:
         config = self.config
+        self.photo_root = None
         root = self._features_root()
         offline = self.source == "offline"
         limits = {"train": config.train_images, "val": config.val_images, "test": config.test_images} \
@@ -146,6 +168,22 @@ class CaptioningRecipe(run.Recipe):
         self.test_features, self.test_records = data.load_split(root, "test", limits.get("test"))
         self.val_features, self.val_records = data.load_split(root, "val", limits.get("val")) \
             if (root / "val" / "manifest.json").exists() else (self.test_features, self.test_records)
+        # The photo-like pictures: their training split joins the composed scenes' (in memory, float16); their
+        # validation and test splits (held-out backgrounds) are scored on their own.
+        self.photo_splits = {}
+        if offline and self.photo_root is not None:
+            for split, count in (("train", config.photo_train_images), ("val", config.photo_val_images),
+                                 ("test", config.photo_test_images)):
+                if count:
+                    self.photo_splits[split] = data.load_split(self.photo_root, split, count)
+        if "train" in self.photo_splits:
+            photo_features, photo_records = self.photo_splits["train"]
+            self.train_features = np.concatenate([np.asarray(self.train_features), np.asarray(photo_features)])
+            self.train_records = list(self.train_records) + list(photo_records)
+        # How far a picture's features may lie from the training pictures' before the tab says it is unlike them.
+        held_out = [self.val_features] + [self.photo_splits["val"][0]] * ("val" in self.photo_splits)
+        self.novelty = novelty.NoveltyIndex.fit(self.train_features, held_out, seed=config.seed) if offline else None
+        self.photo_scores = {}
         self.vocabulary = (data.CaptionVocabulary.load(start / data.VOCAB_FILE) if start is not None else
                            data.CaptionVocabulary.from_captions(caption for record in self.train_records
                                                          for caption in record["captions"]))
@@ -155,10 +193,15 @@ class CaptioningRecipe(run.Recipe):
             raise ValueError(f"{len(self.train_records)} training pictures are fewer than one batch of "
                              f"{config.batch_size}; lower --batch-size")
         self.steps_per_epoch = config.steps_per_epoch or batches_per_pass
+        photo_counts = {split: len(records) for split, (_, records) in self.photo_splits.items()}
+        composed_train = len(self.train_records) - photo_counts.get("train", 0)
         self.description = (
-            f"composed scenes (seed {config.seed}): {len(self.train_records)} train / {len(self.val_records)} val / "
-            f"{len(self.test_records)} test pictures, test = unseen object pairs" if offline
-            else f"MS-COCO 2014: {len(self.train_records)} train / {len(self.test_records)} held-out images")
+            f"composed scenes (seed {config.seed}): {composed_train} train / {len(self.val_records)} val / "
+            f"{len(self.test_records)} test pictures, test = unseen object pairs" + (
+                f"; photo-like pictures (cut-outs on photographic backgrounds, seed {config.seed}): "
+                f"{photo_counts.get('train', 0)} train / {photo_counts.get('val', 0)} val / "
+                f"{photo_counts.get('test', 0)} test, val and test on held-out backgrounds" if photo_counts else "")
+            if offline else f"MS-COCO 2014: {len(self.train_records)} train / {len(self.test_records)} held-out images")
         self.examples = Path(config.out) / EXAMPLES_FOLDER
         if offline and not self.examples.is_dir():
             write_examples(Path(config.out), config, sprite_source=self.sprite_source)
@@ -209,9 +252,13 @@ class CaptioningRecipe(run.Recipe):
     def end_epoch(self, epoch: int, losses: dict) -> tuple[dict, dict]:
         self.validation = evaluate(self.captioner, self.val_features, self.val_records)
         self.test = evaluate(self.captioner, self.test_features, self.test_records)
+        self.photo_scores = {split: evaluate(self.captioner, *self.photo_splits[split])
+                             for split in ("val", "test") if split in self.photo_splits}
         metrics = {"train_loss": losses["loss"], "train_accuracy": losses["accuracy"],
                    **{f"val_{k}": v for k, v in self.validation.items() if k != "captions"},
                    **{f"test_{k}": v for k, v in self.test.items() if k != "captions"},
+                   **{f"photo_{split}_{k}": v for split, scores in self.photo_scores.items()
+                      for k, v in scores.items() if k != "captions"},
                    "learning_rate": float(self.optimizer.learning_rate)}
         shown = range(min(6, len(self.test_records)))
         rows = [[f"test_{index:05d}", self.test["captions"][index]] for index in shown]
@@ -229,6 +276,8 @@ class CaptioningRecipe(run.Recipe):
             "object_precision": test["object_precision"], "exact_match": test["exact_match"],
             "val_bleu4": validation["bleu4"], "val_object_recall": validation["object_recall"],
             "val_object_precision": validation["object_precision"],
+            **{f"photo_{split}_{key}": scores[key] for split, scores in self.photo_scores.items()
+               for key in ("bleu4", "object_recall", "object_precision", "exact_match")},
             "decoding": "greedy",
             "data": self.description, "source": self.source,
             "encoder": ENCODER_NAME,
@@ -242,6 +291,10 @@ class CaptioningRecipe(run.Recipe):
     def write_servable(self, folder: Path, metrics: dict) -> None:
         write_files(folder, self.model, self.vocabulary, self.model_config(), self.encoder_weights, metrics,
                     examples=self.examples)
+        if self.novelty is not None:
+            self.novelty.save(Path(folder) / novelty.NOVELTY_FILE)
+        if self.encoder_spec.get("kind") == "mobilenet_v1" and encoder_module.IMAGENET_LABELS.is_file():
+            shutil.copy2(encoder_module.IMAGENET_LABELS, Path(folder) / encoder_module.LABELS_FILE)
 
 
 def train(config: TrainConfig, stream=None) -> dict:
