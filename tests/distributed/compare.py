@@ -72,7 +72,7 @@ def nmt(folder: Path, strategy: str):
     corpus = tiny_corpus()
     data.load_corpus = lambda source, max_words: corpus
     config = TrainConfig(out=str(folder / strategy), epochs=2, batch_size=16, embedding_dim=16, encoder_units=16,
-                         decoder_units=32, attention_units=16, min_count=1, dropout=0.0, steps_per_epoch=3,
+                         decoder_units=32, attention_units=16, vocab_size=400, dropout=0.0, steps_per_epoch=3,
                          precision="float32", validation_bleu_segments=4, log_every=1, warmup_steps=3,
                          strategy=strategy)
     return train, config

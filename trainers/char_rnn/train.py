@@ -126,7 +126,9 @@ class CharRNNRecipe(run.Recipe):
     def end_epoch(self, epoch: int, losses: dict) -> tuple[dict, dict]:
         config = self.config
         heldout = evaluate(self.eval_step, self.heldout_set)
-        sample = TextGenerator(self.model, self.vocabulary).generate(
+        # No XLA for a training sample: its compile would take seconds every epoch (the weights change), and a
+        # cancel's SIGINT waits for a compile to end.
+        sample = TextGenerator(self.model, self.vocabulary, jit_compile=False).generate(
             config.sample_prompt, config.sample_length, temperature=0.8, seed=config.seed)
         metrics = {"train_loss": losses["loss"], "heldout_loss_nats_per_char": heldout,
                    "heldout_bits_per_char": heldout / math.log(2),
