@@ -104,10 +104,11 @@ def gru_step(model):
     """The GRU layer's step for one character id, with the embedding folded into the input projection.
 
     Keras' GRU cell (reset_after=True, implementation 2) computes x @ kernel + input_bias from the embedded
-    character; for a character *id* that is row `id` of embedding_matrix @ kernel + input_bias, computed here
-    once (vocab x 3 units, 1 MB for the shipped model), so a step reads the recurrent kernel and one table row
-    instead of also multiplying by the 256 x 3072 input kernel. Same gate order and activations as the cell; the
-    tests check greedy text against the layer's step by step.
+    character; for a character *id* that is row `id` of embedding_matrix @ kernel + input_bias (vocab x 3 units,
+    1 MB for the shipped model), so a step reads the recurrent kernel and one table row instead of also
+    multiplying by the 256 x 3072 input kernel. The table is computed from the live weights each time
+    `gru_step` is called (once per compiled chunk), so a generator follows a model that is still training.
+    Same gate order and activations as the cell; the tests check greedy text against the layer step by step.
     """
     import tensorflow as tf
 
@@ -148,13 +149,13 @@ def make_chunk_sampler(model, alternatives: int, chunk: int = CHUNK, jit_compile
     vocab = model.config.vocab_size
     units = model.config.rnn_units
     shown = min(alternatives, vocab)
-    step = gru_step(model)
-
     @tf.function(jit_compile=jit_compile, input_signature=[
         tf.TensorSpec([1, vocab], tf.float32), tf.TensorSpec([1, units], tf.float32),
         tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32),
         tf.TensorSpec([], tf.int64), tf.TensorSpec([], tf.int64)])
     def sample_chunk(logits, state, temperature, top_k, top_p, seed, position):
+        step = gru_step(model)  # inside the graph: the folded table is read from the current weights
+
         def body(i, logits, state, ids, chosen_probabilities, top_ids, top_probabilities):
             row = logits[0]
             probabilities = tf.nn.softmax(row)  # the model's own belief, before temperature or filtering

@@ -77,6 +77,7 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int):
 
 class CharRNNRecipe(run.Recipe):
     name = "char_rnn"
+    sampler: TextGenerator | None = None  # made at the first epoch's end
 
     def prepare(self, start: Path | None) -> None:
         config = self.config
@@ -126,9 +127,11 @@ class CharRNNRecipe(run.Recipe):
     def end_epoch(self, epoch: int, losses: dict) -> tuple[dict, dict]:
         config = self.config
         heldout = evaluate(self.eval_step, self.heldout_set)
-        # No XLA for a training sample: its compile would take seconds every epoch (the weights change), and a
-        # cancel's SIGINT waits for a compile to end.
-        sample = TextGenerator(self.model, self.vocabulary, jit_compile=False).generate(
+        # One generator for the whole run, traced once (it reads the live weights), and no XLA: a compile or a
+        # trace every epoch took seconds under load, and a cancel's SIGINT waits for them to end.
+        if self.sampler is None:
+            self.sampler = TextGenerator(self.model, self.vocabulary, jit_compile=False)
+        sample = self.sampler.generate(
             config.sample_prompt, config.sample_length, temperature=0.8, seed=config.seed)
         metrics = {"train_loss": losses["loss"], "heldout_loss_nats_per_char": heldout,
                    "heldout_bits_per_char": heldout / math.log(2),
