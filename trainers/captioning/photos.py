@@ -286,15 +286,10 @@ class PhotoGenerator:
         image = self._damage(rng, image)
         for group in groups:
             group.boxes = [[int(v) for v in box] for box in group.boxes]
-        captions = photo_captions(groups, relation)
+        captions = scenes.captions(groups, relation)
         record = {"split": split, "index": index, "style": style, "relation": relation,
                   "groups": [dataclasses.asdict(group) for group in groups], "captions": captions}
         return np.asarray(image, dtype=np.uint8), record
-
-
-def photo_captions(groups, relation) -> list[str]:
-    """The composed scenes' four phrasings (scenes.captions), with this module's plurals (person -> people)."""
-    return scenes.captions(groups, relation)
 
 
 def main(argv=None) -> None:
