@@ -129,10 +129,16 @@ def run_training(doc: str, config_cls, train, summary, argv=None, errors: tuple 
 
 
 def restore_interrupt() -> None:
-    """Makes SIGINT raise KeyboardInterrupt again if this process inherited it ignored (SIG_IGN)."""
+    """Makes SIGINT raise KeyboardInterrupt again if this process inherited it ignored (SIG_IGN) or blocked.
+
+    A blocked signal is never delivered: it waits, pending, while the run trains on until the app's grace runs out
+    and it is killed. The signal mask survives fork and exec, so a trainer started from a thread (or a parent) that
+    blocks SIGINT inherits the block; a test suite whose earlier tests left SIGINT blocked in its main thread
+    showed it (cancel took 5.1 s and a SIGKILL)."""
     try:
         if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
             signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     except ValueError:  # not the main thread (a test calling run_training from a thread): leave it
         pass
 
