@@ -240,49 +240,6 @@ def test_checkpoint_round_trip_and_training_lowers_the_loss(tiny_folder, tiny_ca
     assert data.CaptionVocabulary.load(saved / "vocab.json").words == tiny_captioner.vocabulary.words
 
 
-def test_imagenet_prior_is_the_encoders_frozen_head_and_reaches_every_word(tmp_path):
-    import keras
-
-    from trainers.captioning import model as model_module
-    from trainers.captioning.data import CaptionVocabulary
-    from trainers.captioning.train import make_train_step
-
-    rng = np.random.default_rng(4)
-    kernel, bias = rng.normal(0, 0.5, (16, 10)).astype(np.float32), rng.normal(0, 0.1, 10).astype(np.float32)
-    config = model_module.ShowAttendTellConfig(vocab_size=12, feature_depth=16, embedding_dim=8, units=16,
-                                               attention_units=8, imagenet_classes=10)
-    model = model_module.build(config)
-    model.set_imagenet_head(kernel, bias)
-    features = rng.normal(0, 1, (3, 49, 16)).astype(np.float32)
-    logits = features.mean(axis=1) @ kernel + bias
-    expected = np.exp(logits - logits.max(-1, keepdims=True))
-    np.testing.assert_allclose(model.imagenet_head(features.mean(axis=1)), expected / expected.sum(-1, keepdims=True),
-                               rtol=1e-5)
-    trainable = {id(variable) for variable in model.trainable_variables}
-    assert id(model.imagenet_head.kernel) not in trainable and id(model.imagenet_head.bias) not in trainable
-    # The prior reaches the words: another head (another reading of the same picture) changes the logits.
-    ids = np.ones((3, 4), np.int32)
-    before = np.asarray(model(features, ids)[0])
-    other = model_module.build(config)
-    other.set_weights(model.get_weights())
-    other.set_imagenet_head(-kernel, bias)
-    assert np.abs(np.asarray(other(features, ids)[0]) - before).max() > 1e-4
-    # Training leaves the head as it was; save -> load keeps it.
-    step = make_train_step(model, keras.optimizers.Adam(1e-2), clip_norm=5.0, eager=False)
-    for _ in range(3):
-        step(features, ids[:, :-1], ids[:, 1:])
-    np.testing.assert_array_equal(model.imagenet_head.kernel.numpy(), kernel)
-    vocabulary = CaptionVocabulary.from_captions(["a cat on the big red dog", "a small cat"])
-    assert vocabulary.size == 12, vocabulary.words
-    folder = tmp_path / "prior"
-    folder.mkdir()
-    model_module.write_files(folder, model, vocabulary, {"encoder": {"weights": "encoder.weights.h5"}},
-                             keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
-    loaded, _ = model_module.load(folder)
-    assert loaded.config.imagenet_classes == 10
-    np.testing.assert_allclose(np.asarray(loaded(features, ids)[0]), np.asarray(model(features, ids)[0]), atol=1e-5)
-
-
 # ---- odd inputs -----------------------------------------------------------------------------------------------
 
 

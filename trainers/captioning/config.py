@@ -44,9 +44,6 @@ class TrainConfig(RunConfig):
     units: int = 512
     attention_units: int = 256
     dropout: float = 0.1
-    imagenet_prior: bool = dataclasses.field(
-        default=True, metadata={"help": "give the decoder the encoder's ImageNet class probabilities (fitted on real "
-                                        "photos) beside the attention grid; needs an encoder with its head"})
     max_len: int = dataclasses.field(default=16, metadata={"help": "longest caption in words, with start/end"})
     min_lr_fraction: float = 0.05
     clip_norm: float = 5.0

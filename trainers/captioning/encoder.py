@@ -203,8 +203,6 @@ class ImageEncoder:
         self.classifier = classifier
         self.name = name
         self._features = tf.function(lambda batch: feature_model(batch, training=False), reduce_retracing=True)
-        # The ImageNet head as (kernel, bias) when the full network was loaded (the decoder's ImageNet prior).
-        self.head = head_weights(classifier) if classifier is not None else None
 
     @property
     def locations(self) -> int:
@@ -259,16 +257,7 @@ def from_weights(path: Path, with_head: bool = False) -> ImageEncoder:
     full = build_mobilenet(include_top=True)
     full.load_weights(str(path))
     features = keras.Model(full.input, full.get_layer(FEATURE_LAYER).output, name="mobilenet_features")
-    encoder = ImageEncoder(features, classifier=full if with_head else None, name="mobilenet_v1 (converted)")
-    encoder.head = head_weights(full)
-    return encoder
-
-
-def head_weights(full) -> tuple[np.ndarray, np.ndarray]:
-    """The ImageNet classifier of a full MobileNet as (kernel (depth, 1000), bias (1000,)): its 1x1 convolution
-    `conv_preds` after the global average pool, i.e. probabilities = softmax(mean of the feature map @ kernel + b)."""
-    kernel, bias = full.get_layer("conv_preds").get_weights()
-    return kernel.reshape(-1, kernel.shape[-1]), bias
+    return ImageEncoder(features, classifier=full if with_head else None, name="mobilenet_v1 (converted)")
 
 
 def canonical() -> ImageEncoder:

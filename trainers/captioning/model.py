@@ -1,7 +1,6 @@
 """The captioner: image features -> words, attending over the 49 image locations at every word.
 
     features (batch, locations, depth) --Dense+ReLU--> keys (batch, locations, embedding_dim)
-    (with an ImageNet prior) keys += Dense+ReLU(ImageNet class probabilities of the picture)   at every location
     hidden_0 = tanh(Dense(mean of keys))            (Show, Attend and Tell's learned initial state)
     for each word t:  context_t, weights_t = BahdanauAttention(hidden_{t-1}, keys)
                       hidden_t = GRUCell([embedding(word_{t-1}), context_t], hidden_{t-1})
@@ -12,14 +11,6 @@ tensorflow/tensorflow#26990). `ShowAttendTell.call` runs teacher forcing over a 
 are the one-word-at-a-time pieces that greedy and beam search use. Importing this module does no work;
 `load(path)` rebuilds a decoder and its vocabulary from a checkpoint folder, `save`/`write_files` write one (the
 inference wrapper with the encoder is `trainers.captioning.caption.Captioner`).
-
-The ImageNet prior (`imagenet_classes` > 0): the encoder's own ImageNet head (frozen, copied from the MobileNet:
-softmax(mean of the feature map @ W + b)) turns the picture into 1,000 class probabilities that were fitted on
-real photos, and a learned projection of them is added to every key. The decoder, trained on synthetic
-pictures only, then learns which ImageNet classes go with which of its words ("tabby" -> cat): knowledge of
-real photos that its own layers, fitted to cut-outs, cannot get. Because the prior is the same at every
-location, the attention-weighted context carries it unchanged (the weights sum to 1) and the overlays keep
-their meaning.
 """
 
 from __future__ import annotations
@@ -50,23 +41,15 @@ class ShowAttendTellConfig:
     units: int = 512
     attention_units: int = 256
     dropout: float = 0.1
-    imagenet_classes: int = 0  # > 0: the ImageNet prior (a frozen head of that many classes); 0: none
 
 
 class ShowAttendTell(keras.Model):
     def __init__(self, vocab_size: int, locations: int = 49, feature_depth: int = 1024, embedding_dim: int = 256,
-                 units: int = 512, attention_units: int = 256, dropout: float = 0.1, imagenet_classes: int = 0,
-                 **kwargs):
+                 units: int = 512, attention_units: int = 256, dropout: float = 0.1, **kwargs):
         super().__init__(**kwargs)
         self.config = ShowAttendTellConfig(vocab_size, locations, feature_depth, embedding_dim, units, attention_units,
-                                           dropout, imagenet_classes)
+                                      dropout)
         self.project = layers.Dense(embedding_dim, activation="relu", name="feature_projection")
-        self.imagenet_head = self.prior_projection = None
-        if imagenet_classes:
-            # float32 always: a softmax over 1,000 classes; frozen, its weights come from the encoder.
-            self.imagenet_head = layers.Dense(imagenet_classes, activation="softmax", trainable=False,
-                                              dtype="float32", name="imagenet_head")
-            self.prior_projection = layers.Dense(embedding_dim, activation="relu", name="prior_projection")
         self.initial_state = layers.Dense(units, activation="tanh", name="initial_state")
         self.attention = BahdanauAttention(attention_units, name="attention")
         self.embedding = layers.Embedding(vocab_size, embedding_dim, name="embedding")
@@ -81,10 +64,6 @@ class ShowAttendTell(keras.Model):
         of the keys (batch, locations, attention_units; computed once per picture, not once per word), and the
         initial state (batch, units)."""
         keys = self.project(features, training=training)
-        if self.imagenet_head is not None:
-            classes = self.imagenet_head(ops.mean(ops.cast(features, "float32"), axis=1))  # (batch, classes)
-            prior = self.prior_projection(classes, training=training)
-            keys = keys + ops.expand_dims(ops.cast(prior, keys.dtype), 1)
         keys = self.dropout(keys, training=training)
         projected = self.attention.project_keys(keys)
         state = self.initial_state(ops.mean(keys, axis=1))
@@ -109,11 +88,6 @@ class ShowAttendTell(keras.Model):
             all_logits.append(logits)
             all_weights.append(weights)
         return ops.stack(all_logits, axis=1), ops.stack(all_weights, axis=1)
-
-    def set_imagenet_head(self, kernel: np.ndarray, bias: np.ndarray) -> None:
-        """Copies the encoder's ImageNet classifier (kernel (depth, classes), bias (classes,)) into the frozen head."""
-        self.imagenet_head.set_weights([np.asarray(kernel, np.float32).reshape(self.imagenet_head.kernel.shape),
-                                        np.asarray(bias, np.float32)])
 
     def get_config(self):
         return dataclasses.asdict(self.config)

@@ -218,12 +218,7 @@ class CaptioningRecipe(run.Recipe):
         return ShowAttendTellConfig(vocab_size=self.vocabulary.size, locations=self.encoder.locations,
                                     feature_depth=self.encoder.depth, embedding_dim=config.embedding_dim,
                                     units=config.units, attention_units=config.attention_units,
-                                    dropout=config.dropout, imagenet_classes=self.imagenet_classes())
-
-    def imagenet_classes(self) -> int:
-        """The ImageNet prior's class count: the encoder head's, when asked for and the encoder has one."""
-        head = getattr(self.encoder, "head", None)
-        return int(head[1].shape[0]) if self.config.imagenet_prior and head is not None else 0
+                                    dropout=config.dropout)
 
     def model_config(self) -> dict:
         """config.json of the servable folder: the decoder, the encoder it reads, the caption length, the data."""
@@ -232,8 +227,6 @@ class CaptioningRecipe(run.Recipe):
 
     def build(self) -> None:
         self.model = build(self.decoder_config())
-        if self.model.imagenet_head is not None:  # frozen; a resumed or warm-started run reloads the same values
-            self.model.set_imagenet_head(*self.encoder.head)
         schedule = learning_rate_schedule(self.config, self.steps_per_epoch * self.config.epochs)
         self.optimizer = keras.optimizers.Adam(schedule)
         self.optimizer.build(self.model.trainable_variables)
