@@ -237,6 +237,10 @@ def caption_picture(captioner, source, beam) -> dict:
             "novelty": result.get("novelty")}
 
 
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
 def intro(metrics: dict) -> str:
     """The tab's opening text: what the model is and what it was trained on, with the shipped figures."""
     text = ("A GRU decoder writes the caption one word at a time; before each word, Bahdanau attention weighs the "
@@ -250,10 +254,14 @@ def intro(metrics: dict) -> str:
     real = metrics.get("real_photos") or {}
     if real.get("photos"):
         text += (f" Real photos shipped with Python packages: the main object named in {real['main_object_named']} "
-                 f"of {real['photos']} (beam 3), object precision {real['object_precision']:.2f}: it names the person "
-                 f"in Grace Hopper's portrait, the cup of coffee, the horse, the motorcycle, the temple (\"a big "
-                 f"building\") and the flower, but calls the cat close-up a rabbit, the rocket guitars and the coins "
-                 f"balls. The detector and the ImageNet top-3 below are there to compare with.")
+                 f"of {real['photos']} (beam 3), object precision {real['object_precision']:.2f}.")
+        scored = real.get("photos_scored") or []
+        named = [row["title"] for row in scored if row["main_named"]]
+        missed = [f"{row['title']} \u2192 \u201c{row['caption']}\u201d" for row in scored if not row["main_named"]]
+        if named:
+            text += f" It names the main object in {_listed(named)}"
+            text += f"; not in {_listed(missed)}." if missed else "."
+        text += " The detector and the ImageNet top-3 below are there to compare with."
     return text
 
 

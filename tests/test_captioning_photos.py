@@ -88,9 +88,6 @@ def test_every_class_has_pictures_in_the_packages():
     assert photos.background_files(), "no photographic backgrounds (apt-get install mate-backgrounds)"
 
 
-# ---- novelty ----------------------------------------------------------------------------------------------------
-
-
 def test_novelty_index_flags_features_far_from_training(tmp_path):
     from trainers.captioning import novelty
 
@@ -193,6 +190,13 @@ def test_real_photo_evaluation_runs_on_a_tiny_checkpoint(tmp_path):
     assert results["photos"] == len(entries) and len(results["rows"]) == len(entries)
     assert 0 <= results["main_object_named_rate"] <= 1
     json.dumps(results)  # plain Python all the way
+    # --write records them beside the checkpoint's scores, per photo with its title, for the tab to quote.
+    folder = tmp_path / "captioning"
+    assert realphotos.write_metrics(folder, results) == "real_photos_beam1"
+    written = json.loads((folder / "metrics.json").read_text())["real_photos_beam1"]
+    assert written["photos"] == len(entries) and "rows" not in written
+    assert [row["title"] for row in written["photos_scored"]] == [entry["title"] for entry in entries]
+    assert [row["caption"] for row in written["photos_scored"]] == [row["caption"] for row in results["rows"]]
 
 
 # ---- the tab's notes ------------------------------------------------------------------------------------------

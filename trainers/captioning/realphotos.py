@@ -1,6 +1,7 @@
 """Score a captioner on real photos: the photos with an obvious main object that installed packages ship.
 
     python -m trainers.captioning.realphotos [--checkpoint checkpoints/captioning] [--beam 3] [--json out.json]
+                                             [--write]    # record the scores in the checkpoint's metrics.json
 
 The set is `real_photos.json` beside this file (package, path inside it, the nouns naming each photo's main
 object(s) and the nouns of other things really in it); the pictures are read from the installed packages
@@ -75,7 +76,8 @@ def evaluate(captioner, photos: list[dict], beam: int = 3, detector=None) -> dic
         if photo["file"] is None:
             continue
         result = captioner.caption(photo["file"], beam=beam)
-        row = {"name": photo["name"], "main": photo["main"], "also": photo["also"], "caption": result["caption"],
+        row = {"name": photo["name"], "title": photo.get("title", photo["name"]), "main": photo["main"],
+               "also": photo["also"], "caption": result["caption"],
                "words": result["words"], "named": named_nouns(result["words"]),
                "novelty": result.get("novelty"),
                "imagenet_top3": [item["label"] for item in result.get("imagenet_top3", [])]}
@@ -98,6 +100,9 @@ def main(argv=None) -> None:
     parser.add_argument("--beam", type=int, default=3)
     parser.add_argument("--json", default="", help="also write the full results to this file")
     parser.add_argument("--detector", action="store_true", help="also list what the COCO detector finds")
+    parser.add_argument("--write", action="store_true",
+                        help="record the scores and captions in the checkpoint's metrics.json under real_photos "
+                             "(beam 3) or real_photos_beam<N>; the Caption tab quotes them")
     args = parser.parse_args(argv)
     from trainers.captioning.caption import Captioner
 
@@ -119,6 +124,26 @@ def main(argv=None) -> None:
     print(json.dumps({key: value for key, value in results.items() if key != "rows"}))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
+    if args.write:
+        write_metrics(Path(args.checkpoint), results)
+
+
+def write_metrics(folder: Path, results: dict) -> str:
+    """Adds the scores, and per photo its title, caption and whether the main object was named, to the folder's
+    metrics.json; returns the key used (real_photos for beam 3, else real_photos_beam<N>)."""
+    from trainers.common import checkpoint
+
+    key = "real_photos" if results["beam"] == 3 else f"real_photos_beam{results['beam']}"
+    path = folder / checkpoint.METRICS_FILE
+    metrics = checkpoint.read_json(path) if path.is_file() else {}
+    metrics[key] = {**{name: value for name, value in results.items() if name != "rows"},
+                    "set": f"trainers/captioning/{MANIFEST.name} ({results['photos']} photos shipped by scikit-image, "
+                           f"scikit-learn, matplotlib; evaluation only)",
+                    "photos_scored": [{"name": row["name"], "title": row["title"], "caption": row["caption"],
+                                       "main_named": row["main_named"], "named": row["named"], "main": row["main"]}
+                                      for row in results["rows"]]}
+    checkpoint.write_json(path, metrics)
+    return key
 
 
 if __name__ == "__main__":
