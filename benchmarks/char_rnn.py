@@ -22,27 +22,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from benchmarks.common import matmul_peak, time_calls  # noqa: E402
+from benchmarks.flops import char_rnn_step  # noqa: E402
 from trainers.char_rnn.data import CharVocabulary  # noqa: E402
 from trainers.char_rnn.generate import TextGenerator  # noqa: E402
 from trainers.char_rnn.model import CharRNNConfig, build  # noqa: E402
 from trainers.char_rnn.train import make_train_step  # noqa: E402
 
 VOCAB = 85
-
-
-def step_flops(batch: int, seq_len: int, embedding: int, units: int, vocab: int) -> float:
-    """Multiply-adds x 2 of one training step; the backward pass costs about twice the forward."""
-    forward = 2 * batch * seq_len * (embedding * 3 * units + units * 3 * units + units * vocab)
-    return 3.0 * forward
-
-
-def time_calls(function, repeats: int) -> float:
-    function()  # trace / warm up
-    function()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        function()
-    return (time.perf_counter() - started) / repeats
 
 
 def train_seconds(args, policy: str, eager: bool, jit: bool) -> float:
@@ -58,14 +45,6 @@ def train_seconds(args, policy: str, eager: bool, jit: bool) -> float:
     seconds = time_calls(lambda: float(step(inputs, targets)["loss"]), args.steps)
     keras.mixed_precision.set_global_policy("float32")
     return seconds
-
-
-def matmul_peak(dtype, size: int = 2048, repeats: int = 10) -> float:
-    a = tf.random.normal((size, size), dtype=tf.float32)
-    a = tf.cast(a, dtype)
-    matmul = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.matmul(x, x), tf.float32)))
-    seconds = time_calls(lambda: float(matmul(a)), repeats)
-    return 2 * size**3 / seconds
 
 
 def main() -> None:
@@ -87,7 +66,7 @@ def main() -> None:
         modes.append(("tf.function + XLA float32", "float32", False, True))
     results = {name: train_seconds(args, policy, eager, jit) for name, policy, eager, jit in modes}
     eager_seconds = results["eager float32"]
-    flops = step_flops(args.batch, args.seq_len, args.embedding, args.units, VOCAB)
+    flops = char_rnn_step(args.batch, args.seq_len, args.embedding, args.units, VOCAB)
     print(f"\n{'training step':32s} {'s/step':>8s} {'steps/s':>8s} {'chars/s':>9s} {'vs eager':>9s}")
     for name, seconds in results.items():
         print(f"{name:32s} {seconds:8.3f} {1 / seconds:8.3f} {args.batch * args.seq_len / seconds:9.0f} "
