@@ -1,0 +1,114 @@
+"""SavedModel export (issue 15, part 3): a fresh process loads each export and reproduces the app's outputs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+LOADER = r'''
+import json, sys
+import numpy as np
+import tensorflow as tf
+kind, folder, request = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
+loaded = tf.saved_model.load(folder)
+if kind == "char_rnn":
+    answers = []
+    for prompt, length, temperature, seed in request:
+        out = loaded.signatures["generate"](prompt=tf.constant(prompt), length=tf.constant(length, tf.int32),
+                                            temperature=tf.constant(temperature, tf.float32),
+                                            seed=tf.constant(seed, tf.int64))
+        answers.append(out["text"].numpy().decode("utf-8"))
+    print(json.dumps(answers))
+elif kind == "dcgan":
+    out = loaded.signatures["images"](latent=tf.constant(np.asarray(request, np.float32)))
+    print(json.dumps(out["images"].numpy().tolist()))
+'''
+
+
+def load_in_a_fresh_process(kind: str, folder, request) -> list:
+    result = subprocess.run([sys.executable, "-c", LOADER, kind, str(folder), json.dumps(request)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def signatures_listed(folder) -> str:
+    cli = shutil.which("saved_model_cli")
+    if cli is None:
+        pytest.skip("saved_model_cli is not on PATH")
+    result = subprocess.run([cli, "show", "--dir", str(folder), "--all"], capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_char_rnn_export_writes_the_apps_greedy_text_in_a_fresh_process(tmp_path):
+    from tests.tiny import char_rnn as tiny
+    from trainers.char_rnn import export
+    from trainers.char_rnn.generate import TextGenerator, make_chunk_sampler
+
+    from trainers.common import export as common
+
+    checkpoint = tiny.make(tmp_path / "char_rnn")
+    out = common.main("char_rnn", export.build, export.signatures,
+                      ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "exported" / "char_rnn" / "1")])
+    requests = [["ROMEO:", 90, 0.0, 1], ["", 70, 0.0, 3], ["to be", 0, 0.0, 1], ["zz\u00e9\u2603", 65, 0.9, 11]]
+    answers = load_in_a_fresh_process("char_rnn", out, requests)
+    app = TextGenerator.load(checkpoint)  # the Text tab's generator (XLA): greedy text is the same
+    plain = TextGenerator.load(checkpoint)
+    plain._sample_chunk = make_chunk_sampler(plain.model, plain.alternatives, plain.chunk, jit_compile=False)
+    for (prompt, length, temperature, seed), answer in zip(requests, answers):
+        assert len(answer) == length
+        if temperature == 0:
+            assert answer == app.generate(prompt, length, temperature=0.0, seed=seed)
+        else:  # sampling draws as the non-XLA generator does
+            assert answer == plain.generate(prompt, length, temperature=temperature, seed=seed)
+    listing = signatures_listed(out)
+    assert "signature_def['generate']" in listing and "signature_def['serving_default']" in listing
+    for name in ("prompt", "length", "temperature", "seed", "text"):
+        assert f"['{name}']" in listing
+
+
+def test_dcgan_export_gives_the_tabs_digits_in_a_fresh_process(tmp_path):
+    from tests.tiny import dcgan as tiny
+    from trainers.common import export as common
+    from trainers.dcgan import export
+    from trainers.dcgan.generate import DigitGenerator
+    from trainers.dcgan.model import latent_vectors
+
+    checkpoint = tiny.make(tmp_path / "dcgan")
+    out = common.main("dcgan", export.build, export.signatures,
+                      ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "exported" / "dcgan" / "1")])
+    generator = DigitGenerator.load(checkpoint)
+    latent = latent_vectors(5, 6, generator.config.latent_dim)
+    images = np.asarray(load_in_a_fresh_process("dcgan", out, latent.tolist()), np.uint8)
+    expected = generator.generate(5, 6)
+    assert images.shape == expected.shape == (6, 28, 28)
+    assert np.abs(images.astype(int) - expected.astype(int)).max() <= 1  # float rounding at a .5 boundary at most
+    listing = signatures_listed(out)
+    assert "signature_def['images']" in listing and "['latent']" in listing
+
+
+def test_export_refuses_an_unversioned_or_existing_folder_and_a_bad_checkpoint(tmp_path, capsys):
+    from trainers.common import export as common
+    from trainers.dcgan import export
+
+    for argv, expected in ((["--out", str(tmp_path / "dcgan")], "must end in a version number"),
+                           (["--checkpoint", str(tmp_path / "nothing"), "--out", str(tmp_path / "d" / "1")],
+                            "cannot export")):
+        with pytest.raises(SystemExit) as stopped:
+            common.main("dcgan", export.build, export.signatures, argv)
+        assert stopped.value.code == 2
+        assert expected in capsys.readouterr().err
+    (tmp_path / "e" / "1").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        common.main("dcgan", export.build, export.signatures, ["--out", str(tmp_path / "e" / "1")])
+    assert "exists already" in capsys.readouterr().err
+    assert not (tmp_path / "d" / "1").exists()  # a failed export leaves nothing behind

@@ -1,0 +1,79 @@
+"""Export the character-level GRU as a SavedModel whose `generate` signature writes text in the graph.
+
+    python -m trainers.char_rnn.export [--checkpoint checkpoints/char_rnn] --out exported/char_rnn/1
+
+Signature `generate` (also the default, `serving_default`): prompt (string), length (int32, at most
+MAX_EXPORT_LENGTH), temperature (float32; 0 is greedy), seed (int64) -> text (string), the `length` characters
+after the prompt. The prompt is split into characters and looked up in the graph (a character the model does not
+know becomes its unknown id, as in the app); then the same chunked in-graph sampler as the Text tab writes CHUNK
+characters per loop turn (`generate.make_chunk_sampler`), without XLA so that any TensorFlow runtime can serve it.
+Greedy text equals the app's; sampled text for a seed equals the app's non-XLA generator's, not the XLA one's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+MAX_EXPORT_LENGTH = 10_000
+
+
+def build(folder: Path):
+    import tensorflow as tf
+
+    from trainers.char_rnn.generate import CHUNK, make_chunk_sampler
+    from trainers.char_rnn.model import load
+
+    model, vocabulary = load(Path(folder))
+    sample_chunk = make_chunk_sampler(model, alternatives=1, chunk=CHUNK, jit_compile=False)
+    characters = list(vocabulary.characters)
+    newline = vocabulary.index.get("\n", 0)
+
+    class TextExport(tf.Module):
+        def __init__(self):
+            super().__init__(name="char_rnn")
+            self.model = model
+            self.characters = tf.constant(characters)
+            self.table = tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(tf.constant(characters), tf.range(len(characters), dtype=tf.int32)),
+                default_value=0)
+
+        @tf.function(input_signature=[tf.TensorSpec([], tf.string, name="prompt"),
+                                      tf.TensorSpec([], tf.int32, name="length"),
+                                      tf.TensorSpec([], tf.float32, name="temperature"),
+                                      tf.TensorSpec([], tf.int64, name="seed")])
+        def generate(self, prompt, length, temperature, seed):
+            length = tf.clip_by_value(length, 0, MAX_EXPORT_LENGTH)
+            ids = self.table.lookup(tf.strings.unicode_split(prompt, "UTF-8"))
+            ids = tf.cond(tf.size(ids) > 0, lambda: ids, lambda: tf.constant([newline], tf.int32))
+            logits, state = self.model(ids[None], state=tf.zeros((1, model.config.rnn_units)), training=False)
+            logits = tf.cast(logits[:, -1, :], tf.float32)
+            chunks = (length + CHUNK - 1) // CHUNK
+
+            def body(i, logits, state, written):
+                chosen, _, _, _, logits, state = sample_chunk(logits, state, temperature, tf.constant(0),
+                                                              tf.constant(1.0), seed, tf.cast(i * CHUNK, tf.int64))
+                return i + 1, logits, state, written.write(i, chosen)
+
+            _, _, _, written = tf.while_loop(
+                lambda i, *_: i < chunks, body,
+                (tf.constant(0), logits, state, tf.TensorArray(tf.int32, size=0, dynamic_size=True,
+                                                                element_shape=[CHUNK])))
+            out = tf.cond(chunks > 0, lambda: tf.reshape(written.stack(), [-1])[:length],
+                          lambda: tf.zeros([0], tf.int32))
+            return {"text": tf.strings.reduce_join(tf.gather(self.characters, out))}
+
+    return TextExport()
+
+
+def signatures(module) -> dict:
+    return {"serving_default": module.generate, "generate": module.generate}
+
+
+def main(argv=None) -> None:
+    from trainers.common import export
+
+    export.main("char_rnn", build, signatures, argv, __doc__)
+
+
+if __name__ == "__main__":
+    main()
