@@ -26,6 +26,15 @@ if kind == "char_rnn":
                                             seed=tf.constant(seed, tf.int64))
         answers.append(out["text"].numpy().decode("utf-8"))
     print(json.dumps(answers))
+elif kind == "nmt":
+    print(json.dumps([loaded.signatures["translate_ids"](source_ids=tf.constant(ids, tf.int32))["ids"].numpy().tolist()
+                      for ids in request]))
+elif kind == "captioning":
+    answers = []
+    for path in request:
+        out = loaded.signatures["caption"](image=tf.constant(open(path, "rb").read()))
+        answers.append([out["caption"].numpy().decode(), out["attention"].numpy().shape[0]])
+    print(json.dumps(answers))
 elif kind == "dcgan":
     out = loaded.signatures["images"](latent=tf.constant(np.asarray(request, np.float32)))
     print(json.dumps(out["images"].numpy().tolist()))
@@ -112,3 +121,46 @@ def test_export_refuses_an_unversioned_or_existing_folder_and_a_bad_checkpoint(t
         common.main("dcgan", export.build, export.signatures, ["--out", str(tmp_path / "e" / "1")])
     assert "exists already" in capsys.readouterr().err
     assert not (tmp_path / "d" / "1").exists()  # a failed export leaves nothing behind
+
+
+def test_nmt_export_gives_the_apps_greedy_ids_in_a_fresh_process(tmp_path):
+    from tests.tiny import nmt as tiny
+    from trainers.common import export as common
+    from trainers.nmt import export
+    from trainers.nmt.translate import Translator
+
+    checkpoint = tiny.make(tmp_path / "nmt")
+    out = common.main("nmt", export.build, export.signatures,
+                      ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "exported" / "nmt" / "1")])
+    translator = Translator.load(checkpoint)
+    sentences = ["el perro come", "¿Dónde está la casa?", "Ana y Pedro \u2603", "hola"]
+    rows = [translator.source_ids(sentence) for sentence in sentences]
+    expected = [translator.decode([ids])[0].ids for ids in rows]
+    assert load_in_a_fresh_process("nmt", out, rows) == expected
+    assert (out / "assets" / "subword.model").is_file()  # the client's tokenizer travels with the export
+    assert "signature_def['translate_ids']" in signatures_listed(out)
+
+
+def test_caption_export_captions_image_bytes_as_the_app_in_a_fresh_process(tmp_path):
+    from PIL import Image
+
+    from tests.tiny import captioning as tiny
+    from trainers.captioning import export
+    from trainers.captioning.caption import Captioner
+    from trainers.common import export as common
+
+    checkpoint = tiny.make(tmp_path / "captioning")
+    out = common.main("captioning", export.build, export.signatures,
+                      ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "exported" / "captioning" / "1")])
+    captioner = Captioner.load(checkpoint)
+    rng = np.random.default_rng(0)
+    paths = []
+    for index in range(3):  # 224 x 224 PNGs: no resize, so the graph's pixels are the app's exactly
+        path = tmp_path / f"picture{index}.png"
+        Image.fromarray(rng.integers(0, 255, (224, 224, 3), dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    answers = load_in_a_fresh_process("captioning", out, paths)
+    for path, (caption, rows) in zip(paths, answers):
+        expected = captioner.caption(path, beam=1)
+        assert caption == expected["caption"] and rows == len(expected["words"])
+    assert "signature_def['caption']" in signatures_listed(out)
