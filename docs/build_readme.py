@@ -10,7 +10,7 @@ from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 ROOT = DOCS.parent
-SECTIONS = ["text.md", "dcgan.md", "nmt.md", "captioning.md", "speed.md", "training.md"]
+SECTIONS = ["text.md", "dcgan.md", "nmt.md", "captioning.md", "speed.md", "training.md", "export.md"]
 
 
 def large_sample(gan: dict) -> str:
