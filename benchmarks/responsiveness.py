@@ -1,12 +1,15 @@
-"""Does a background training run slow the app down? The Text tab's latency with and without one, in one run.
+"""Does a background training run slow the app down? Every tab's latency with and without one, in one run.
 
     python benchmarks/responsiveness.py                     # shipped text model if present, 20 requests a phase
     python benchmarks/responsiveness.py --requests 30 --checkpoints checkpoints
 
-It starts the app on a free port with a temporary runs folder, times `generate_text` (200 characters, through the
-app's API, as a page would) for three phases: idle, while a char-RNN run of the shipped configuration trains in
-the background (started with the app's own `start_training` endpoint, measured once its first steps are logged),
-and idle again after `cancel_training`. It prints the median and p95 of each phase and the slowdown ratios.
+It starts the app on a free port with a temporary runs folder and times one request of each tab through the app's
+API, as a page would (text: 200 characters; digits: a grid of 16; translate: one sentence, greedy; caption: a
+photo, beam 1), the tabs taking turns, for three phases: idle, while a char-RNN run of the shipped configuration
+trains in the background (started with the app's own `start_training` endpoint, measured once its first steps
+are logged), and idle again after `cancel_training`. It prints the median and p95 of each tab in each phase and
+each tab's slowdown (goal, issue 14: p95 under training < 1.5x the idle p95). Tabs without a shipped checkpoint
+are left out.
 
 Without a shipped text checkpoint it serves an untrained model of the shipped shape (1024 GRU units): latency
 depends on the shape, not on the weights. Training runs at `nice +10` relative to the app; if this script itself
@@ -59,15 +62,37 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[index]
 
 
-def measure(client, requests: int, label: str) -> list[float]:
-    latencies = []
+def tab_requests(checkpoints: Path) -> dict:
+    """tab -> a function(client, index) making one request as the page does, for the tabs that are served."""
+    import matplotlib
+    from gradio_client import handle_file
+
+    photo = handle_file(str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"))
+    sentences = ["¿Dónde está la estación de tren?", "Mañana vamos a la playa.", "El gato duerme en la cama."]
+
+    def text(client, index):
+        answer = client.predict(PROMPT, LENGTH, 0.7, 0, 1.0, index, api_name="/generate_text")[0]
+        assert len(answer) == len(PROMPT) + LENGTH, "the text tab returned a short answer"
+
+    requests = {"text": (text, "char_rnn"),
+                "digits": (lambda client, index: client.predict(index, 16, api_name="/generate_digits"), "dcgan"),
+                "translate": (lambda client, index: client.predict(sentences[index % 3], "Greedy", 5, 0.8, 0,
+                                                                   api_name="/translate"), "nmt"),
+                "caption": (lambda client, index: client.predict(photo, 1, api_name="/caption"), "captioning")}
+    return {tab: call for tab, (call, folder) in requests.items() if (checkpoints / folder / "config.json").is_file()}
+
+
+def measure(client, calls: dict, requests: int, label: str) -> dict:
+    """`requests` rounds, each one request per tab in turn -> tab -> latencies (s)."""
+    latencies = {tab: [] for tab in calls}
     for index in range(requests):
-        began = time.perf_counter()
-        text = client.predict(PROMPT, LENGTH, 0.7, 0, 1.0, index, api_name="/generate_text")[0]
-        latencies.append(time.perf_counter() - began)
-        assert len(text) == len(PROMPT) + LENGTH, "the text tab returned a short answer"
-    print(f"  {label:<28} median {statistics.median(latencies) * 1000:7.0f} ms   "
-          f"p95 {percentile(latencies, 0.95) * 1000:7.0f} ms   ({requests} requests)", flush=True)
+        for tab, call in calls.items():
+            began = time.perf_counter()
+            call(client, index)
+            latencies[tab].append(time.perf_counter() - began)
+    for tab, values in latencies.items():
+        print(f"  {label:<28} {tab:<10} median {statistics.median(values) * 1000:7.0f} ms   "
+              f"p95 {percentile(values, 0.95) * 1000:7.0f} ms   ({requests} requests)", flush=True)
     return latencies
 
 
@@ -101,11 +126,14 @@ def main(argv=None) -> None:
     process, url = start_app(checkpoints, scratch / "app.log", extra_env={"EAGER_PLAYGROUND_RUNS": str(runs)})
     try:
         client = Client(url, verbose=False)
+        calls = tab_requests(checkpoints)
         config = json.loads((checkpoints / "char_rnn" / "config.json").read_text())
-        print(f"Text tab: {LENGTH} characters per request, model {config}; {os.cpu_count()} CPUs; "
-              f"load average {os.getloadavg()[0]:.1f}", flush=True)
-        measure(client, 3, "warm-up (not counted)")
-        idle = measure(client, args.requests, "idle")
+        from trainers.common.hardware import describe_cpu
+
+        print(describe_cpu())
+        print(f"Tabs {', '.join(calls)}; text model {config}; load average {os.getloadavg()[0]:.1f}", flush=True)
+        measure(client, calls, 3, "warm-up (not counted)")
+        idle = measure(client, calls, args.requests, "idle")
 
         settings = json.dumps({"steps_per_epoch": 100000, "log_every": 1})  # the shipped configuration otherwise
         run_id, _ = client.predict("char_rnn", "offline", 1, settings, None, api_name="/start_training")
@@ -117,17 +145,19 @@ def main(argv=None) -> None:
         pid = json.loads((runs / run_id / "job.json").read_text())["pid"]
         print(f"Background run {run_id} is training (app nice {nice_of(process.pid)}, trainer nice "
               f"{nice_of(pid)}).", flush=True)
-        busy = measure(client, args.requests, "during a training run")
+        busy = measure(client, calls, args.requests, "during a training run")
         status = client.predict(run_id, api_name="/training_status")[0]
         client.predict(run_id, api_name="/cancel_training")
-        after = measure(client, args.requests, "idle again (after cancel)")
+        after = measure(client, calls, args.requests, "idle again (after cancel)")
     finally:
         stop_app(process)
-    baseline = idle + after
     print(f"\nThe run trained {status['step']} steps while measured.")
-    print(f"Slowdown with a background run: median x{statistics.median(busy) / statistics.median(baseline):.2f}, "
-          f"p95 x{percentile(busy, 0.95) / percentile(baseline, 0.95):.2f} "
-          f"(against both idle phases together)")
+    print("Slowdown with a background run (against both idle phases together; goal p95 < 1.5x):")
+    for tab in calls:
+        baseline = idle[tab] + after[tab]
+        ratio = percentile(busy[tab], 0.95) / percentile(baseline, 0.95)
+        print(f"  {tab:<10} median x{statistics.median(busy[tab]) / statistics.median(baseline):.2f}, "
+              f"p95 x{ratio:.2f}  {'met' if ratio < 1.5 else 'NOT met'}")
 
 
 if __name__ == "__main__":
