@@ -197,6 +197,25 @@ def test_greedy_chunked_text_equals_step_by_step_text(tiny_model, jit_compile):
             assert [char for char, _ in step.alternatives] == top
 
 
+def test_the_generator_writes_with_a_model_built_in_bfloat16(tiny_model):
+    """A trainer's per-epoch sample runs on the model it trains: under mixed_bfloat16 (what `--precision auto`
+    picks on a CPU with native bfloat16) its state comes back in bfloat16, and the float32 chunk loop must take it."""
+    import keras
+
+    from trainers.char_rnn.model import CharRNNConfig, build
+
+    _, vocabulary = tiny_model
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    try:
+        model = build(CharRNNConfig(vocabulary.size, embedding_dim=8, rnn_units=24))
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    for jit_compile in (False, True):
+        text = TextGenerator(model, vocabulary, chunk=16, jit_compile=jit_compile).generate("To be", 40,
+                                                                                          temperature=0.7, seed=3)
+        assert len(text) == 40
+
+
 def test_gru_step_equals_the_keras_cell(tiny_model):
     import tensorflow as tf
 

@@ -214,6 +214,9 @@ class TextGenerator:
         characters = self.vocabulary.characters
         ids = self.vocabulary.encode(prompt or "\n")[None, :]  # (1, prompt_len)
         logits, state = self.model.next_logits(tf.constant(ids), self.model.initial_state(1))
+        # A model built under mixed_bfloat16 (a trainer's per-epoch sample) returns a bfloat16 state; the chunk
+        # loop computes in float32 (gru_step casts the weights), as for a float32 model.
+        logits, state = tf.cast(logits, tf.float32), tf.cast(state, tf.float32)
         settings = (tf.constant(float(temperature), tf.float32), tf.constant(int(top_k), tf.int32),
                     tf.constant(float(top_p), tf.float32), tf.constant(seed, tf.int64))
         written = 0
