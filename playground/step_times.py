@@ -3,11 +3,12 @@
 The Training tab's duration estimate scales these parts to the settings on the form (see playground/estimate.py),
 taking them from a preset's measurement (trainers/<model>/config.py) or from an earlier run on this machine.
 
-- Seconds per step come from logged steps within one epoch only: the interval between two of them holds nothing
-  but training steps.
+- Seconds per step come from logged steps within one epoch only (after the first epoch, if there is a later one):
+  the interval between two of them holds nothing but training steps.
 - The end-of-epoch work (held-out scores, samples, the checkpoint) is what the interval across an epoch's end
   holds beyond its steps, and for the last epoch the time from its last step to the `done` event.
-- Start-up is the time from launching the process to its first step (imports, data, building, the first trace).
+- Start-up is the rest of the time up to the last logged step: launching the process, imports, data, building,
+  and the first epoch's tracing of the step (once per input shape), so the parts add up to the run's duration.
 
 Measure a preset with the trainer's CLI and print its `Measurement`:
 
@@ -54,18 +55,26 @@ def split(events: list[dict], launched: float | None = None, metric: str | None 
     pairs = [(a, b) for a, b in zip(steps, steps[1:]) if a.get("epoch") == b.get("epoch") and b["step"] > a["step"]]
     if not pairs:
         return None
-    seconds_per_step = sum(b["elapsed"] - a["elapsed"] for a, b in pairs) / sum(b["step"] - a["step"] for a, b in pairs)
-    overheads = [(b["elapsed"] - a["elapsed"]) - (b["step"] - a["step"]) * seconds_per_step
-                 for a, b in zip(steps, steps[1:]) if a.get("epoch") != b.get("epoch")]
+    # The first epoch also traces the step once per input shape (seconds each): its steps time the rest only
+    # when no later epoch has been logged. What the first epoch takes beyond its steps counts as start-up.
+    later = [(a, b) for a, b in pairs if a.get("epoch") != steps[0].get("epoch")] or pairs
+    seconds_per_step = (sum(b["elapsed"] - a["elapsed"] for a, b in later)
+                        / sum(b["step"] - a["step"] for a, b in later))
+    boundaries = [(b["elapsed"] - a["elapsed"]) - (b["step"] - a["step"]) * seconds_per_step
+                  for a, b in zip(steps, steps[1:]) if a.get("epoch") != b.get("epoch")]
     done = next((e for e in reversed(events) if e.get("event") == "done"), None)
-    if done is not None:
-        overheads.append(done["elapsed"] - steps[-1]["elapsed"])
-    first = steps[0]
+    overheads = boundaries + ([done["elapsed"] - steps[-1]["elapsed"]] if done is not None else [])
+    last = steps[-1]
     startup = None
-    if launched is not None and isinstance(first.get("time"), (int, float)):
-        startup = max(0.0, first["time"] - launched - first["step"] * seconds_per_step)
+    if launched is not None and isinstance(last.get("time"), (int, float)):
+        # Everything up to the last logged step that is neither a step nor an epoch's end: imports, data,
+        # building, and the first epoch's tracing. The parts then add up to the run's duration.
+        startup = max(0.0, last["time"] - launched - last["step"] * seconds_per_step - sum(boundaries))
     start = next((e for e in events if e.get("event") == "start"), {})
-    scores = [e[metric] for e in events if e.get("event") == "epoch" and isinstance(e.get(metric), (int, float))]
+    epochs = [e for e in events if e.get("event") == "epoch"]
+    if metric and not any(metric in e for e in epochs):
+        metric = f"test_{metric}"  # metrics.json's "bleu4" is the epochs' "test_bleu4"
+    scores = [e[metric] for e in epochs if isinstance(e.get(metric), (int, float))]
     configured = (start.get("config") or {}).get("steps_per_epoch")
     return {"seconds_per_step": seconds_per_step,
             "epoch_seconds": max(0.0, statistics.fmean(overheads)) if overheads else None,

@@ -339,7 +339,7 @@ class TrainingTab:
                 with gr.Row():
                     self.slots = [SettingSlot(setting, value) for setting, value
                                   in zip(_slot_settings(trainer), slot_values + [None] * SLOTS)]
-                with gr.Accordion("More settings", open=bool(extra)):
+                with gr.Accordion("More settings", open=False):
                     self.extra = gr.Textbox(extra, label="More settings (JSON)",
                                             placeholder='{"steps_per_epoch": 50}', lines=2,
                                             info=_other_settings(trainer))
@@ -349,7 +349,7 @@ class TrainingTab:
                     self.estimate = gr.Markdown(
                         lambda: estimate_text(trainer, trainer.sources[0], epochs,
                                               form_settings(trainer, slot_values, extra), self.jobs),
-                        elem_id="training-estimate", elem_classes="ep-note")
+                        elem_id="training-estimate", elem_classes="ep-note", scale=3)
                 self.settings_json = gr.Textbox(visible=False)
                 gr.Markdown("### Served checkpoint")
                 self.served_model = gr.Dropdown(choices, value=first, label="Model", scale=1)

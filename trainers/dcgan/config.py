@@ -108,7 +108,7 @@ PRESETS = {
                     "classifier FID falls from 182 to 30 in under 2 minutes",
         {"epochs": 8, "steps_per_epoch": 160, "generator_filters": 64, "discriminator_filters": 32,
          "learning_rate": 2e-4, "classifier_epochs": 1, "eval_count": 200, "grid_count": 36, "precision": "float32"},
-        Measurement(seconds_per_step=0.0414, startup_seconds=18.8, epoch_seconds=2.7, steps_per_pass=None,
+        Measurement(seconds_per_step=0.0404, startup_seconds=19.9, epoch_seconds=2.7, steps_per_pass=None,
                     cpu="AMD EPYC", load="another training run on both cores (load 2.0-2.8)", date="2026-12-04",
                     wall_seconds=95.8, losses=(("d_loss", 0.876, 1.115), ("g_loss", 0.707, 0.967)),
                     heldout=("classifier_fid", 182.199, 29.917),
