@@ -87,7 +87,7 @@ def _duration(seconds: float) -> str:
 
 
 def _sentence(seconds: float, epochs: int, steps: int, measured: Measurement, where: str) -> str:
-    return (f"Estimated duration: **{_duration(seconds)}** ({_parts(epochs, steps, measured)}; measured {where}).")
+    return (f"**Estimated duration: {_duration(seconds)}**  \n{_parts(epochs, steps, measured)}; measured {where}.")
 
 
 def _parts(epochs: int, steps: int, measured: Measurement) -> str:

@@ -180,6 +180,8 @@ CSS = """
 .ep-cancelled .ep-progress-fill { background: var(--neutral-400); }
 .ep-progress-text { margin-top: 6px; font-size: 0.9em; color: var(--body-text-color-subdued); }
 #training-sample-text textarea { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.9em; }
+#training-estimate { font-size: 0.9em; color: var(--body-text-color-subdued); }
+#training-estimate strong { color: var(--body-text-color); font-size: 1.05em; }
 #training-error textarea { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.85em;
   color: #b91c1c; }
 """
@@ -343,7 +345,7 @@ class TrainingTab:
                     self.extra = gr.Textbox(extra, label="More settings (JSON)",
                                             placeholder='{"steps_per_epoch": 50}', lines=2,
                                             info=_other_settings(trainer))
-                with gr.Row(equal_height=True):
+                with gr.Row(equal_height=False):
                     self.start = gr.Button("Start training", variant="primary", scale=1, min_width=150)
                     # Computed on every page load: an earlier run on this machine may have measured these settings.
                     self.estimate = gr.Markdown(

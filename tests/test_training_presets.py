@@ -134,7 +134,7 @@ def test_the_form_starts_with_the_quick_look(tab, trainers):
     extra = json.loads(tab.extra.value)
     assert {**shown, **extra, "epochs": tab.epochs.value} == {
         **{name: trainer.defaults()[name] for name in trainer.main_settings}, **quick.settings}
-    assert tab.estimate.value.startswith("Estimated duration") and "s/step" in tab.estimate.value
+    assert tab.estimate.value.startswith("**Estimated duration") and "s/step" in tab.estimate.value
 
 
 def _form(tab, model: str, preset: str, updates: dict | None = None) -> dict:
