@@ -24,20 +24,12 @@ import importlib
 import statistics
 from pathlib import Path
 
+from trainers.common import hardware
 from trainers.common.progress import read_events
 
-UNKNOWN_CPU = "an unknown CPU"
-
-
-def cpu_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+def cpu_name() -> str:
     """This machine's CPU model name ('AMD EPYC', 'Intel(R) Xeon(R) Platinum 8488C'), as /proc/cpuinfo says."""
-    try:
-        for line in cpuinfo.read_text(errors="replace").splitlines():
-            if line.startswith("model name") and ":" in line:
-                return line.split(":", 1)[1].strip() or UNKNOWN_CPU
-    except OSError:
-        pass
-    return UNKNOWN_CPU
+    return hardware.cpu_info()[0]
 
 
 def _loss_series(steps: list[dict]) -> list[str]:

@@ -29,7 +29,7 @@ import gradio as gr
 from playground import estimate as estimates
 from playground.jobs import CANCELLED, DONE, FAILED, RUNNING, JobError, Jobs, describe, discover_trainers
 from playground.trainer_catalog import Setting
-from trainers.common.presets import QUICK_LOOK, shipped
+from trainers.common.presets import QUICK_LOOK, SHIPPED, shipped
 from trainers.common.progress import format_seconds
 
 MODEL = None
@@ -214,7 +214,7 @@ def _other_settings(trainer) -> str:
 
 def presets_of(trainer) -> dict:
     """The trainer's presets by name (`PRESETS` in its config.py); without any, the shipped configuration only."""
-    return dict(getattr(trainer.module, "PRESETS", None) or {"shipped configuration": shipped("the defaults")})
+    return dict(getattr(trainer.module, "PRESETS", None) or {SHIPPED: shipped("the defaults")})
 
 
 def default_preset(trainer) -> str:
