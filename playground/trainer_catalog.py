@@ -6,9 +6,10 @@ a run executes) and a TensorFlow-free `config.py` (the contract) that defines `T
 only reads the contract.
 
 Only numbers and switches may be set freely; a text setting (often a path) only if the trainer lists it among its
-main settings. The run folder, resuming, the uploaded file and the tab's own controls (source, epochs) are never
-settable (`RESERVED`). Values arrive as JSON or form values and are coerced to the field's type here, with a
-sentence for anything that does not fit; the trainer's own `TrainConfig.validate()` then checks the ranges.
+main settings or it is one of a few fixed words (`CHOICE_SETTINGS`: the precision). The run folder, resuming, the
+uploaded file and the tab's own controls (source, epochs) are never settable (`RESERVED`). Values arrive as JSON or
+form values and are coerced to the field's type here, with a sentence for anything that does not fit; the trainer's
+own `TrainConfig.validate()` then checks the ranges.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ CONTRACT = ("TrainConfig", "SOURCES", "MAIN_SETTINGS", "RUN_CHECKPOINT")
 # Settings a page or script never sets directly: the jobs code owns the run folder and resuming, the user's file
 # arrives as an upload, and the tab's own controls carry source and epochs.
 RESERVED = ("out", "resume", "text_file", "source", "epochs", "eager")
+# Text settings every trainer may have set although they are not main settings: each is one of a few fixed words
+# that TrainConfig.validate() checks (a preset runs in float32 so that its measured step times hold on any CPU).
+CHOICE_SETTINGS = ("precision",)
 # A request's settings are a few dozen numbers at most: anything far bigger is refused before it is looked at.
 MAX_SETTINGS = 100
 MAX_SETTINGS_CHARACTERS = 10_000  # as JSON
@@ -111,7 +115,8 @@ def load_trainer(name: str) -> Trainer | None:
         if field.name in RESERVED:
             continue
         kind = _field_kind(module.TrainConfig, field)
-        if kind in (int, float, bool) or (kind is str and field.name in module.MAIN_SETTINGS):
+        if kind in (int, float, bool) or (kind is str and (field.name in module.MAIN_SETTINGS
+                                                          or field.name in CHOICE_SETTINGS)):
             default = field.default if field.default is not dataclasses.MISSING else field.default_factory()
             settings[field.name] = Setting(field.name, kind, default, field.metadata.get("help", ""))
     main = tuple(setting for setting in module.MAIN_SETTINGS if setting in settings)

@@ -26,8 +26,10 @@ import time
 
 import gradio as gr
 
+from playground import estimate as estimates
 from playground.jobs import CANCELLED, DONE, FAILED, RUNNING, JobError, Jobs, describe, discover_trainers
 from playground.trainer_catalog import Setting
+from trainers.common.presets import QUICK_LOOK, SHIPPED, shipped
 from trainers.common.progress import format_seconds
 
 MODEL = None
@@ -40,6 +42,8 @@ SOURCE_LABELS = {"offline": "offline (bundled data)", "canonical": "canonical (d
                  "file": "file (your own writing)"}
 RUN_COLUMNS = ["Run", "Model", "Status", "Started (UTC)", "Epochs", "Held-out scores (last epoch)", "Promoted"]
 STATUS_ICONS = {RUNNING: "⏳ running", DONE: "✅ done", FAILED: "❌ failed", CANCELLED: "⏹ cancelled"}
+CUSTOM = "custom"  # the preset choice once a field no longer matches any preset
+CUSTOM_INFO = "Your own settings: a field differs from every preset (pick a preset to fill them in again)."
 
 
 def _error(error: Exception) -> gr.Error:
@@ -176,21 +180,24 @@ CSS = """
 .ep-cancelled .ep-progress-fill { background: var(--neutral-400); }
 .ep-progress-text { margin-top: 6px; font-size: 0.9em; color: var(--body-text-color-subdued); }
 #training-sample-text textarea { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.9em; }
+#training-estimate { font-size: 0.9em; color: var(--body-text-color-subdued); }
+#training-estimate strong { color: var(--body-text-color); font-size: 1.05em; }
 #training-error textarea { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.85em;
   color: #b91c1c; }
 """
 
 
-def _slot_props(setting: Setting | None) -> tuple[dict, dict, dict]:
-    """The properties of a setting slot's number, text box and switch: only the one of the setting's kind shows."""
+def _slot_props(setting: Setting | None, value=None) -> tuple[dict, dict, dict]:
+    """The properties of a setting slot's number, text box and switch: only the one of the setting's kind shows,
+    holding `value` (the setting's default if None)."""
     kind = setting.kind if setting else None
     label = setting.label if setting else ""
     info = (setting.help or None) if setting else None
+    value = setting.default if setting and value is None else value
     number = {"visible": kind in (int, float), "label": label, "info": info,
-              "value": setting.default if kind in (int, float) else None, "precision": None}
-    text = {"visible": kind is str, "label": label, "info": info, "value": setting.default if kind is str else ""}
-    switch = {"visible": kind is bool, "label": label, "info": info,
-              "value": bool(setting.default) if kind is bool else False}
+              "value": value if kind in (int, float) else None, "precision": None}
+    text = {"visible": kind is str, "label": label, "info": info, "value": value if kind is str else ""}
+    switch = {"visible": kind is bool, "label": label, "info": info, "value": bool(value) if kind is bool else False}
     return number, text, switch
 
 
@@ -205,19 +212,88 @@ def _other_settings(trainer) -> str:
                                                          if name not in trainer.main_settings)
 
 
+def presets_of(trainer) -> dict:
+    """The trainer's presets by name (`PRESETS` in its config.py); without any, the shipped configuration only."""
+    return dict(getattr(trainer.module, "PRESETS", None) or {SHIPPED: shipped("the defaults")})
+
+
+def default_preset(trainer) -> str:
+    """The preset the form starts with: the quick look where the trainer has one."""
+    presets = presets_of(trainer)
+    return QUICK_LOOK if QUICK_LOOK in presets else next(iter(presets))
+
+
+def _preset_choices(trainer) -> list[tuple[str, str]]:
+    return [(name, name) for name in presets_of(trainer)] + [(CUSTOM, CUSTOM)]
+
+
+def _preset_info(trainer, name: str) -> str:
+    preset = presets_of(trainer).get(name)
+    return (preset.description[:1].upper() + preset.description[1:] + ".") if preset else CUSTOM_INFO
+
+
+def preset_form(trainer, name: str) -> tuple[int, list, str]:
+    """(epochs, the main settings' values in slot order, the More settings JSON) that a preset fills in."""
+    preset = presets_of(trainer)[name]
+    values = estimates.preset_values(trainer, preset)
+    extra = {key: value for key, value in preset.settings.items()
+             if key not in trainer.main_settings and key != "epochs"}
+    return (values["epochs"], [values[setting] for setting in trainer.main_settings[:SLOTS]],
+            json.dumps(extra) if extra else "")
+
+
+def matching_preset(trainer, values: dict) -> str:
+    """The name of the preset whose settings are exactly `values` (every field but the data source), or CUSTOM."""
+    fields = {key: value for key, value in values.items() if key != "source"}
+    for name, preset in presets_of(trainer).items():
+        wanted = estimates.preset_values(trainer, preset)
+        if all(fields.get(key) == value for key, value in wanted.items() if key != "source"):
+            return name
+    return CUSTOM
+
+
+def form_settings(trainer, slot_values: list, extra) -> dict:
+    """The settings a form holds (its visible slots and the More settings JSON); ValueError with a sentence."""
+    settings = {}
+    for setting, value in zip(_slot_settings(trainer), slot_values):
+        if setting is None:
+            continue
+        if value is None or value == "":
+            raise ValueError(f"Give a value for {setting.name.replace('_', ' ')}.")
+        settings[setting.name] = value
+    if extra and extra.strip():
+        try:
+            more = json.loads(extra)
+        except ValueError as error:
+            raise ValueError(f"More settings must be a JSON object like {{\"steps_per_epoch\": 50}}: {error}.")
+        if not isinstance(more, dict):
+            raise ValueError("More settings must be a JSON object like {\"steps_per_epoch\": 50}.")
+        settings.update(more)
+    return settings
+
+
+def estimate_text(trainer, source, epochs, settings: dict, jobs: Jobs | None) -> str:
+    """The sentence beside Start: the run's estimated duration and where the figure comes from."""
+    try:
+        values = estimates.form_values(trainer, source, epochs, settings)
+    except JobError as error:
+        return f"No estimate: {error}."
+    return estimates.estimate(trainer, values, jobs).sentence
+
+
 class SettingSlot:
     """One main setting on the page: a number, a text box and a switch, of which only the setting's kind shows."""
 
-    def __init__(self, setting: Setting | None):
-        number, text, switch = _slot_props(setting)
+    def __init__(self, setting: Setting | None, value=None):
+        number, text, switch = _slot_props(setting, value)
         self.number = gr.Number(min_width=140, **number)
         self.text = gr.Textbox(min_width=140, **text)
         self.switch = gr.Checkbox(**switch)
         self.components = [self.number, self.text, self.switch]
 
-    def show(self, setting: Setting | None) -> dict:
-        """The updates that make this slot show `setting` (or hide it)."""
-        number, text, switch = _slot_props(setting)
+    def show(self, setting: Setting | None, value=None) -> dict:
+        """The updates that make this slot show `setting` holding `value` (or hide it)."""
+        number, text, switch = _slot_props(setting, value)
         return {self.number: gr.Number(**number), self.text: gr.Textbox(**text), self.switch: gr.Checkbox(**switch)}
 
     def value(self, setting: Setting, values: dict):
@@ -249,21 +325,33 @@ class TrainingTab:
             gr.Markdown("No trainer follows the Training tab contract yet (`trainers/<model>/config.py`).")
             return False
         trainer, choices = self.trainers[first], _trainer_choices(self.trainers)
+        preset = default_preset(trainer)
+        epochs, slot_values, extra = preset_form(trainer, preset)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
                 gr.Markdown("### New run")
                 self.model = gr.Dropdown(choices, value=first, label="Model")
+                self.preset = gr.Radio(_preset_choices(trainer), value=preset, label="Preset",
+                                       info=_preset_info(trainer, preset), elem_id="training-preset")
                 self.source = gr.Radio(_source_choices(trainer), value=trainer.sources[0], label="Data")
                 self.text_file = gr.File(label="Your own writing (a UTF-8 .txt file, at least 2,000 characters)",
                                          file_types=[".txt", ".md", ".text"], type="filepath", visible=False,
                                          elem_id="training-text-file")
-                self.epochs = gr.Number(value=trainer.default_epochs(), minimum=1, label="Epochs")
+                self.epochs = gr.Number(value=epochs, minimum=1, label="Epochs")
                 with gr.Row():
-                    self.slots = [SettingSlot(setting) for setting in _slot_settings(trainer)]
+                    self.slots = [SettingSlot(setting, value) for setting, value
+                                  in zip(_slot_settings(trainer), slot_values + [None] * SLOTS)]
                 with gr.Accordion("More settings", open=False):
-                    self.extra = gr.Textbox(label="More settings (JSON)", placeholder='{"steps_per_epoch": 50}',
-                                            lines=2, info=_other_settings(trainer))
-                self.start = gr.Button("Start training", variant="primary")
+                    self.extra = gr.Textbox(extra, label="More settings (JSON)",
+                                            placeholder='{"steps_per_epoch": 50}', lines=2,
+                                            info=_other_settings(trainer))
+                with gr.Row(equal_height=False):
+                    self.start = gr.Button("Start training", variant="primary", scale=1, min_width=150)
+                    # Computed on every page load: an earlier run on this machine may have measured these settings.
+                    self.estimate = gr.Markdown(
+                        lambda: estimate_text(trainer, trainer.sources[0], epochs,
+                                              form_settings(trainer, slot_values, extra), self.jobs),
+                        elem_id="training-estimate", elem_classes="ep-note", scale=3)
                 self.settings_json = gr.Textbox(visible=False)
                 gr.Markdown("### Served checkpoint")
                 self.served_model = gr.Dropdown(choices, value=first, label="Model", scale=1)
@@ -315,10 +403,19 @@ class TrainingTab:
                           self.promote, self.delete, self.seen, self.timer, self.worse_row, self.promote_note]
         forget_seen = dict(fn=lambda: None, inputs=None, outputs=self.seen, api_name=False)
         show_served = dict(fn=self.served, inputs=self.served_model, outputs=self.served_text, api_name=False)
-        self.model.change(self.pick_model, self.model, [self.source, self.epochs, self.text_file, *slot_components,
-                                                         self.extra, self.served_model], api_name=False)
+        form_fields = [self.epochs, self.extra, *slot_components]
+        self.model.change(self.pick_model, self.model, [self.preset, self.source, self.epochs, self.text_file,
+                                                         *slot_components, self.extra, self.served_model,
+                                                         self.estimate], api_name=False)
+        self.preset.input(self.pick_preset, {self.model, self.preset, self.source, *form_fields},
+                          [self.preset, *form_fields, self.estimate], api_name=False)
         self.source.change(lambda source: gr.File(visible=source == "file"), self.source, self.text_file,
                            api_name=False)
+        # A field changed by hand: the preset shows as custom (unless the values still match one), and the
+        # estimate follows the new settings.
+        for field in [self.source, *form_fields]:
+            field.input(self.form_changed, {self.model, self.source, *form_fields}, [self.preset, self.estimate],
+                        api_name=False, show_progress="hidden", trigger_mode="always_last")
         self.start.click(self.collect_settings, {self.model, self.extra, *slot_components}, self.settings_json,
                          api_name=False).success(
             self.start_training, [self.model, self.source, self.epochs, self.settings_json, self.text_file],
@@ -358,37 +455,67 @@ class TrainingTab:
         return _served_text(model, self.registry.metrics(model))
 
     def pick_model(self, model) -> dict:
+        """The form for another model: its sources, its settings, filled in from its default preset."""
         trainer = self._trainer(model)
-        updates = {self.source: gr.Radio(choices=_source_choices(trainer), value=trainer.sources[0]),
-                   self.epochs: gr.Number(value=trainer.default_epochs()),
-                   self.text_file: gr.File(visible=trainer.sources[0] == "file"),
-                   self.extra: gr.Textbox(value="", info=_other_settings(trainer)),
+        source = trainer.sources[0]
+        updates = {self.source: gr.Radio(choices=_source_choices(trainer), value=source),
+                   self.text_file: gr.File(visible=source == "file"),
                    self.served_model: gr.Dropdown(value=model)}
-        for slot, setting in zip(self.slots, _slot_settings(trainer)):
-            updates.update(slot.show(setting))
+        updates.update(self._fill(trainer, default_preset(trainer), source, choices=True))
         return updates
+
+    def _fill(self, trainer, preset: str, source, choices: bool = False) -> dict:
+        """The updates that fill the form with a preset's settings, and the estimate for them."""
+        epochs, slot_values, extra = preset_form(trainer, preset)
+        updates = {self.preset: gr.Radio(choices=_preset_choices(trainer), value=preset,
+                                         info=_preset_info(trainer, preset)) if choices
+                   else gr.Radio(value=preset, info=_preset_info(trainer, preset)),
+                   self.epochs: gr.Number(value=epochs),
+                   self.extra: gr.Textbox(value=extra, info=_other_settings(trainer)),
+                   self.estimate: estimate_text(trainer, source, epochs, form_settings(trainer, slot_values, extra),
+                                                self.jobs)}
+        for slot, setting, value in zip(self.slots, _slot_settings(trainer), slot_values + [None] * SLOTS):
+            updates.update(slot.show(setting, value))
+        return updates
+
+    def _slot_values(self, trainer, values: dict) -> list:
+        return [slot.value(setting, values) if setting else None
+                for slot, setting in zip(self.slots, _slot_settings(trainer))]
+
+    def pick_preset(self, values: dict) -> dict:
+        """A preset chosen: its settings fill the form ('custom' leaves the form as it is)."""
+        trainer = self._trainer(values[self.model])
+        preset = values[self.preset]
+        if preset in presets_of(trainer):
+            return self._fill(trainer, preset, values[self.source])
+        if preset != CUSTOM:
+            raise gr.Error(f"{trainer.name} has no preset {str(preset)[:60]!r}; the presets are: "
+                           f"{', '.join(presets_of(trainer))}.")
+        updates = self.form_changed(values)
+        updates[self.preset] = gr.Radio(value=CUSTOM, info=CUSTOM_INFO)  # kept even if the values match a preset
+        return updates
+
+    def form_changed(self, values: dict) -> dict:
+        """A field changed by hand: which preset (if any) the form still matches, and the new estimate."""
+        trainer = self._trainer(values[self.model])
+        try:
+            settings = form_settings(trainer, self._slot_values(trainer, values), values[self.extra])
+            matched = matching_preset(trainer, estimates.form_values(trainer, values[self.source],
+                                                                     values[self.epochs], settings))
+        except (ValueError, JobError) as error:
+            text = str(error)
+            return {self.preset: gr.Radio(value=CUSTOM, info=CUSTOM_INFO),
+                    self.estimate: "No estimate: " + text[:1].lower() + text[1:].rstrip(".") + "."}
+        return {self.preset: gr.Radio(value=matched, info=_preset_info(trainer, matched)),
+                self.estimate: estimate_text(trainer, values[self.source], values[self.epochs], settings, self.jobs)}
 
     def collect_settings(self, values: dict) -> str:
         """Gathers the visible setting slots and the JSON box into one JSON object (the API's settings)."""
         trainer = self._trainer(values[self.model])
-        settings = {}
-        for slot, setting in zip(self.slots, _slot_settings(trainer)):
-            if setting is None:
-                continue
-            value = slot.value(setting, values)
-            if value is None or value == "":
-                raise gr.Error(f"Give a value for {setting.name.replace('_', ' ')}.")
-            settings[setting.name] = value
-        extra = values[self.extra]
-        if extra and extra.strip():
-            try:
-                more = json.loads(extra)
-            except ValueError as error:
-                raise gr.Error(f"More settings must be a JSON object like {{\"steps_per_epoch\": 50}}: {error}.")
-            if not isinstance(more, dict):
-                raise gr.Error("More settings must be a JSON object like {\"steps_per_epoch\": 50}.")
-            settings.update(more)
-        return json.dumps(settings)
+        try:
+            return json.dumps(form_settings(trainer, self._slot_values(trainer, values), values[self.extra]))
+        except ValueError as error:
+            raise gr.Error(str(error)) from None
 
     def start_training(self, model, source, epochs, settings, text_file) -> dict:
         """Starts a run; `settings` is a JSON object of the model's settings, `text_file` an upload or None."""

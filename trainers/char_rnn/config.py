@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 
 from trainers.common.config import RunConfig, flag, in_range, positive
+from trainers.common.presets import QUICK_LOOK, SHIPPED, Measurement, Preset, shipped
 
 RUN_CHECKPOINT = "checkpoint"
 # What the app's Training tab offers for this model (besides epochs): data sources and main settings.
@@ -49,3 +50,30 @@ class TrainConfig(RunConfig):
         for name in ("warmup_steps", "max_chars", "clip_norm"):
             problems += positive(flag(name), getattr(self, name), allow_zero=True)
         return problems
+
+
+# The Training tab's presets (the first is its default). Measured with the CLI at nice 10, as the tab runs it:
+# `python -m trainers.char_rnn.train --out /tmp/quick <the settings as flags>`, then `python -m playground.step_times`.
+# The quick look runs in float32: on an AVX512-BF16 CPU `auto` picks bfloat16, and there the end-of-epoch sampler
+# fails (its state is bfloat16 where its compiled signature wants float32; measured 2026-12-04).
+PRESETS = {
+    QUICK_LOOK: Preset(
+        QUICK_LOOK, "a GRU-256 on Shakespeare, 6 short epochs of 80 steps: the loss falls from 4.4 to about 1.9 "
+                    "nats/char and each epoch's sample turns from letter soup into words, names and stage directions "
+                    "in about 2 minutes",
+        {"epochs": 6, "steps_per_epoch": 80, "rnn_units": 256, "embedding_dim": 64, "batch_size": 64,
+         "sample_length": 200, "precision": "float32"},
+        Measurement(seconds_per_step=0.1773, startup_seconds=7.7, epoch_seconds=5.7, steps_per_pass=None,
+                    cpu="AMD EPYC", load="another training run on both cores (load 3.9)", date="2026-12-04",
+                    wall_seconds=128.2, losses=(("loss", 4.369, 1.879),),
+                    heldout=("heldout_loss_nats_per_char", 2.566, 1.938),
+                    note="held-out loss per epoch 2.566, 2.240, 2.077, 1.990, 1.951, 1.938 nats/char")),
+    # A warm-up of the shipped configuration (28 steps, interrupted after 150 s): one pass is 184 steps; the end of
+    # an epoch was not reached, so its evaluation is not in the estimate. `auto` ran it in bfloat16 here.
+    SHIPPED: shipped("the served checkpoint's configuration: a GRU-1024 at batch 256, 15 passes over Shakespeare",
+                     Measurement(seconds_per_step=4.8512, startup_seconds=8.1, epoch_seconds=None, steps_per_pass=184,
+                                 cpu="AMD EPYC", load="another training run and a benchmark on both cores (load 5)",
+                                 date="2026-12-04", losses=(("loss", 4.433, 3.137),),
+                                 note="warm-up of 28 steps in mixed_bfloat16 (precision auto on this AVX512-BF16 "
+                                      "CPU)")),
+}
