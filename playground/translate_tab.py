@@ -115,10 +115,10 @@ def description(metrics: dict) -> str:
             "through Bahdanau (additive) attention. Trained on the public-domain Bible (Reina-Valera 1909 → World "
             "English, Basic English, King James) and on everyday text found in Debian packages: translated program "
             "interfaces, Tux Paint's picture descriptions, Asterisk phone prompts and the FreeDict dictionary. "
-            "It gets some short interface messages and simple phrases right (\"No se pudo abrir el archivo.\" → "
-            "\"Could not open file.\", \"Una manzana roja.\" → \"A red apple.\"), but most everyday sentences "
-            "still come out wrong (\"Me gusta leer libros.\" → \"Me missing empty file.\"): it saw little "
-            "conversation and had a short training. Scripture is what it translates best.")
+            "It gets short interface messages and simple phrases right (\"No se pudo abrir el archivo.\" → "
+            "\"Could not open file.\", \"¿Puedes ayudarme?\" → \"Can you help me?\"), but many everyday "
+            "sentences still come out wrong (\"Me gusta leer libros.\" → \"Backing book documents.\"): it saw "
+            "little conversation. Scripture is what it translates best.")
     everyday = (metrics.get("test") or {}).get("everyday") or {}
     if "bleu_beam" in metrics:
         text += (f" Held-out scores of this checkpoint (beam {metrics.get('beam_width')}): Bible test chapters "

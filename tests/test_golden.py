@@ -6,7 +6,7 @@ two seeds, greedy and beam-3 translations, greedy and beam-3 captions. Strings m
 by the mean of each uint8 image within 0.01 grey levels (1/100 of one level: float32 rounding may flip the odd
 pixel between builds of oneDNN, a different generator moves means by whole levels).
 
-The translations and captions were re-recorded for the subword translator and the photo-trained captioner (issue 13). The two *sampled* text entries were re-recorded when sampling moved into the compiled chunk loop (issue 14: a
+The translations and captions were re-recorded for the subword translator and the photo-trained captioner (issue 13), and the translations again when the translator trained on to epoch 15. The two *sampled* text entries were re-recorded when sampling moved into the compiled chunk loop (issue 14: a
 Gumbel-max draw with stateless seeds instead of NumPy's generator, so a seed now names another text); the greedy
 entry did not change.
 """
