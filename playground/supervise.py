@@ -1,8 +1,8 @@
 """The trainer's process: started in a process group of its own at a lower CPU priority, watched, and stopped.
 
-A run is an argument list (never a shell), executed as `nice -n 10 <command>` (nice execs, so the pid is the
-trainer's) with `start_new_session`, so the run's group outlives an app restart and a cancel reaches the trainer
-and every process it started. Liveness comes from psutil: a zombie has ended, and a pid reused by another program
+A run is an argument list (never a shell), executed as `chrt --idle 0 nice -n 10 <command>` (SCHED_IDLE: it
+runs on what the app leaves idle; both exec, so the pid is the trainer's) with `start_new_session`, so the run's
+group outlives an app restart and a cancel reaches the trainer and every process it started. Liveness comes from psutil: a zombie has ended, and a pid reused by another program
 is not our trainer (its command line must name the run's folder).
 """
 
@@ -33,8 +33,11 @@ def launch(command: list[str], output: Path) -> subprocess.Popen:
     """Starts `command` from the repository root in a new process group at nice +10, its output into `output`."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
-    nice = shutil.which("nice")
-    command = ([nice, "-n", str(NICE_INCREMENT)] if nice else []) + list(command)  # nice execs: same pid
+    nice, chrt = shutil.which("nice"), shutil.which("chrt")
+    # SCHED_IDLE (chrt --idle): the trainer gets a core only when the app's threads leave it; nice +10 alone let
+    # a training run double the Digits tab's p95 (benchmarks/responsiveness.py). nice and chrt exec: same pid.
+    command = ([chrt, "--idle", "0"] if chrt else []) + ([nice, "-n", str(NICE_INCREMENT)] if nice else []) + \
+        list(command)
     with open(output, "ab") as handle:
         try:
             return subprocess.Popen(command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=handle,
