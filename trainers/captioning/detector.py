@@ -72,13 +72,13 @@ class Detector:
         graph_def = tf.compat.v1.GraphDef()
         graph_def.ParseFromString(Path(path).read_bytes())
 
-        def imported(image_tensor):
-            tf.compat.v1.import_graph_def(graph_def, name="", input_map={"image_tensor:0": image_tensor})
+        outputs = ["detection_boxes:0", "detection_scores:0", "detection_classes:0", "num_detections:0"]
 
-        wrapped = tf.compat.v1.wrap_function(imported, [tf.TensorSpec((1, None, None, 3), tf.uint8)])
-        outputs = [wrapped.graph.get_tensor_by_name(name) for name in
-                   ("detection_boxes:0", "detection_scores:0", "detection_classes:0", "num_detections:0")]
-        self._run = wrapped.prune(wrapped.inputs, outputs)
+        def imported(image_tensor):  # the four outputs returned from the import: no prune (3 s) is needed
+            return tf.compat.v1.import_graph_def(graph_def, name="", input_map={"image_tensor:0": image_tensor},
+                                                 return_elements=outputs)
+
+        self._run = tf.compat.v1.wrap_function(imported, [tf.TensorSpec((1, None, None, 3), tf.uint8)])
         self.path = Path(path)
 
     @classmethod
