@@ -364,7 +364,9 @@ class TrainingTab:
                 self.progress = gr.HTML(progress_html(None), padding=False, elem_id="training-progress",
                                         label="Progress")
                 self.message = gr.Markdown("", elem_id="training-message", label="Message")
-                self.plot = gr.Plot(loss_figure(None), format="png", label="Loss", show_label=False,
+                # Empty until the first refresh (about 2 s after the page loads) draws it: building the page must
+                # not import matplotlib (a third of the page's build time, which delays the app's start).
+                self.plot = gr.Plot(None, format="png", label="Loss", show_label=False,
                                     elem_id="training-loss-plot")
                 with gr.Row():
                     self.cancel = gr.Button("■ Cancel", variant="stop", interactive=False)
