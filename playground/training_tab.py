@@ -347,11 +347,13 @@ class TrainingTab:
                                             info=_other_settings(trainer))
                 with gr.Row(equal_height=False):
                     self.start = gr.Button("Start training", variant="primary", scale=1, min_width=150)
-                    # Computed on every page load: an earlier run on this machine may have measured these settings.
-                    self.estimate = gr.Markdown(
-                        lambda: estimate_text(trainer, trainer.sources[0], epochs,
-                                              form_settings(trainer, slot_values, extra), self.jobs),
-                        elem_id="training-estimate", elem_classes="ep-note", scale=3)
+                    # Computed again on every page load (an earlier run on this machine may have measured these
+                    # settings), by a load event that is not a public endpoint (see `build`).
+                    self.initial_estimate = lambda: estimate_text(trainer, trainer.sources[0], epochs,
+                                                                  form_settings(trainer, slot_values, extra),
+                                                                  self.jobs)
+                    self.estimate = gr.Markdown(self.initial_estimate(), elem_id="training-estimate",
+                                                elem_classes="ep-note", scale=3)
                 self.settings_json = gr.Textbox(visible=False)
                 gr.Markdown("### Served checkpoint")
                 self.served_model = gr.Dropdown(choices, value=first, label="Model", scale=1)
@@ -639,10 +641,13 @@ def pick_run(runs, event: gr.SelectData):
         return gr.skip()
 
 
-def build(registry) -> None:
+def build(registry) -> list:
+    """Lays out and wires the tab; returns its page-load refreshes [(function, outputs)] for the app to register."""
     tab = TrainingTab(registry)
     if tab.layout():
         tab.wire()
+        return [(tab.initial_estimate, [tab.estimate])]
+    return []
 
 
 def _served_text(model: str, metrics: dict) -> str:
