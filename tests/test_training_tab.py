@@ -18,9 +18,7 @@ from tests.test_no_external_requests import record_external_requests
 
 PAGE_SETTINGS = {"Epochs": "2", "Rnn units": "16", "Batch size": "8", "Seq len": "20"}
 # 2 x 200 tiny steps last several of the tab's 2-second refreshes even on an idle machine, so the plot is seen mid-run.
-# float32 as in the quick look the form starts with (this replaces its More settings): on an AVX512-BF16 CPU
-# `auto` picks bfloat16, where the char-RNN's end-of-epoch sampler fails (TypeError: a bfloat16 state for a float32
-# signature; tests/test_jobs.py's tiny run fails the same way there, before and after the presets).
+# float32 as in the quick look the form starts with (this replaces its More settings).
 MORE_SETTINGS = {"steps_per_epoch": 200, "embedding_dim": 8, "log_every": 2, "sample_length": 80,
                  "precision": "float32"}
 

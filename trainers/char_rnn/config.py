@@ -54,8 +54,8 @@ class TrainConfig(RunConfig):
 
 # The Training tab's presets (the first is its default). Measured with the CLI at nice 10, as the tab runs it:
 # `python -m trainers.char_rnn.train --out /tmp/quick <the settings as flags>`, then `python -m playground.step_times`.
-# The quick look runs in float32: on an AVX512-BF16 CPU `auto` picks bfloat16, and there the end-of-epoch sampler
-# fails (its state is bfloat16 where its compiled signature wants float32; measured 2026-12-04).
+# The quick look runs in float32, the precision its step time was measured in (`auto` would pick bfloat16 on an
+# AVX512-BF16 CPU; until 2026-12-04 the end-of-epoch sampler failed there, which is fixed).
 PRESETS = {
     QUICK_LOOK: Preset(
         QUICK_LOOK, "a GRU-256 on Shakespeare, 6 short epochs of 80 steps: the loss falls from 4.4 to about 1.9 "
