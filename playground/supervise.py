@@ -99,6 +99,19 @@ def group_alive(pgid: int, process: subprocess.Popen | None) -> bool:
     return bool(group_members(pgid))
 
 
+def _wake(pgid: int) -> None:
+    """Moves the group's processes from SCHED_IDLE back to the normal policy (still at nice +10), so a trainer on a
+    busy machine gets the CPU to handle the interrupt and write 'cancelled' within the grace. Best effort: without
+    the permission (an unprivileged user's RLIMIT_NICE) the run stays idle-scheduled."""
+    if not hasattr(os, "sched_setscheduler"):
+        return
+    for pid in group_members(pgid):
+        try:
+            os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+        except OSError:
+            pass
+
+
 def _signal_group(pgid: int, number: int) -> None:
     try:
         os.killpg(pgid, number)
@@ -110,6 +123,7 @@ def stop_group(pgid: int, run_dir: Path, process: subprocess.Popen | None = None
                grace: float = CANCEL_GRACE_SECONDS) -> None:
     """Interrupts the group (the trainer logs 'cancelled' and exits), kills it after `grace` seconds, and waits
     for the trainer to end. `process` is the Popen when this app started the run, else None (found by pid)."""
+    _wake(pgid)
     _signal_group(pgid, signal.SIGINT)
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and group_alive(pgid, process):
