@@ -2,8 +2,10 @@
 
 A run is an argument list (never a shell), executed as `chrt --idle 0 nice -n 10 <command>` (SCHED_IDLE: it
 runs on what the app leaves idle; both exec, so the pid is the trainer's) with `start_new_session`, so the run's
-group outlives an app restart and a cancel reaches the trainer and every process it started. Liveness comes from psutil: a zombie has ended, and a pid reused by another program
-is not our trainer (its command line must name the run's folder).
+group outlives an app restart and a cancel reaches the trainer and every process it started (a cancel first moves
+the run back to the normal policy, so it gets the CPU to handle the interrupt). Liveness comes from psutil: a
+zombie has ended, and a pid reused by another program is not our trainer (its command line must name the run's
+folder).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ REAP_SECONDS = 10.0
 
 
 def launch(command: list[str], output: Path) -> subprocess.Popen:
-    """Starts `command` from the repository root in a new process group at nice +10, its output into `output`."""
+    """Starts `command` from the repository root in a new process group at SCHED_IDLE and nice +10, its output
+    into `output`."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     nice, chrt = shutil.which("nice"), shutil.which("chrt")

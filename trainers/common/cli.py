@@ -133,8 +133,8 @@ def restore_interrupt() -> None:
 
     A blocked signal is never delivered: it waits, pending, while the run trains on until the app's grace runs out
     and it is killed. The signal mask survives fork and exec, so a trainer started from a thread (or a parent) that
-    blocks SIGINT inherits the block; a test suite whose earlier tests left SIGINT blocked in its main thread
-    showed it (cancel took 5.1 s and a SIGKILL)."""
+    blocks SIGINT inherits the block (blocking it before a launch reproduces the CI failure of 2026-12-02: the
+    cancel took 5.1 s and a SIGKILL)."""
     try:
         if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
             signal.signal(signal.SIGINT, signal.default_int_handler)
