@@ -66,7 +66,7 @@ def test_char_rnn_export_writes_the_apps_greedy_text_in_a_fresh_process(tmp_path
     from trainers.common import export as common
 
     checkpoint = tiny.make(tmp_path / "char_rnn")
-    out = common.main("char_rnn", export.build, export.signatures,
+    out = common.main("char_rnn", export.build, export.SIGNATURE,
                       ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "exported" / "char_rnn" / "1")])
     requests = [["ROMEO:", 90, 0.0, 1], ["", 70, 0.0, 3], ["to be", 0, 0.0, 1], ["zz\u00e9\u2603", 65, 0.9, 11]]
     answers = load_in_a_fresh_process("char_rnn", out, requests)
@@ -93,7 +93,7 @@ def test_dcgan_export_gives_the_tabs_digits_in_a_fresh_process(tmp_path):
     from trainers.dcgan.model import latent_vectors
 
     checkpoint = tiny.make(tmp_path / "dcgan")
-    out = common.main("dcgan", export.build, export.signatures,
+    out = common.main("dcgan", export.build, export.SIGNATURE,
                       ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "exported" / "dcgan" / "1")])
     generator = DigitGenerator.load(checkpoint)
     latent = latent_vectors(5, 6, generator.config.latent_dim)
@@ -113,12 +113,12 @@ def test_export_refuses_an_unversioned_or_existing_folder_and_a_bad_checkpoint(t
                            (["--checkpoint", str(tmp_path / "nothing"), "--out", str(tmp_path / "d" / "1")],
                             "cannot export")):
         with pytest.raises(SystemExit) as stopped:
-            common.main("dcgan", export.build, export.signatures, argv)
+            common.main("dcgan", export.build, export.SIGNATURE, argv)
         assert stopped.value.code == 2
         assert expected in capsys.readouterr().err
     (tmp_path / "e" / "1").mkdir(parents=True)
     with pytest.raises(SystemExit):
-        common.main("dcgan", export.build, export.signatures, ["--out", str(tmp_path / "e" / "1")])
+        common.main("dcgan", export.build, export.SIGNATURE, ["--out", str(tmp_path / "e" / "1")])
     assert "exists already" in capsys.readouterr().err
     assert not (tmp_path / "d" / "1").exists()  # a failed export leaves nothing behind
 
@@ -130,7 +130,7 @@ def test_nmt_export_gives_the_apps_greedy_ids_in_a_fresh_process(tmp_path):
     from trainers.nmt.translate import Translator
 
     checkpoint = tiny.make(tmp_path / "nmt")
-    out = common.main("nmt", export.build, export.signatures,
+    out = common.main("nmt", export.build, export.SIGNATURE,
                       ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "exported" / "nmt" / "1")])
     translator = Translator.load(checkpoint)
     sentences = ["el perro come", "¿Dónde está la casa?", "Ana y Pedro \u2603", "hola"]
@@ -150,7 +150,7 @@ def test_caption_export_captions_image_bytes_as_the_app_in_a_fresh_process(tmp_p
     from trainers.common import export as common
 
     checkpoint = tiny.make(tmp_path / "captioning")
-    out = common.main("captioning", export.build, export.signatures,
+    out = common.main("captioning", export.build, export.SIGNATURE,
                       ["--checkpoint", str(checkpoint), "--out", str(tmp_path / "exported" / "captioning" / "1")])
     captioner = Captioner.load(checkpoint)
     rng = np.random.default_rng(0)

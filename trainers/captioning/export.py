@@ -16,6 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
+SIGNATURE = "caption"  # also served as serving_default
+
+
 def build(folder: Path):
     import tensorflow as tf
 
@@ -66,14 +69,10 @@ def build(folder: Path):
     return CaptionExport()
 
 
-def signatures(module) -> dict:
-    return {"serving_default": module.caption, "caption": module.caption}
-
-
 def main(argv=None) -> None:
     from trainers.common import export
 
-    export.main("captioning", build, signatures, argv, __doc__)
+    export.main("captioning", build, SIGNATURE, argv, __doc__)
 
 
 if __name__ == "__main__":

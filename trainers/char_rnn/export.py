@@ -17,6 +17,9 @@ from pathlib import Path
 MAX_EXPORT_LENGTH = 10_000
 
 
+SIGNATURE = "generate"  # also served as serving_default
+
+
 def build(folder: Path):
     import tensorflow as tf
 
@@ -65,14 +68,10 @@ def build(folder: Path):
     return TextExport()
 
 
-def signatures(module) -> dict:
-    return {"serving_default": module.generate, "generate": module.generate}
-
-
 def main(argv=None) -> None:
     from trainers.common import export
 
-    export.main("char_rnn", build, signatures, argv, __doc__)
+    export.main("char_rnn", build, SIGNATURE, argv, __doc__)
 
 
 if __name__ == "__main__":

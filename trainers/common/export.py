@@ -30,11 +30,11 @@ def check_out(out: Path, overwrite: bool) -> list[str]:
     return problems
 
 
-def main(model: str, build: Callable[[Path], object], signatures: Callable[[object], dict], argv=None,
-         doc: str = "") -> Path:
+def main(model: str, build: Callable[[Path], object], signature: str, argv=None, doc: str = "") -> Path:
     """Parses --checkpoint/--out/--overwrite, builds the module from the checkpoint and saves it; returns out.
 
-    `build(checkpoint_folder)` returns the tf.Module; `signatures(module)` its serving signatures by name."""
+    `build(checkpoint_folder)` returns the tf.Module; its method `signature` (a tf.function with an input
+    signature) is served under that name and as `serving_default`."""
     parser = argparse.ArgumentParser(prog=f"python -m trainers.{model}.export",
                                      description=(doc or f"Export the {model} model as a SavedModel.").split("\n\n")[0])
     parser.add_argument("--checkpoint", default=str(ROOT / "checkpoints" / model), help="checkpoint folder")
@@ -51,8 +51,10 @@ def main(model: str, build: Callable[[Path], object], signatures: Callable[[obje
         module = build(Path(args.checkpoint))
     except (checkpoint.CheckpointError, OSError, ValueError) as error:
         fail(f"cannot export {args.checkpoint}: {error}")
-    save(module, out, signatures(module))
-    print(f"SavedModel written to {out} (signatures: {', '.join(signatures(module))})")
+    function = getattr(module, signature)
+    signatures = {"serving_default": function, signature: function}
+    save(module, out, signatures)
+    print(f"SavedModel written to {out} (signatures: {', '.join(signatures)})")
     return out
 
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
+SIGNATURE = "images"  # also served as serving_default
+
+
 def build(folder: Path):
     import tensorflow as tf
 
@@ -34,14 +37,10 @@ def build(folder: Path):
     return DigitsExport()
 
 
-def signatures(module) -> dict:
-    return {"serving_default": module.images, "images": module.images}
-
-
 def main(argv=None) -> None:
     from trainers.common import export
 
-    export.main("dcgan", build, signatures, argv, __doc__)
+    export.main("dcgan", build, SIGNATURE, argv, __doc__)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ from __future__ import annotations
 from pathlib import Path
 
 
+SIGNATURE = "translate_ids"  # also served as serving_default
+
+
 def build(folder: Path):
     import tensorflow as tf
 
@@ -59,14 +62,10 @@ def build(folder: Path):
     return TranslateExport()
 
 
-def signatures(module) -> dict:
-    return {"serving_default": module.translate_ids, "translate_ids": module.translate_ids}
-
-
 def main(argv=None) -> None:
     from trainers.common import export
 
-    export.main("nmt", build, signatures, argv, __doc__)
+    export.main("nmt", build, SIGNATURE, argv, __doc__)
 
 
 if __name__ == "__main__":
