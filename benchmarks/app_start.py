@@ -57,12 +57,18 @@ def tab_actions(page) -> dict:
 
     photo = str(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
 
+    clicks = iter(range(1_000_000))
+
     def text():
+        # A new prompt each time: the same prompt and seed write the same text, so a wait for "a text other than
+        # the one shown" never ended when the second click's answer came in one chunk (the rounds that timed out).
         page.get_by_role("tab", name="Text").click()
-        before = page.locator("#generated-text textarea").input_value()
+        prompt = f"Ham.\nTo be, or not to be {next(clicks)}"
+        page.get_by_label("Prompt").fill(prompt)
         page.get_by_role("button", name="Generate", exact=True).click()
-        page.wait_for_function("([old]) => { const v = document.querySelector('#generated-text textarea').value;"
-                               " return v.length > 20 && v !== old; }", arg=[before], timeout=120000)
+        page.wait_for_function("([prompt]) => { const v = document.querySelector('#generated-text textarea').value;"
+                               " return v.startsWith(prompt) && v.length > prompt.length + 20; }", arg=[prompt],
+                               timeout=120000)
 
     def digits():
         page.get_by_role("tab", name="Digits").click()

@@ -7,7 +7,9 @@ Arms (issue 14, goal 3), each timed as the tab runs it, after a warm-up call:
   detokenise, attention rows); then beam 4 on the same sentences (the beam/greedy ratio);
 - **caption**: one picture file, from the bytes on disk to the caption (open, EXIF turn, resize, MobileNet with
   its ImageNet head, novelty judgement, decoder), greedy; then beam 3;
-- **digits**: 64 digits from a seed, the generator alone and with the classifier that labels each digit (the tab).
+- **digits**: 64 digits from a seed, the generator alone and with the classifier that labels each digit (the tab),
+  in the precision the app serves them in (`auto`: bfloat16 where the CPU computes it natively), and the
+  generator alone in float32 beside it.
 Repeats alternate between the arms (a noisy machine slows them alike); medians and 90th percentiles are printed
 with the goal beside them, and the CPU it ran on.
 """
@@ -56,7 +58,8 @@ def main(argv=None) -> None:
     root = Path(args.checkpoints)
     translator = Translator.load(root / "nmt")
     captioner = Captioner.load(root / "captioning")
-    digits = DigitGenerator.load(root / "dcgan")
+    digits = DigitGenerator.load(root / "dcgan")  # "auto", as the tab loads it
+    digits_float32 = DigitGenerator.load(root / "dcgan", precision="float32")
     files = pictures()
     arms = {
         "translate greedy": lambda i: translator.translate(SENTENCES[i % len(SENTENCES)], method="greedy"),
@@ -65,6 +68,7 @@ def main(argv=None) -> None:
         "caption beam 3": lambda i: captioner.caption(files[i % len(files)], beam=3),
         "digits 64 (generator)": lambda i: digits.generate(i, 64),
         "digits 64 (generator + classifier)": lambda i: digits.generate_judged(i, 64),
+        "digits 64 (generator, float32)": lambda i: digits_float32.generate(i, 64),
     }
     for name, arm in arms.items():  # warm-up: traces, first allocations
         for index in range(max(len(SENTENCES), len(files))):
@@ -74,6 +78,7 @@ def main(argv=None) -> None:
         for name, arm in arms.items():
             times[name].append(timed(lambda: arm(index)))
     print(describe_cpu())
+    print(f"digits are served in {digits.precision} here ('auto')")
     print(f"{'arm':38s} {'median ms':>10s} {'p90 ms':>8s}  goal")
     medians = {}
     for name, values in times.items():
@@ -84,7 +89,8 @@ def main(argv=None) -> None:
         print(f"{name:38s} {medians[name]:10.1f} {p90:8.1f}  {verdict}")
     print(f"beam/greedy: translate {medians['translate beam 4'] / medians['translate greedy']:.2f}x, "
           f"caption {medians['caption beam 3'] / medians['caption greedy']:.2f}x; "
-          f"classifier adds {medians['digits 64 (generator + classifier)'] - medians['digits 64 (generator)']:.1f} ms")
+          f"classifier adds {medians['digits 64 (generator + classifier)'] - medians['digits 64 (generator)']:.1f} ms; "
+          f"float32/auto digits {medians['digits 64 (generator, float32)'] / medians['digits 64 (generator)']:.2f}x")
 
 
 if __name__ == "__main__":

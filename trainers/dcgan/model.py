@@ -116,11 +116,23 @@ def read_config(path: Path) -> GanConfig:
         raise checkpoint.CheckpointError(f"{Path(path) / checkpoint.CONFIG_FILE} is not a DCGAN config: {error}")
 
 
-def load(path: Path) -> tuple[Generator, GanConfig]:
-    """Rebuilds the generator from `path/config.json` and loads `model.weights.h5` (the served generator)."""
+def load(path: Path, precision: str = "float32") -> tuple[Generator, GanConfig]:
+    """Rebuilds the generator from `path/config.json` and loads `model.weights.h5` (the served generator).
+
+    `precision` is a Keras policy or "auto" (trainers.common.hardware.resolve_precision): under mixed_bfloat16 the
+    layers compute in bfloat16 from the same float32 weights (variables stay float32), so a checkpoint trained in
+    either precision serves in either. The policy is set only while the networks are built (Keras keeps it per
+    thread), so loading does not change the precision of anything else."""
+    from trainers.common.hardware import resolve_precision
+
     path = checkpoint.require_folder(path)
     config = read_config(path)
-    generator, _ = build(config)
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(resolve_precision(precision))
+    try:
+        generator, _ = build(config)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     checkpoint.load_weights(generator, path)
     return generator, config
 
