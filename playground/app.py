@@ -78,13 +78,15 @@ def page_css() -> str:
 
 
 def warm_up(registry: Registry, tabs) -> None:
-    """Loads every shown model in the background so the first request does not pay for TensorFlow's import."""
-    for module, shown in tabs:
-        if shown and hasattr(module, "warm_up"):
-            try:
-                module.warm_up(registry)
-            except Exception:  # a broken checkpoint is reported by the tab itself, when it is used
-                pass
+    """Loads every shown model in the background so the first request does not pay for TensorFlow's import; then
+    runs each tab's `warm_up_later`, what can wait until every tab answers (the text tab's larger batch sizes)."""
+    for hook in ("warm_up", "warm_up_later"):
+        for module, shown in tabs:
+            if shown and hasattr(module, hook):
+                try:
+                    getattr(module, hook)(registry)
+                except Exception:  # a broken checkpoint is reported by the tab itself, when it is used
+                    pass
 
 
 def missing_note(registry: Registry, tabs) -> str:

@@ -7,6 +7,7 @@ import random
 import gradio as gr
 
 from playground import inputs
+from playground.batching import TEXT_STREAMS
 from trainers.char_rnn.generate import TextGenerator, check_sampling
 
 MODEL = "char_rnn"
@@ -31,7 +32,13 @@ def load(path):
 
 def warm_up(registry) -> None:
     generator = registry.get(MODEL, load)
-    generator.generate("a", 2, temperature=0)  # traces the prompt step and compiles the chunk loop once
+    generator.generate("a", 2, temperature=0)  # traces the prompt step and compiles the chunk loop for one user
+
+
+def warm_up_later(registry) -> None:
+    """Compiles the chunk loop for the larger batches (a few seconds each), once every tab has loaded; until a
+    size is compiled, the batcher serves that many users with several calls of a compiled size."""
+    registry.get(MODEL, load).compile_batch_sizes()
 
 
 def _generator(registry):
@@ -80,8 +87,10 @@ def build(registry) -> None:
         if unknown:
             gr.Warning(f"The model has never seen {' '.join(unknown)}; they are read as an unknown character.")
         text, steps, shown_at = prompt, [], 0
-        chunks = generator.chunks(prompt, length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-        for chunk in chunks:  # a compiled call writes a chunk of characters; the page gets each chunk at once
+        stream = generator.start(prompt, length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        # Every open stream of the app advances in the same compiled call (playground/batching.py); the text is
+        # the one this stream writes alone. A call writes a chunk of characters; the page gets each chunk at once.
+        for chunk in TEXT_STREAMS.stream(generator, stream):
             text += "".join(step.char for step in chunk)
             steps += [{"char": step.char, "probability": step.probability, "alternatives": step.alternatives}
                       for step in chunk]

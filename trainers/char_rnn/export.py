@@ -52,10 +52,16 @@ def build(folder: Path):
             logits = tf.cast(logits[:, -1, :], tf.float32)
             chunks = (length + CHUNK - 1) // CHUNK
 
+            def rows(value):  # the sampler's smallest batch is 2 rows (generate.BATCH_SIZES): the text is row 0
+                return tf.stack([value, value])
+
+            logits, state = tf.tile(logits, [2, 1]), tf.tile(state, [2, 1])
+
             def body(i, logits, state, written):
-                chosen, _, _, _, logits, state = sample_chunk(logits, state, temperature, tf.constant(0),
-                                                              tf.constant(1.0), seed, tf.cast(i * CHUNK, tf.int64))
-                return i + 1, logits, state, written.write(i, chosen)
+                chosen, _, _, _, logits, state = sample_chunk(
+                    logits, state, rows(temperature), rows(tf.constant(0)), rows(tf.constant(1.0)), rows(seed),
+                    rows(tf.cast(i * CHUNK, tf.int64)))
+                return i + 1, logits, state, written.write(i, chosen[0])
 
             _, _, _, written = tf.while_loop(
                 lambda i, *_: i < chunks, body,
