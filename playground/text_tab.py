@@ -17,6 +17,9 @@ MAX_PROMPT = 2000
 MIN_LENGTH, MAX_LENGTH = 10, 2000  # the sliders' ranges, checked for API calls too
 MAX_TEMPERATURE, MAX_TOP_K, MIN_TOP_P = 2, 100, 0.05
 MAX_SEED = 2**32 - 1
+# Streams served at once (Gradio's concurrency_limit of the endpoint): they share one compiled call per chunk
+# (playground/batching.py), so more of them cost little; benchmarks/serving.py measured 1 to 32 (docs/speed.md).
+CONCURRENT_STREAMS = 32
 VISIBLE = {"\n": "⏎", " ": "␣", "\t": "⇥"}
 EXAMPLES = [
     ["Ham.\nTo be, or not to be", 400, 0.7, 0, 1.0, 7],
@@ -143,7 +146,7 @@ def build(registry) -> None:
     new_seed.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name=False)
     event = run.click(generate_text, [prompt, length, temperature, top_k, top_p, seed],
                       [output, confidence, steps, position, alternatives], api_name="generate_text",
-                      preprocess=False)
+                      preprocess=False, concurrency_limit=CONCURRENT_STREAMS)
     stop.click(None, None, None, cancels=[event], api_name=False)
     position.release(pick_position, [steps, position], alternatives, api_name=False)
     confidence.select(pick_character, [steps], [position, alternatives], api_name=False)

@@ -61,6 +61,8 @@ def build(folder: Path):
                 chosen, _, _, _, logits, state = sample_chunk(
                     logits, state, rows(temperature), rows(tf.constant(0)), rows(tf.constant(1.0)), rows(seed),
                     rows(tf.cast(i * CHUNK, tf.int64)))
+                # The sampler's batch axis is unknown to the graph; the loop needs the 2 rows it carries.
+                logits, state = tf.ensure_shape(logits, [2, None]), tf.ensure_shape(state, [2, None])
                 return i + 1, logits, state, written.write(i, chosen[0])
 
             _, _, _, written = tf.while_loop(
