@@ -4,8 +4,8 @@
     python benchmarks/serving.py --users 1,16 --seconds 6 --checkpoints checkpoints
 
 It starts the app (`python -m playground`, the shipped checkpoints, GRADIO_ANALYTICS_ENABLED=False) on a free port
-of 127.0.0.1, warms it up with 32 text users at once (so every batch size of the text batcher is compiled) and a
-few translations, then for each number of users runs every user in a thread of its own, with a gradio_client
+of 127.0.0.1, waits until its log says every model is loaded and warmed up, runs 32 text users at once and a few
+translations untimed, then for each number of users runs every user in a thread of its own, with a gradio_client
 Client of its own, making requests back to back for `--seconds`:
 
 - text: `/generate_text`, LENGTH characters at temperature 0.8, a seed per request. **Aggregate characters/s** is
@@ -35,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
+from playground.app import WARM_MESSAGE  # noqa: E402
 from tests.conftest import start_app, stop_app  # noqa: E402  (the same app launcher the tests use)
 
 PROMPT = "Ham.\nTo be, or not to be"
@@ -127,7 +128,10 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as folder:
         process, url = start_app(Path(args.checkpoints), Path(folder) / "app.log")
         try:
-            print("warming up (32 text users at once compile every batch size, then translations)...", flush=True)
+            deadline = time.monotonic() + 600
+            while WARM_MESSAGE not in (Path(folder) / "app.log").read_text() and time.monotonic() < deadline:
+                time.sleep(1)  # the app loads and compiles every model in the background first
+            print("warming up (32 text users at once, then translations)...", flush=True)
             phase(text_user, url, 32, 1.0, text_record)
             phase(translate_user, url, 4, 2.0, translate_record)
             rows = []

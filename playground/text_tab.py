@@ -35,12 +35,13 @@ def load(path):
 
 def warm_up(registry) -> None:
     generator = registry.get(MODEL, load)
-    generator.generate("a", 2, temperature=0)  # traces the prompt step and compiles the chunk loop for one user
+    generator.generate("a", 2, temperature=0)  # traces the prompt step and the chunk loop
 
 
 def warm_up_later(registry) -> None:
-    """Compiles the chunk loop for the larger batches (a few seconds each), once every tab has loaded; until a
-    size is compiled, the batcher serves that many users with several calls of a compiled size."""
+    """Compiles the chunk loop for the larger batches once every tab has loaded (a few seconds each for a generator
+    built with XLA; nothing left to do for the app's, whose one graph serves every size); until a size is ready, the
+    batcher serves that many users with several calls of a ready size."""
     registry.get(MODEL, load).compile_batch_sizes()
 
 

@@ -7,7 +7,7 @@ MAX_EXPORT_LENGTH), temperature (float32; 0 is greedy), seed (int64) -> text (st
 after the prompt. The prompt is split into characters and looked up in the graph (a character the model does not
 know becomes its unknown id, as in the app); then the same chunked in-graph sampler as the Text tab writes CHUNK
 characters per loop turn (`generate.make_chunk_sampler`), without XLA so that any TensorFlow runtime can serve it.
-Greedy text equals the app's; sampled text for a seed equals the app's non-XLA generator's, not the XLA one's.
+Greedy text equals the app's, and so does sampled text for a seed (the app's generator runs without XLA too).
 """
 
 from __future__ import annotations

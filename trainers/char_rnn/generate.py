@@ -225,19 +225,23 @@ class TextGenerator:
 
     `start` reads a prompt into a `TextStream`; `advance(streams)` writes the next chunk of every stream in one
     compiled call (the app's batcher advances all of its users together this way); `chunks` is one stream alone,
-    through the same call. With `jit_compile` (the default) XLA compiles the chunk loop once per batch size, a few
-    seconds each (the app compiles the size of one stream while loading, the larger ones after); the text for a
-    seed is the same on every call, for every chunk size and batch, but differs from the text the same seed gives
-    without XLA (the two draw their random numbers differently).
+    through the same call. The text for a seed is the same on every call, for every chunk size and batch.
+
+    The loop runs as a TensorFlow graph without XLA by default (`jit_compile=False`), since the app batches users:
+    XLA fuses a step's small ops, which makes one stream about 16 % faster (docs/speed.md), but its CPU matrix
+    product stops scaling at a few rows (a 32-row chunk took as long per character as 4 rows) where oneDNN's keeps
+    going (in-process, 16 streams wrote 11x the characters per second of one). The same seed gives another text
+    with XLA (the two draw their random numbers differently).
     """
 
-    def __init__(self, model, vocabulary, alternatives: int = 5, chunk: int = CHUNK, jit_compile: bool = True):
+    def __init__(self, model, vocabulary, alternatives: int = 5, chunk: int = CHUNK, jit_compile: bool = False):
         self.model = model
         self.vocabulary = vocabulary
         self.alternatives = alternatives
         self.chunk = chunk
+        self.jit_compile = jit_compile
         self._sample_chunk = make_chunk_sampler(model, alternatives, chunk, jit_compile)
-        self.compiled_sizes: set[int] = set()  # batch sizes called so far (compiled, under XLA)
+        self.compiled_sizes: set[int] = set()  # batch sizes ready to call (XLA compiles each; a graph serves all)
 
     @classmethod
     def load(cls, path: Path) -> "TextGenerator":
@@ -272,7 +276,8 @@ class TextGenerator:
         return wanted if wanted in self.compiled_sizes or not ready else max(ready)
 
     def compile_batch_sizes(self, sizes=BATCH_SIZES) -> None:
-        """Compiles the chunk call for each batch size not called yet (the app does it in the background)."""
+        """Compiles the chunk call for each batch size not ready yet (the app does it in the background; without
+        XLA the first call traced the graph for every size)."""
         blank = self.start("\n", 1, temperature=0.0, seed=0)
         for size in sizes:
             if size not in self.compiled_sizes:
@@ -303,7 +308,7 @@ class TextGenerator:
             column([stream.top_p for stream in rows], np.float32), column([stream.seed for stream in rows], np.int64),
             column([stream.written for stream in rows], np.int64))
         ids, chosen, top_ids, top_probabilities, logits, state = (output.numpy() for output in outputs)
-        self.compiled_sizes.add(size)
+        self.compiled_sizes.update([size] if self.jit_compile else BATCH_SIZES)
         characters = self.vocabulary.characters
         chunks = []
         for row, stream in enumerate(streams):
