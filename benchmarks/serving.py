@@ -15,6 +15,8 @@ Client of its own, making requests back to back for `--seconds`:
 - translate: `/translate`, greedy, sentences taken in turn. **Translations/s** over the phase, and the latency of
   each request (from the call to the answer).
 
+Then, in this process without Gradio, the same text streams advanced together by the model alone and greedy
+translations one by one against one batch (what batching gains before Gradio's own cost per request and update).
 It prints the CPU, the load average before and after (the machine may be shared), and one table with the ratios
 to one user: the goals of issue 15 are >= 8x the aggregate text throughput at 16 users than at 1, and a p95
 per-user latency at 16 users < 2x that at 1.
@@ -40,6 +42,8 @@ from tests.conftest import start_app, stop_app  # noqa: E402  (the same app laun
 
 PROMPT = "Ham.\nTo be, or not to be"
 LENGTH = 640  # ten chunks
+CLIENT_NICENESS = 10  # real users' browsers run elsewhere; here they share the app's two cores, so below it
+POLL_SECONDS = 0.01  # how often a text user looks for new chunks: the resolution of the per-chunk latency
 SENTENCES = ["No se pudo abrir el archivo.", "¿Puedes ayudarme?", "Mañana vamos a la playa.",
              "El gato duerme en la cama.", "¿Dónde está la estación de tren?", "Me gusta leer libros.",
              "Y habló Dios á Noé diciendo:", "Guarde el documento antes de salir."]
@@ -57,54 +61,82 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-def text_user(url: str, user: int, stop_at: float, record: dict) -> None:
-    """One user: text requests back to back until `stop_at`, recording (arrival time, characters) of each update
-    and the wait before it."""
+def user_client(url: str, warm_call, ready: threading.Barrier):
+    """A user's own Client, its session opened by one untimed call, then waiting for the others at `ready`."""
     from gradio_client import Client
 
     client = Client(url, verbose=False)
+    warm_call(client)
+    ready.wait()
+    return client
+
+
+def text_user(url: str, user: int, ready: threading.Barrier, record: dict) -> None:
+    """One user: text requests back to back until the phase ends, recording (arrival time, characters) of each
+    update and the wait before it."""
+    client = user_client(url, lambda client: client.predict("a", 10, 0.0, 0, 1.0, 0, api_name="/generate_text"), ready)
     request = 0
-    while time.monotonic() < stop_at:
+    while time.monotonic() < record["stop_at"]:
         started = last = time.monotonic()
         written = len(PROMPT)
         job = client.submit(PROMPT, LENGTH, 0.8, 0, 1.0, user * 1000 + request, api_name="/generate_text")
-        for output in job:
+        seen = 0
+        while True:
+            # Polled every POLL_SECONDS, not iterated: gradio_client's Job iterator sleeps 1 ms at a time holding
+            # its lock, and 32 of them spinning took the CPU the app needed.
+            finished = job.done()
+            outputs = job.outputs()
             now = time.monotonic()
-            text = output[0]
-            if len(text) > written:
-                record["updates"].append((now, len(text) - written))
-                record["waits"].append(now - last)
-                written, last = len(text), now
+            for output in outputs[seen:]:
+                text = output[0]
+                if len(text) > written:
+                    record["updates"].append((now, len(text) - written))
+                    record["waits"].append(now - last)
+                    written, last = len(text), now
+            seen = len(outputs)
+            if finished:
+                break
+            time.sleep(POLL_SECONDS)
         if written != len(PROMPT) + LENGTH:
             record["short"] += 1
         record["requests"].append(time.monotonic() - started)
         request += 1
 
 
-def translate_user(url: str, user: int, stop_at: float, record: dict) -> None:
-    from gradio_client import Client
+def translate_user(url: str, user: int, ready: threading.Barrier, record: dict) -> None:
+    def translate(client, sentence):
+        return client.predict(sentence, "Greedy", 5, 0.8, 0, api_name="/translate")
 
-    client = Client(url, verbose=False)
+    client = user_client(url, lambda client: translate(client, "hola"), ready)
     request = 0
-    while time.monotonic() < stop_at:
+    while time.monotonic() < record["stop_at"]:
         started = time.monotonic()
-        client.predict(SENTENCES[(user + request) % len(SENTENCES)], "Greedy", 5, 0.8, 0, api_name="/translate")
+        translate(client, SENTENCES[(user + request) % len(SENTENCES)])
         record["done"].append((time.monotonic(), time.monotonic() - started))
         request += 1
 
 
 def phase(worker, url: str, users: int, seconds: float, record_factory) -> tuple[dict, float, float]:
-    """Runs `users` threads of `worker` for `seconds`; returns the merged record and the measured window."""
+    """Runs `users` threads of `worker` for `seconds`, timed from the moment every user has its client and session
+    (opening them costs the app more than a request); returns the merged record and the measured window."""
     records = [record_factory() for _ in range(users)]
-    started = time.monotonic()
-    stop_at = started + seconds
-    threads = [threading.Thread(target=worker, args=(url, user, stop_at, records[user])) for user in range(users)]
+    clock = {}
+
+    def start_clock():  # runs once every user is ready, before any is released
+        clock["started"] = time.monotonic()
+        for record in records:
+            record["stop_at"] = clock["started"] + seconds
+
+    ready = threading.Barrier(users, action=start_clock)
+    threads = [threading.Thread(target=worker, args=(url, user, ready, records[user])) for user in range(users)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    started, stop_at = clock["started"], clock["started"] + seconds
     merged = {key: (sum(record[key] for record in records) if isinstance(records[0][key], int)
-                    else [item for record in records for item in record[key]]) for key in records[0]}
+                    else [item for record in records for item in record[key]])
+              for key in records[0] if key != "stop_at"}
     return merged, started, stop_at
 
 
@@ -116,17 +148,53 @@ def translate_record() -> dict:
     return {"done": []}
 
 
+def model_alone(checkpoints: Path, counts: list[int]) -> list[str]:
+    """The same work in this process without Gradio, as table rows: text streams advanced together by
+    `TextGenerator.advance` (characters/s for each number of users), and greedy translations one by one against
+    one `Translator.translate_many` batch of as many sentences."""
+    from trainers.char_rnn.generate import TextGenerator
+    from trainers.nmt.translate import Translator
+
+    rows, generator = [], TextGenerator.load(checkpoints / "char_rnn")
+    generator.compile_batch_sizes()
+    rates = {}
+    for users in counts:
+        streams = [generator.start(PROMPT, LENGTH, temperature=0.8, seed=user) for user in range(users)]
+        started = time.perf_counter()
+        while not streams[0].finished:
+            generator.advance(streams)
+        rates[users] = users * LENGTH / (time.perf_counter() - started)
+        rows.append(f"| text, model alone | {users} | {rates[users]:,.0f} chars/s | {rates[users] / rates[counts[0]]:.2f}x "
+                    f"| | | |")
+    translator = Translator.load(checkpoints / "nmt")
+    for users in counts:
+        sentences = [SENTENCES[index % len(SENTENCES)] for index in range(users)]
+        translator.translate_many([{"text": sentence} for sentence in sentences])  # traces this batch shape
+        started = time.perf_counter()
+        for sentence in sentences:
+            translator.translate(sentence, "greedy")
+        alone = users / (time.perf_counter() - started)
+        started = time.perf_counter()
+        translator.translate_many([{"text": sentence} for sentence in sentences])
+        together = users / (time.perf_counter() - started)
+        rows.append(f"| translate, model alone | {users} | {together:,.1f} translations/s in one batch, "
+                    f"{alone:,.1f} one by one | {together / alone:.2f}x one by one | | | |")
+    return rows
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--users", default="1,4,16,32", help="numbers of concurrent users, comma-separated")
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
     parser.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
     parser.add_argument("--skip-translate", action="store_true")
+    parser.add_argument("--skip-model-alone", action="store_true", help="leave out the in-process rows")
     args = parser.parse_args(argv)
     counts = [int(count) for count in args.users.split(",")]
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         process, url = start_app(Path(args.checkpoints), Path(folder) / "app.log")
+        os.nice(CLIENT_NICENESS)  # the users' side runs below the app, which was started at the usual priority
         try:
             deadline = time.monotonic() + 600
             while WARM_MESSAGE not in (Path(folder) / "app.log").read_text() and time.monotonic() < deadline:
@@ -151,6 +219,7 @@ def main(argv=None) -> None:
                     print(f"translate, {users} users: {rows[-1][2]:.1f} translations/s", flush=True)
         finally:
             stop_app(process)
+    alone_rows = [] if args.skip_model_alone else model_alone(Path(args.checkpoints), counts)
     print(f"load average after: {os.getloadavg()[0]:.2f}\n")
     print("| endpoint | users | throughput | vs 1 user | p50 latency | p95 latency | p95 vs 1 user |")
     print("|---|---|---|---|---|---|---|")
@@ -162,6 +231,8 @@ def main(argv=None) -> None:
         note = f" ({short} short answers)" if short else ""
         print(f"| {endpoint} | {users} | {rate:,.1f} {unit}{note} | {rate / base[endpoint][0]:.2f}x | {p50:.0f} ms | "
               f"{p95:.0f} ms | {p95 / base[endpoint][1]:.2f}x |")
+    for row in alone_rows:
+        print(row)
     text_rows = {users: (rate, percentile(latencies, 0.95)) for endpoint, users, rate, latencies, _ in rows
                  if endpoint == "text"}
     if 1 in text_rows and 16 in text_rows:

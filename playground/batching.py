@@ -49,7 +49,8 @@ class TextStreams:
         self.rows = 0
 
     def stream(self, generator, stream) -> Iterator[list]:
-        """The chunks of `stream` (a `TextStream` of `generator`) as the scheduler writes them.
+        """The chunks of `stream` (a `TextStream` of `generator`) as the scheduler writes them (those that
+        arrived since the last one was taken, joined).
 
         Closing this iterator (Gradio does when the request is cancelled or the page goes away) takes the stream
         out of the batch before the next round; an error in the model call is raised here."""
@@ -60,13 +61,23 @@ class TextStreams:
                 self._thread = threading.Thread(target=self._run, name="text-streams", daemon=True)
                 self._thread.start()
             self._wake.notify()
+        pending = None
         try:
             while True:
-                chunk = entry.chunks.get()
-                if chunk is _DONE:
+                item, pending = (pending if pending is not None else entry.chunks.get()), None
+                if item is _DONE:
                     return
-                if isinstance(chunk, BaseException):
-                    raise chunk
+                if isinstance(item, BaseException):
+                    raise item
+                chunk = list(item)
+                # Chunks written while the consumer was busy go out as one: a loaded app then sends fewer, larger
+                # updates, and each update costs Gradio more than the model's step for one more user does.
+                while pending is None and not entry.chunks.empty():
+                    more = entry.chunks.get()
+                    if more is _DONE or isinstance(more, BaseException):
+                        pending = more
+                    else:
+                        chunk += more
                 yield chunk
         finally:
             entry.closed = True

@@ -103,7 +103,9 @@ def build(registry) -> None:
             spans = gr.skip()
             if len(steps) - shown_at >= CONFIDENCE_EVERY:
                 spans, shown_at = confidence_spans(steps), len(steps)
-            yield text, spans, steps, gr.skip(), gr.skip()
+            # Plain values (the slider at 1, no alternatives yet) rather than gr.skip(): Gradio builds a new component
+            # for every update dict it is given, which at 16 users cost more of the app's time than the model did.
+            yield text, spans, steps, 1, {}
         position = gr.Slider(minimum=1, maximum=max(len(steps), 1), value=1, step=1, interactive=True)
         yield text, confidence_spans(steps), steps, position, alternatives_at(steps, 1)
 
