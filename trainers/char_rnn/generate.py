@@ -307,15 +307,17 @@ class TextGenerator:
             column([stream.temperature for stream in rows], np.float32), column([stream.top_k for stream in rows], np.int32),
             column([stream.top_p for stream in rows], np.float32), column([stream.seed for stream in rows], np.int64),
             column([stream.written for stream in rows], np.int64))
-        ids, chosen, top_ids, top_probabilities, logits, state = (output.numpy() for output in outputs)
+        logits, state = outputs[4].numpy(), outputs[5].numpy()
+        # Python lists once (tolist gives the same floats as float() of each element, several times faster): with
+        # 32 users this loop builds 2,048 characters and 10,240 alternatives per round, under the interpreter lock.
+        ids, chosen, top_ids, top_probabilities = (output.numpy().tolist() for output in outputs[:4])
         self.compiled_sizes.update([size] if self.jit_compile else BATCH_SIZES)
         characters = self.vocabulary.characters
         chunks = []
         for row, stream in enumerate(streams):
             count = max(0, min(self.chunk, stream.length - stream.written))
-            chunks.append([GeneratedChar(characters[ids[row, i]], float(chosen[row, i]),
-                                         [(characters[j], float(p)) for j, p in zip(top_ids[row, i],
-                                                                                     top_probabilities[row, i])])
+            chunks.append([GeneratedChar(characters[ids[row][i]], chosen[row][i],
+                                         [(characters[j], p) for j, p in zip(top_ids[row][i], top_probabilities[row][i])])
                            for i in range(count)])
             if count:
                 stream.logits, stream.state, stream.written = logits[row], state[row], stream.written + count
