@@ -189,11 +189,15 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
     parser.add_argument("--skip-translate", action="store_true")
     parser.add_argument("--skip-model-alone", action="store_true", help="leave out the in-process rows")
+    parser.add_argument("--text-streams", type=int, default=None,
+                        help="the Text endpoint's concurrency limit in the app (default: the app's own, 32)")
     args = parser.parse_args(argv)
     counts = [int(count) for count in args.users.split(",")]
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory() as folder:
-        process, url = start_app(Path(args.checkpoints), Path(folder) / "app.log")
+        limit = {} if args.text_streams is None else {"EAGER_PLAYGROUND_TEXT_STREAMS": str(args.text_streams)}
+        process, url = start_app(Path(args.checkpoints), Path(folder) / "app.log", extra_env=limit)
+        print(f"text endpoint concurrency limit: {args.text_streams or 'the app default'}", flush=True)
         os.nice(CLIENT_NICENESS)  # the users' side runs below the app, which was started at the usual priority
         try:
             deadline = time.monotonic() + 600

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import gradio as gr
@@ -18,8 +19,9 @@ MIN_LENGTH, MAX_LENGTH = 10, 2000  # the sliders' ranges, checked for API calls 
 MAX_TEMPERATURE, MAX_TOP_K, MIN_TOP_P = 2, 100, 0.05
 MAX_SEED = 2**32 - 1
 # Streams served at once (Gradio's concurrency_limit of the endpoint): they share one compiled call per chunk
-# (playground/batching.py), so more of them cost little; benchmarks/serving.py measured 1 to 32 (docs/speed.md).
-CONCURRENT_STREAMS = 32
+# (playground/batching.py), so more of them cost little; benchmarks/serving.py measured 1 to 32 users with 32 and
+# with 16 (docs/speed.md). EAGER_PLAYGROUND_TEXT_STREAMS sets another limit (a smaller machine, the benchmark).
+CONCURRENT_STREAMS = int(os.environ.get("EAGER_PLAYGROUND_TEXT_STREAMS", "32"))
 VISIBLE = {"\n": "⏎", " ": "␣", "\t": "⇥"}
 EXAMPLES = [
     ["Ham.\nTo be, or not to be", 400, 0.7, 0, 1.0, 7],

@@ -211,3 +211,41 @@ def test_app_endpoints_answer_concurrent_calls_as_sequential_ones(app_url):
         translations = pool.map(translate, translate_requests)
         assert list(texts) == expected_text
         assert list(translations) == expected_translations
+
+
+def test_a_promoted_checkpoint_serves_new_streams_while_running_ones_finish_on_theirs(tmp_path):
+    """Hot reload: the registry hands out a new generator once the folder is swapped; streams started before finish
+    on the old model (their GRU state belongs to it), new ones write with the new one, through one scheduler."""
+    import os
+    import shutil
+
+    import keras
+
+    from playground import text_tab
+    from playground.registry import Registry
+    from tests.tiny import char_rnn as tiny
+    from trainers.char_rnn.model import CharRNNConfig, build, save
+
+    tiny.make(tmp_path / "char_rnn")
+    registry, streams = Registry(tmp_path), TextStreams()
+    old = registry.get(text_tab.MODEL, text_tab.load)
+    results = {}
+
+    def user(name, generator):
+        chunks = streams.stream(generator, generator.start("To be", 640, temperature=0.9, seed=4))
+        results[name] = "".join(step.char for chunk in chunks for step in chunk)
+
+    first = threading.Thread(target=user, args=("old", old))
+    first.start()
+    keras.utils.set_random_seed(1)  # another model of the same shape, promoted by a folder swap
+    save(tmp_path / "promoted", build(CharRNNConfig(old.vocabulary.size, embedding_dim=8, rnn_units=16)),
+         old.vocabulary, metrics={"model": "char_rnn"})
+    shutil.rmtree(tmp_path / "char_rnn")
+    os.rename(tmp_path / "promoted", tmp_path / "char_rnn")
+    new = registry.get(text_tab.MODEL, text_tab.load)
+    assert new is not old
+    user("new", new)
+    first.join(timeout=60)
+    assert results["old"] == old.generate("To be", 640, temperature=0.9, seed=4)
+    assert results["new"] == new.generate("To be", 640, temperature=0.9, seed=4)
+    assert results["old"] != results["new"]
