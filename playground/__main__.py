@@ -10,6 +10,12 @@ import sys
 MAX_UPLOAD = "50mb"  # a picture to caption, a text to train on; bigger uploads are refused by Gradio
 CACHE_SWEEP_SECONDS = 60
 CACHE_AGE_SECONDS = 600  # results older than 10 minutes are gone from the server (the page keeps showing them)
+# Gradio's queue: events without a limit of their own run two at a time (digits, training); the text, translate and
+# caption endpoints set theirs (their tab modules' CONCURRENT_*), since their requests are batched together. At most
+# QUEUE_SIZE requests wait; the next one is told the queue is full. benchmarks/serving.py measured these.
+DEFAULT_CONCURRENCY = 2
+QUEUE_SIZE = 256
+MAX_THREADS = 100  # Gradio's worker threads (default 40): a text stream holds one while it waits for its chunks
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:
@@ -62,9 +68,9 @@ def main(argv=None) -> None:
     # files older than CACHE_AGE_SECONDS, so a long-running app's temp folder stays bounded.
     demo.delete_cache = (CACHE_SWEEP_SECONDS, CACHE_AGE_SECONDS)
     print(f"Eager Playground on http://{args.host}:{args.port}", file=sys.stderr)
-    demo.queue(default_concurrency_limit=2).launch(server_name=args.host, server_port=args.port,
-                                                   share=args.share, auth=auth, theme=THEME, css=page_css(),
-                                                   show_error=True, max_file_size=MAX_UPLOAD)
+    demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_SIZE)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth, theme=THEME,
+                css=page_css(), show_error=True, max_file_size=MAX_UPLOAD, max_threads=MAX_THREADS)
 
 
 if __name__ == "__main__":

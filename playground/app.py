@@ -14,7 +14,9 @@ rolled back first (playground.promotion.recover).
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
+import time
 
 import gradio as gr
 
@@ -27,6 +29,8 @@ TAB_MODULES = (
     "playground.caption_tab",
     "playground.training_tab",
 )
+
+WARM_MESSAGE = "Every model is loaded and warmed up"  # in the log once the background warm-up ends (benchmarks wait)
 
 # System fonts only: the page makes no request to a font service (or anywhere but the app itself).
 SANS = ["ui-sans-serif", "system-ui", "-apple-system", "Segoe UI", "Roboto", "Helvetica Neue", "Arial",
@@ -78,13 +82,17 @@ def page_css() -> str:
 
 
 def warm_up(registry: Registry, tabs) -> None:
-    """Loads every shown model in the background so the first request does not pay for TensorFlow's import."""
-    for module, shown in tabs:
-        if shown and hasattr(module, "warm_up"):
-            try:
-                module.warm_up(registry)
-            except Exception:  # a broken checkpoint is reported by the tab itself, when it is used
-                pass
+    """Loads every shown model in the background so the first request does not pay for TensorFlow's import; then
+    runs each tab's `warm_up_later`, what can wait until every tab answers (the text tab's larger batch sizes)."""
+    started = time.monotonic()
+    for hook in ("warm_up", "warm_up_later"):
+        for module, shown in tabs:
+            if shown and hasattr(module, hook):
+                try:
+                    getattr(module, hook)(registry)
+                except Exception:  # a broken checkpoint is reported by the tab itself, when it is used
+                    pass
+    print(f"{WARM_MESSAGE} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
 
 def missing_note(registry: Registry, tabs) -> str:

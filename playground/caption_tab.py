@@ -26,6 +26,7 @@ import gradio as gr
 import numpy as np
 
 from playground import inputs, outputs
+from playground.batching import REQUESTS
 
 LOG = logging.getLogger(__name__)
 MODEL = "captioning"
@@ -35,6 +36,10 @@ MAX_BEAM = 10
 MAX_PICTURE_BYTES = 50 * 2**20
 BEAM_MESSAGE = f"The beam width must be a whole number between 1 and {MAX_BEAM}."
 NO_UPLOAD_MESSAGE = "Upload a picture first (PNG, JPEG, GIF, WebP, BMP or TIFF)."
+# Pictures captioned at once (Gradio's concurrency_limit): each is read by the encoder in its own thread, and greedy
+# captions are decoded together (playground/batching.py). The encoder and the drawing are the bulk of the work, and
+# two cores run them, so a few at once is enough.
+CONCURRENT_REQUESTS = 8
 NOT_AN_UPLOAD_MESSAGE = ("That picture is not an upload of this page (or it has expired); upload the picture "
                          "again.")
 
@@ -222,7 +227,14 @@ def caption_picture(captioner, source, beam) -> dict:
         raise gr.Error(NO_UPLOAD_MESSAGE)
     beam = parse_beam(beam)
     try:
-        result = captioner.caption(source, beam=beam)
+        # The encoder reads each picture in its request's own thread; greedy captions (beam 1) of all users arriving
+        # within a few milliseconds are then decoded in one batch (the same caption as alone, see
+        # Captioner.caption_features_many); wider beams search here, one picture alone.
+        read = captioner.read(source)
+        features = read.pop("features")
+        captioned = REQUESTS.call(captioner.caption_features_many, features) if beam == 1 \
+            else captioner.caption_features(features, beam)
+        result = {**captioned, **read}
         picture = display_picture(source)
     except ImageTooLarge as error:
         raise gr.Error(f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
@@ -338,5 +350,5 @@ def build(registry) -> None:
                     elem_id="caption-examples")
 
     run.click(caption, [upload, beam], [caption_text, word, focus, gallery, details, state, boxes, seen],
-              api_name="caption", preprocess=False)
+              api_name="caption", preprocess=False, concurrency_limit=CONCURRENT_REQUESTS)
     word.change(pick_word, [state, word], focus, api_name=False)

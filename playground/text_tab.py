@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 import gradio as gr
 
 from playground import inputs
+from playground.batching import TEXT_STREAMS
 from trainers.char_rnn.generate import TextGenerator, check_sampling
 
 MODEL = "char_rnn"
@@ -16,6 +18,10 @@ MAX_PROMPT = 2000
 MIN_LENGTH, MAX_LENGTH = 10, 2000  # the sliders' ranges, checked for API calls too
 MAX_TEMPERATURE, MAX_TOP_K, MIN_TOP_P = 2, 100, 0.05
 MAX_SEED = 2**32 - 1
+# Streams served at once (Gradio's concurrency_limit of the endpoint): they share one compiled call per chunk
+# (playground/batching.py), so more of them cost little; benchmarks/serving.py measured 1 to 32 users with 32 and
+# with 16 (docs/speed.md). EAGER_PLAYGROUND_TEXT_STREAMS sets another limit (a smaller machine, the benchmark).
+CONCURRENT_STREAMS = int(os.environ.get("EAGER_PLAYGROUND_TEXT_STREAMS", "32"))
 VISIBLE = {"\n": "⏎", " ": "␣", "\t": "⇥"}
 EXAMPLES = [
     ["Ham.\nTo be, or not to be", 400, 0.7, 0, 1.0, 7],
@@ -31,7 +37,14 @@ def load(path):
 
 def warm_up(registry) -> None:
     generator = registry.get(MODEL, load)
-    generator.generate("a", 2, temperature=0)  # traces the prompt step and compiles the chunk loop once
+    generator.generate("a", 2, temperature=0)  # traces the prompt step and the chunk loop
+
+
+def warm_up_later(registry) -> None:
+    """Compiles the chunk loop for the larger batches once every tab has loaded (a few seconds each for a generator
+    built with XLA; nothing left to do for the app's, whose one graph serves every size); until a size is ready, the
+    batcher serves that many users with several calls of a ready size."""
+    registry.get(MODEL, load).compile_batch_sizes()
 
 
 def _generator(registry):
@@ -80,8 +93,10 @@ def build(registry) -> None:
         if unknown:
             gr.Warning(f"The model has never seen {' '.join(unknown)}; they are read as an unknown character.")
         text, steps, shown_at = prompt, [], 0
-        chunks = generator.chunks(prompt, length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-        for chunk in chunks:  # a compiled call writes a chunk of characters; the page gets each chunk at once
+        stream = generator.start(prompt, length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        # Every open stream of the app advances in the same compiled call (playground/batching.py); the text is
+        # the one this stream writes alone. A call writes a chunk of characters; the page gets each chunk at once.
+        for chunk in TEXT_STREAMS.stream(generator, stream):
             text += "".join(step.char for step in chunk)
             steps += [{"char": step.char, "probability": step.probability, "alternatives": step.alternatives}
                       for step in chunk]
@@ -90,7 +105,9 @@ def build(registry) -> None:
             spans = gr.skip()
             if len(steps) - shown_at >= CONFIDENCE_EVERY:
                 spans, shown_at = confidence_spans(steps), len(steps)
-            yield text, spans, steps, gr.skip(), gr.skip()
+            # Plain values (the slider at 1, no alternatives yet) rather than gr.skip(): Gradio builds a new component
+            # for every update dict it is given, which at 16 users cost more of the app's time than the model did.
+            yield text, spans, steps, 1, {}
         position = gr.Slider(minimum=1, maximum=max(len(steps), 1), value=1, step=1, interactive=True)
         yield text, confidence_spans(steps), steps, position, alternatives_at(steps, 1)
 
@@ -134,7 +151,7 @@ def build(registry) -> None:
     new_seed.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name=False)
     event = run.click(generate_text, [prompt, length, temperature, top_k, top_p, seed],
                       [output, confidence, steps, position, alternatives], api_name="generate_text",
-                      preprocess=False)
+                      preprocess=False, concurrency_limit=CONCURRENT_STREAMS)
     stop.click(None, None, None, cancels=[event], api_name=False)
     position.release(pick_position, [steps, position], alternatives, api_name=False)
     confidence.select(pick_character, [steps], [position, alternatives], api_name=False)

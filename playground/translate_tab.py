@@ -8,6 +8,7 @@ import json
 import gradio as gr
 
 from playground import inputs
+from playground.batching import REQUESTS
 
 MODEL = "nmt"
 TITLE = "Translate"
@@ -16,6 +17,9 @@ DEFAULT_TEXT = "No se pudo abrir el archivo."
 MAX_CHARACTERS = 600
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.1, 2.0  # the slider's range, checked for API calls too
 MAX_SEED = 2**32 - 1
+# Translations served at once (Gradio's concurrency_limit, shared by the button and Enter): greedy ones are decoded
+# together (playground/batching.py); benchmarks/serving.py measured 1 to 32 users (docs/speed.md).
+CONCURRENT_REQUESTS = 32
 
 
 def load(path):
@@ -149,8 +153,12 @@ def build(registry) -> None:
         translator = _translator(registry)
         progress(0.4, desc={"greedy": "Translating", "beam": "Beam search",
                             "sample": "Sampling a translation"}[method])
+        request = dict(text=text, method=method, beam=beam_width, temperature=temperature, seed=seed)
         try:
-            result = translator.translate(text, method, beam=beam_width, temperature=temperature, seed=seed)
+            # Greedy requests of all users arriving within a few milliseconds are decoded in one batch (the same
+            # output as alone, see Translator.decode); beam search and sampling run here, one request alone.
+            result = REQUESTS.call(translator.translate_many, request) if method == "greedy" \
+                else translator.translate(**request)
         except TranslationInputError as error:
             raise gr.Error(inputs.without_paths(error)) from None
         rows = n_best_rows(result)
@@ -192,5 +200,6 @@ def build(registry) -> None:
     decoding.change(show_method, decoding, [beam_width, temperature, seed], api_name=False)
     fields = [spanish, decoding, beam_width, temperature, seed]
     outputs = [english, heatmap, n_best, raw]
-    run.click(translate, fields, outputs, api_name="translate", preprocess=False)
-    spanish.submit(translate, fields, outputs, api_name=False, preprocess=False)
+    shared = dict(preprocess=False, concurrency_limit=CONCURRENT_REQUESTS, concurrency_id="translate")
+    run.click(translate, fields, outputs, api_name="translate", **shared)
+    spanish.submit(translate, fields, outputs, api_name=False, **shared)

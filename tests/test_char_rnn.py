@@ -247,9 +247,10 @@ def test_the_in_graph_sampler_draws_from_the_numpy_reference_distribution(temper
     draws = 2000
 
     @tf.function(jit_compile=True)
-    def draw_all(seeds):  # one compiled call for every seed: choose_next as the chunk loop runs it
-        return tf.map_fn(lambda seed: choose_next(tf.constant(logits), tf.constant(temperature), tf.constant(top_k),
-                                                  tf.constant(top_p), seed), seeds, fn_output_signature=tf.int32)
+    def draw_all(seeds):  # one compiled call, a row per seed: choose_next as the chunk loop runs it
+        rows = tf.shape(seeds)[0]
+        return choose_next(tf.tile(tf.constant(logits)[None], [rows, 1]), tf.fill([rows], temperature),
+                           tf.fill([rows], top_k), tf.fill([rows], tf.constant(top_p, tf.float32)), seeds)
 
     seeds = tf.stack([tf.fill([draws], tf.constant(7, tf.int64)), tf.range(draws, dtype=tf.int64)], axis=1)
     counts = np.bincount(draw_all(seeds).numpy(), minlength=30)

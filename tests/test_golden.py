@@ -8,7 +8,9 @@ pixel between builds of oneDNN, a different generator moves means by whole level
 
 The translations and captions were re-recorded for the subword translator and the photo-trained captioner (issue 13), and the translations again when the translator trained on to epoch 15. The two *sampled* text entries were re-recorded when sampling moved into the compiled chunk loop (issue 14: a
 Gumbel-max draw with stateless seeds instead of NumPy's generator, so a seed now names another text); the greedy
-entry did not change.
+entry did not change. They were re-recorded again when the app's chunk loop left XLA for batching many users (issue
+15: XLA and TensorFlow's own kernels draw stateless random numbers differently); the greedy entry again did not
+change.
 """
 
 from __future__ import annotations

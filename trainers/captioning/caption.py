@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "captioning"
+MIN_ROWS = 2  # greedy captions decode at least two rows (see Captioner.caption_features_many)
+BEAM_ALPHA = 1.0  # beam search's length normalisation (decoding.beam_search's default), also for beam 1
 
 
 class Captioner:
@@ -101,14 +103,39 @@ class Captioner:
     # ---- images ----
 
     def caption_features(self, features: np.ndarray, beam: int = 1) -> dict:
-        ids, attention, score = self.beam_ids(features, max(1, int(beam)))
+        """The caption of one picture's features (locations, depth); beam 1 is `caption_features_many`'s greedy
+        search, wider beams a beam search of this picture alone."""
+        if int(beam) <= 1:
+            return self.caption_features_many([features])[0]
+        ids, attention, score = self.beam_ids(features, int(beam))
+        return self._caption_result(ids, attention, score)
+
+    def caption_features_many(self, features: list[np.ndarray]) -> list[dict]:
+        """Greedy captions (beam 1) of many pictures' features in one batch, each the same as alone.
+
+        At least MIN_ROWS rows are decoded (a lone picture with a copy of itself): at one row the CPU's matrix
+        products round differently, while from two rows on a row's numbers do not depend on the other rows, so a
+        picture's words, attention and score are the same in any batch (tests/test_batching.py). The score is
+        beam search's at width 1 (log-probability over the length with the end token), which greedy search equals.
+        """
+        from trainers.common import decoding
+
+        rows = list(features) + list(features[:1]) * (MIN_ROWS - len(features))
+        hypotheses = decoding.greedy(self._step_fn, self._initial(np.stack(rows)), self.vocabulary.start,
+                                     self.vocabulary.end, self.max_len, rows=len(rows))
+        return [self._caption_result(hypothesis.ids, hypothesis.attention, decoding.length_normalised(
+                    hypothesis.log_prob, len(hypothesis.ids) + hypothesis.finished, BEAM_ALPHA))
+                for hypothesis in hypotheses[: len(features)]]
+
+    def _caption_result(self, ids, attention, score: float) -> dict:
         words = self.vocabulary.decode(ids)
         attention = np.asarray(attention, np.float32)[: len(words)]
         return {"caption": " ".join(words), "words": words, "score": score, "grid": list(self.grid),
                 "attention": [row.reshape(self.grid).tolist() for row in attention]}
 
-    def caption(self, image, beam: int = 1) -> dict:
-        """Any image (path, bytes, PIL image, array) -> caption dict; raises encoder.ImageError for a non-image."""
+    def read(self, image) -> dict:
+        """What the encoder makes of a picture, one picture at a time: {features (locations, depth), image (the
+        224 x 224 pixels), imagenet_top3, novelty}. Raises encoder.ImageError for a non-image."""
         from trainers.captioning import encoder as encoder_module
 
         pixels = encoder_module.load_image(image)
@@ -120,8 +147,12 @@ class Captioner:
         else:
             features, imagenet = self.encoder.features(pixels[None])[0], []
         familiarity = self.novelty.judge(features) if self.novelty is not None else None
-        return {**self.caption_features(features, beam), "image": pixels, "imagenet_top3": imagenet,
-                "novelty": familiarity}
+        return {"features": features, "image": pixels, "imagenet_top3": imagenet, "novelty": familiarity}
+
+    def caption(self, image, beam: int = 1) -> dict:
+        """Any image (path, bytes, PIL image, array) -> caption dict; raises encoder.ImageError for a non-image."""
+        picture = self.read(image)
+        return {**self.caption_features(picture.pop("features"), beam), **picture}
 
 
 def main(argv=None) -> None:

@@ -159,6 +159,8 @@ def make_step_function(model: ShowAttendTell):
     @tf.function(reduce_retracing=True)
     def step(keys, projected, tokens, state):
         logits, state, weights = model.step(keys, projected, tokens, state)
-        return tf.nn.log_softmax(logits, axis=-1), state, weights
+        # Not tf.nn.log_softmax: its CPU kernel rounds a row differently when the batch has 8 rows or more, and a
+        # picture must get the same caption and score whatever it is batched with (tests/test_batching.py).
+        return logits - tf.reduce_logsumexp(logits, axis=-1, keepdims=True), state, weights
 
     return step

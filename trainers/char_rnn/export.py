@@ -7,7 +7,7 @@ MAX_EXPORT_LENGTH), temperature (float32; 0 is greedy), seed (int64) -> text (st
 after the prompt. The prompt is split into characters and looked up in the graph (a character the model does not
 know becomes its unknown id, as in the app); then the same chunked in-graph sampler as the Text tab writes CHUNK
 characters per loop turn (`generate.make_chunk_sampler`), without XLA so that any TensorFlow runtime can serve it.
-Greedy text equals the app's; sampled text for a seed equals the app's non-XLA generator's, not the XLA one's.
+Greedy text equals the app's, and so does sampled text for a seed (the app's generator runs without XLA too).
 """
 
 from __future__ import annotations
@@ -52,10 +52,18 @@ def build(folder: Path):
             logits = tf.cast(logits[:, -1, :], tf.float32)
             chunks = (length + CHUNK - 1) // CHUNK
 
+            def rows(value):  # the sampler's smallest batch is 2 rows (generate.BATCH_SIZES): the text is row 0
+                return tf.stack([value, value])
+
+            logits, state = tf.tile(logits, [2, 1]), tf.tile(state, [2, 1])
+
             def body(i, logits, state, written):
-                chosen, _, _, _, logits, state = sample_chunk(logits, state, temperature, tf.constant(0),
-                                                              tf.constant(1.0), seed, tf.cast(i * CHUNK, tf.int64))
-                return i + 1, logits, state, written.write(i, chosen)
+                chosen, _, _, _, logits, state = sample_chunk(
+                    logits, state, rows(temperature), rows(tf.constant(0)), rows(tf.constant(1.0)), rows(seed),
+                    rows(tf.cast(i * CHUNK, tf.int64)))
+                # The sampler's batch axis is unknown to the graph; the loop needs the 2 rows it carries.
+                logits, state = tf.ensure_shape(logits, [2, None]), tf.ensure_shape(state, [2, None])
+                return i + 1, logits, state, written.write(i, chosen[0])
 
             _, _, _, written = tf.while_loop(
                 lambda i, *_: i < chunks, body,

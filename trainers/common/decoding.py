@@ -111,31 +111,36 @@ def _check(max_len: int, beam_width: int = 1) -> None:
 
 
 def _row_decode(step_fn: StepFn, state, start_id: int, end_id: int, max_len: int, rows: int,
-                choose: Callable[[np.ndarray], np.ndarray]) -> list[Hypothesis]:
-    """Shared loop of greedy and sampling: every row picks its next token with `choose(log_probs)`."""
-    _check(max_len)
+                choose: Callable[[np.ndarray], np.ndarray], max_lens=None) -> list[Hypothesis]:
+    """Shared loop of greedy and sampling: every row picks its next token with `choose(log_probs)`.
+
+    `max_lens` (one per row) caps each row at its own length, as if it were decoded alone with that max_len:
+    rows of different requests then share the steps without one's cap changing another's output."""
+    caps = np.full(rows, int(max_len), np.int64) if max_lens is None else np.asarray(max_lens, np.int64)
+    _check(int(caps.min()))
     tokens = np.full(rows, start_id, dtype=np.int32)
     outputs, weights_history, log_probs = [], [], np.zeros(rows, np.float64)
     finished = np.zeros(rows, bool)
     lengths = np.zeros(rows, np.int64)
-    for _ in range(int(max_len)):
+    for position in range(int(caps.max())):
         step_log_probs, state, weights = step_fn(tokens, state)
         step_log_probs = _as_numpy(step_log_probs).astype(np.float64)  # (rows, vocab)
         chosen = choose(step_log_probs).astype(np.int32)  # (rows,)
         chosen_log_probs = step_log_probs[np.arange(rows), chosen]
-        log_probs += np.where(finished, 0.0, chosen_log_probs)
-        lengths += ~finished  # the end token counts too, as in beam search
+        writing = ~finished & (position < caps)
+        log_probs += np.where(writing, chosen_log_probs, 0.0)
+        lengths += writing  # the end token counts too, as in beam search
         outputs.append(np.where(finished, end_id, chosen))
         weights_history.append(_as_numpy(weights).astype(np.float32))  # (rows, src_len)
         finished |= chosen == end_id
-        if finished.all():
+        if (finished | (position + 1 >= caps)).all():
             break
         tokens = chosen
     ids = np.stack(outputs, axis=1)  # (rows, steps)
     attention = np.stack(weights_history, axis=1)  # (rows, steps, src_len)
     results = []
     for row in range(rows):
-        row_ids = ids[row].tolist()
+        row_ids = ids[row, : caps[row]].tolist()
         done = end_id in row_ids
         length = row_ids.index(end_id) if done else len(row_ids)
         results.append(Hypothesis(ids=row_ids[:length], attention=attention[row, :length], log_prob=float(log_probs[row]),
@@ -143,9 +148,11 @@ def _row_decode(step_fn: StepFn, state, start_id: int, end_id: int, max_len: int
     return results
 
 
-def greedy(step_fn: StepFn, state, start_id: int, end_id: int, max_len: int, rows: int = 1) -> list[Hypothesis]:
-    """Batched greedy search: `rows` outputs, one per row of `state`, each the argmax at every step."""
-    return _row_decode(step_fn, state, start_id, end_id, max_len, rows, lambda lp: np.argmax(lp, axis=-1))
+def greedy(step_fn: StepFn, state, start_id: int, end_id: int, max_len: int, rows: int = 1,
+           max_lens=None) -> list[Hypothesis]:
+    """Batched greedy search: `rows` outputs, one per row of `state`, each the argmax at every step (each row
+    stopping at its own entry of `max_lens` when given, else at max_len)."""
+    return _row_decode(step_fn, state, start_id, end_id, max_len, rows, lambda lp: np.argmax(lp, axis=-1), max_lens)
 
 
 def sample(step_fn: StepFn, state, start_id: int, end_id: int, max_len: int, rows: int = 1,

@@ -23,6 +23,8 @@ from trainers.common import checkpoint
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "nmt"
 MAX_BEAM = 10
+MIN_ROWS = 2  # greedy search decodes at least two rows (see Translator.decode)
+SOURCE_WIDTHS = (16, 32)  # greedy search pads a source to the first that holds it, else to max_source_len
 
 
 class TranslationInputError(ValueError):
@@ -139,15 +141,21 @@ class Translator:
 
     # ---- decoding ----
 
-    def _start(self, id_rows: list[list[int]]):
+    def _start(self, id_rows: list[list[int]], width: int | None = None):
         import tensorflow as tf
 
-        width = max(len(ids) for ids in id_rows)
+        width = width or max(len(ids) for ids in id_rows)
         source = np.zeros((len(id_rows), width), np.int32)
         for row, ids in enumerate(id_rows):
             source[row, : len(ids)] = ids
         keys, mask, state, projected_keys = self._encode(tf.constant(source))
         return state, (keys, mask, projected_keys)
+
+    def source_width(self, length: int) -> int:
+        """The padded width of a source of `length` pieces in greedy search: the first of SOURCE_WIDTHS (then
+        max_source_len) that holds it. The attention's softmax rounds a row differently at another width even
+        where the padding is masked, so a sentence is always read at the same width, alone or batched."""
+        return next((width for width in SOURCE_WIDTHS if length <= width < self.max_source_len), self.max_source_len)
 
     def _step_fn(self):
         import tensorflow as tf
@@ -167,13 +175,30 @@ class Translator:
 
     def decode(self, id_rows: list[list[int]], method: str = "greedy", beam: int = 4, temperature: float = 1.0,
                seed: int | None = None, alpha: float = 1.0, max_len: int | None = None):
+        """Greedy search decodes every row as it would alone: each row stops at its own length cap, sources are
+        padded to a width that depends on their own length only (`source_width`; one batch per width), and at least
+        MIN_ROWS rows are decoded (a lone sentence with a copy of itself), because at one row the CPU's matrix
+        products round differently, while from two rows on a row's numbers do not depend on the other rows. So a
+        sentence gets the same words, scores and attention alone or in any batch (tests/test_batching.py).
+        Sampling and beam search decode one sentence, unpadded, as before."""
         from trainers.common import decoding
 
+        if method == "greedy":
+            hypotheses = [None] * len(id_rows)
+            widths = [self.source_width(len(ids)) for ids in id_rows]
+            for width in sorted(set(widths)):  # one batch per source width
+                rows = [row for row, row_width in enumerate(widths) if row_width == width]
+                rows += rows[:1] * (MIN_ROWS - len(rows))
+                caps = [max_len or self._max_len([id_rows[row]]) for row in rows]
+                decoded = decoding.greedy(self._step_fn(), self._start([id_rows[row] for row in rows], width),
+                                          self.tokenizer.start, self.tokenizer.end, max(caps), rows=len(rows),
+                                          max_lens=caps)
+                for row, hypothesis in zip(rows, decoded):
+                    hypotheses[row] = hypothesis
+            return hypotheses
         max_len = max_len or self._max_len(id_rows)
         start = self._start(id_rows)
         common = dict(start_id=self.tokenizer.start, end_id=self.tokenizer.end, max_len=max_len)
-        if method == "greedy":
-            return decoding.greedy(self._step_fn(), start, rows=len(id_rows), **common)
         if method == "sample":
             return decoding.sample(self._step_fn(), start, rows=len(id_rows), temperature=temperature, seed=seed,
                                    **common)
@@ -192,8 +217,45 @@ class Translator:
             raise TranslationInputError(f"The beam width must be between 1 and {MAX_BEAM}, got {beam}.")
         if method == "sample" and not 0 <= float(temperature) <= 5:
             raise TranslationInputError(f"The temperature must be between 0 and 5, got {temperature}.")
-        parts = [self._translate_part(part, method, int(beam), float(temperature), seed, alpha, domain)
-                 for part in self.prepare(text, domain)]
+        if method == "greedy":
+            return self._joined_parts(self._greedy_parts([(part, domain) for part in self.prepare(text, domain)]),
+                                      method)
+        return self._joined_parts([self._translate_part(part, method, int(beam), float(temperature), seed, alpha,
+                                                        domain) for part in self.prepare(text, domain)], method)
+
+    def translate_many(self, requests: list[dict]) -> list:
+        """Many `translate` calls at once (the app's batcher, or a Ray Serve batch): each request is a dict of
+        `translate`'s keyword arguments, and the results come back in order, the same as `translate` gives each
+        alone. Every part of every greedy request is decoded in one batch; beam search and sampling are
+        translated one request after another. A request that cannot be translated gets its
+        TranslationInputError in its place, and the others are still answered."""
+        results: list = [None] * len(requests)
+        greedy = []  # (index, parts, domain) of each greedy request
+        for index, request in enumerate(requests):
+            request = {"method": "greedy", **request}
+            try:
+                if request["method"] == "greedy":
+                    domain = request.get("domain", "everyday")
+                    greedy.append((index, self.prepare(request["text"], domain), domain))
+                else:
+                    results[index] = self.translate(**request)
+            except TranslationInputError as error:
+                results[index] = error
+        translated = iter(self._greedy_parts([(part, domain) for _, parts, domain in greedy for part in parts]))
+        for index, parts, _ in greedy:
+            results[index] = self._joined_parts([next(translated) for _ in parts], "greedy")
+        return results
+
+    def _greedy_parts(self, parts: list[tuple[str, str]]) -> list[dict]:
+        """Part results for (text, domain) pairs, decoded greedily in one batch."""
+        if not parts:
+            return []
+        id_rows = [self.source_ids(text, domain) for text, domain in parts]
+        return [self._part_result(text, ids, [hypothesis], "greedy")
+                for (text, _), ids, hypothesis in zip(parts, id_rows, self.decode(id_rows, "greedy"))]
+
+    def _joined_parts(self, parts: list[dict], method: str) -> dict:
+        """One result from the results of a text's parts (a text that fits is one part)."""
         if len(parts) == 1:
             return parts[0]
         # A long input, translated part by part: the parts' outputs joined, attention block by block.
@@ -217,15 +279,18 @@ class Translator:
                         domain: str) -> dict:
         ids = self.source_ids(text, domain)
         result = self.decode([ids], method, beam=beam, temperature=temperature, seed=seed, alpha=alpha)
-        hypotheses = result.hypotheses if method == "beam" else result
+        return self._part_result(text, ids, result.hypotheses if method == "beam" else result, method)
+
+    def _part_result(self, text: str, ids: list[int], hypotheses, method: str) -> dict:
         best = hypotheses[0]
         pieces = self.tokenizer.pieces(best.ids)
+        attention = np.asarray(best.attention, np.float64)[:, : len(ids)]  # (outputs, src_len): no padding columns
         return {
             "translation": self.english(best.ids, text),
             "tokens": pieces,
             "display_tokens": pieces,
             "source_tokens": self.tokenizer.pieces(ids),
-            "attention": np.round(np.asarray(best.attention, np.float64), 4).tolist()[: len(pieces)],
+            "attention": np.round(attention, 4).tolist()[: len(pieces)],
             "score": round(best.score, 4),
             "log_prob": round(best.log_prob, 4),
             "method": method,
