@@ -31,6 +31,8 @@ from playground.registry import Registry
 
 ADDRESS_VARIABLE = "EAGER_PLAYGROUND_RAY_ADDRESS"
 RETRY_SECONDS = 10.0
+PROBE_SECONDS = 3.0
+GCS_RECONNECT_SECONDS = 10 * 365 * 24 * 3600
 REQUEST_SECONDS = 300.0  # a caption or a 100-digit batch on a busy replica; a dead cluster fails sooner
 TITLES = {"char_rnn": "text", "dcgan": "digit", "nmt": "translation", "captioning": "captioning"}
 LOG = logging.getLogger(__name__)
@@ -45,6 +47,30 @@ class ClusterUnavailable(Exception):
     """The Ray cluster cannot be reached or does not answer; the message is a sentence for a person."""
 
 
+def reachable(address: str, timeout: float = PROBE_SECONDS) -> None:
+    """Raises ClusterUnavailable unless the cluster's GCS port (`auto`: the cluster `ray start` left on this
+    machine) accepts a TCP connection within `timeout` seconds."""
+    import socket
+
+    from ray._private.services import canonicalize_bootstrap_address
+
+    if address.startswith("ray://"):
+        host, _, port = address[len("ray://"):].partition(":")
+        bootstrap = f"{host}:{port or 10001}"
+    else:
+        try:
+            bootstrap = canonicalize_bootstrap_address(address)
+        except Exception as error:  # noqa: BLE001 - a malformed address, or no cluster started here for `auto`
+            raise ClusterUnavailable(str(error)) from None
+        if bootstrap is None:
+            raise ClusterUnavailable(f"no Ray cluster is running here for the address {address!r}")
+    host, _, port = bootstrap.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except (OSError, ValueError) as error:
+        raise ClusterUnavailable(f"{bootstrap} does not answer ({error})") from None
+
+
 class Cluster:
     """The app's connection to a Ray cluster: `ray.init` on first use, the Serve application deployed if it is not
     running yet, and one handle per model deployment. A failure is remembered for RETRY_SECONDS, so a dead cluster
@@ -57,6 +83,7 @@ class Cluster:
         self._handles: dict = {}
         self._failed_at = 0.0
         self._failure = ""
+        self._stale = False  # connected once, then the cluster went away: ray.shutdown() before connecting again
         self._lock = threading.Lock()
 
     def sentence(self, model: str) -> str:
@@ -64,13 +91,25 @@ class Cluster:
                 f"run right now; try again in a minute (whoever runs the cluster can check it with `ray status`).")
 
     def connect(self) -> None:
-        """Connects and deploys (if needed); ClusterUnavailable when the cluster cannot be reached."""
+        """Connects and deploys (if needed); ClusterUnavailable when the cluster cannot be reached.
+
+        Every request first asks the cluster's GCS port (a TCP connect, well under a millisecond on a network that
+        works): a request to a dead cluster would otherwise wait for its whole timeout."""
         with self._lock:
             if self._handles:
-                return
+                try:
+                    reachable(self.address)
+                    return
+                except ClusterUnavailable as error:
+                    self._handles, self._stale = {}, True
+                    self._failed_at, self._failure = time.monotonic(), str(error)
+                    raise
             if time.monotonic() - self._failed_at < RETRY_SECONDS:
                 raise ClusterUnavailable(self._failure)
             try:
+                if self._stale:
+                    _disconnect()
+                    self._stale = False
                 self._handles = self._connect()
             except Exception as error:  # noqa: BLE001 - every way of not reaching a cluster is one sentence
                 LOG.warning("the Ray cluster at %s cannot be reached: %s", self.address, error)
@@ -79,6 +118,9 @@ class Cluster:
 
     def _connect(self) -> dict:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray's usage report would leave the cluster
+        # A Ray driver whose cluster has been gone for 60 s ends its own process (rpc_client.h: "Failed to connect
+        # to GCS within 60 seconds"): that would be the whole app. It waits instead; requests fail with a sentence.
+        os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(GCS_RECONNECT_SECONDS))
         import ray
         from ray import serve
 
@@ -86,6 +128,7 @@ class Cluster:
 
         logging.getLogger("ray.serve").setLevel(logging.WARNING)  # Serve's own progress lines, in the app's log
         if not ray.is_initialized():
+            reachable(self.address)  # ray.init retries an unreachable cluster for minutes: ask its port first
             ray.init(address=self.address, log_to_driver=False, logging_level=logging.WARNING,
                      configure_logging=False)
         if self.deploy and deployments.APP_NAME not in serve.status().applications:
@@ -97,12 +140,21 @@ class Cluster:
         """A call failed in a way that is not the request's fault: reconnect (after RETRY_SECONDS) next time."""
         LOG.warning("a request to the Ray cluster failed: %r", error)
         with self._lock:
-            self._handles = {}
+            self._handles, self._stale = {}, True
             self._failed_at, self._failure = time.monotonic(), str(error)
 
     def handle(self, model: str):
         self.connect()
         return self._handles[model]
+
+
+def _disconnect(seconds: float = 10.0) -> None:
+    """ray.shutdown() of a driver whose cluster went away, given `seconds` (it may wait on the dead cluster)."""
+    import ray
+
+    worker = threading.Thread(target=ray.shutdown, daemon=True, name="ray-shutdown")
+    worker.start()
+    worker.join(seconds)
 
 
 def _raise(failure, model: str) -> None:
