@@ -19,41 +19,21 @@ Importing this module needs Ray (requirements-scale.txt); the app imports it onl
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import logging
 import os
 from pathlib import Path
 
 from ray import serve
 
 from playground import model_calls
+from playground.model_calls import Failure
 
 APP_NAME = "eager-playground"
-LOG = logging.getLogger("ray.serve")
 BATCH_SIZE = 16
 BATCH_WAIT_SECONDS = 0.005  # the collection window: a few milliseconds of added latency at most
 AUTOSCALING = {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 4, "upscale_delay_s": 10,
                "downscale_delay_s": 120}
 DEPLOYMENT_NAMES = {"char_rnn": "TextModel", "dcgan": "DigitModel", "nmt": "TranslateModel",
                     "captioning": "CaptionModel"}
-# Exceptions a request may raise on purpose (bad input, a missing checkpoint): carried back by class name.
-EXPECTED = ("ValueError", "TranslationInputError", "ImageError", "ImageTooLarge", "CheckpointError")
-
-
-@dataclasses.dataclass
-class Failure:
-    """A request that raised: the exception's class name and its message (no traceback crosses the cluster)."""
-
-    kind: str
-    message: str
-
-    @classmethod
-    def of(cls, error: BaseException) -> "Failure":
-        kind = type(error).__name__
-        if kind not in EXPECTED:
-            LOG.error("a request failed", exc_info=error)
-            return cls("unexpected", "")
-        return cls(kind, str(error))
 
 
 def _replica_cpus() -> float:

@@ -7,13 +7,36 @@ exactly the unbatched ones. When an inference object gains a method that takes t
 issue 15 part 1), it is used instead: the name it is looked up by is the one place to change, here.
 
 Each request is a dict of the keyword arguments of the single-request method; each result is the method's
-return value, or the exception it raised (one bad request must not fail the others in its batch).
-Nothing here imports TensorFlow or Ray.
+return value, or the exception it raised (one bad request must not fail the others in its batch), which the
+deployment sends back as a `Failure`. Nothing here imports TensorFlow or Ray (the ingress imports `Failure`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import Any, Callable
+
+LOG = logging.getLogger("ray.serve")  # in a replica, Serve's logger writes the replica's log
+# Exceptions a request may raise on purpose (bad input, a missing checkpoint): carried back by class name.
+EXPECTED = ("ValueError", "TranslationInputError", "ImageError", "ImageTooLarge", "CheckpointError")
+
+
+@dataclasses.dataclass
+class Failure:
+    """A request that raised: the exception's class name and its message (no traceback crosses the cluster)."""
+
+    kind: str
+    message: str
+
+    @classmethod
+    def of(cls, error: BaseException) -> "Failure":
+        kind = type(error).__name__
+        if kind not in EXPECTED:
+            LOG.error("a request failed", exc_info=error)
+            return cls("unexpected", "")
+        return cls(kind, str(error))
+
 
 # The list-taking method each call would use if the inference object has it (request batching, part 1).
 BATCHED_METHODS = {

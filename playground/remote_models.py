@@ -205,7 +205,7 @@ class _Remote:
         return gr.Error(self.cluster.sentence(self.MODEL))
 
     def _call(self, method: str, request):
-        from playground.deployments import Failure
+        from playground.model_calls import Failure
 
         handle = self._handle()
         try:
@@ -235,7 +235,7 @@ class RemoteTextGenerator(_Remote):
     def chunks(self, prompt: str, length: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                seed: int | None = None):
         """TextGenerator.chunks on a replica: lists of GeneratedChar, streamed as the replica writes them."""
-        from playground.deployments import Failure
+        from playground.model_calls import Failure
 
         if seed is None:  # drawn here, as TextGenerator.chunks would, so the seed is the ingress's
             seed = random.randrange(2**31)
