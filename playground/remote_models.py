@@ -7,8 +7,9 @@ request to the model's deployment (playground/deployments.py) and returns its an
 know the difference; everything else the app reads (metrics, examples, the training GIF, runs) comes from the
 checkpoints and runs folders, which the nodes share.
 
-Faults: the cluster is reached on first use, and again after a failure (at most every RETRY_SECONDS). A cluster
-that cannot be reached, or stops answering, fails each request with one sentence (gr.Error) saying so: the app
+Faults: the cluster is reached on first use, and again after a failure (at most every RETRY_SECONDS; a cluster
+started again at the same address is reconnected and redeployed). A cluster that cannot be reached, or stops
+answering, fails each request with one sentence (gr.Error) saying so: the app
 does not fall back to in-process models (the ingress machine is not sized to hold four, and a silent fallback would
 hide a broken cluster). Expected errors of a request (bad input, a missing checkpoint) come back as the exception
 class the tab already turns into a sentence.
@@ -149,9 +150,12 @@ class Cluster:
 
 
 def _disconnect(seconds: float = 10.0) -> None:
-    """ray.shutdown() of a driver whose cluster went away, given `seconds` (it may wait on the dead cluster)."""
+    """Forgets a connection whose cluster went away: Serve's cached controller, then ray.shutdown(), given
+    `seconds` (it may wait on the dead cluster), so the next `ray.init` starts a new driver session."""
     import ray
+    from ray.serve import context as serve_context
 
+    serve_context._set_global_client(None)
     worker = threading.Thread(target=ray.shutdown, daemon=True, name="ray-shutdown")
     worker.start()
     worker.join(seconds)

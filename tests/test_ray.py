@@ -245,7 +245,7 @@ def test_a_ray_job_reports_progress_and_its_promoted_checkpoint_is_served(ray_jo
     print(f"tiny Ray Job: submitted to done {trained:.1f} s")
 
 
-def test_a_cancelled_ray_job_ends_cancelled_and_a_crashing_one_failed(ray_jobs, ray_checkpoints, text_file):
+def test_a_cancelled_ray_job_ends_cancelled_a_killed_or_crashing_one_failed(ray_jobs, ray_checkpoints, text_file):
     served = digest(ray_checkpoints / "char_rnn")
     long = {**TINY, "steps_per_epoch": 100000, "log_every": 5}
     run = ray_jobs.start("char_rnn", "file", 50, long, upload=text_file)
@@ -258,6 +258,23 @@ def test_a_cancelled_ray_job_ends_cancelled_and_a_crashing_one_failed(ray_jobs, 
     events = [json.loads(line) for line in (ray_jobs.run_dir(run.run_id) / "progress.jsonl").read_text().splitlines()]
     assert events[-1]["event"] == "cancelled", "the trainer was interrupted (RAY_JOB_STOP_SIGNAL=SIGINT)"
     assert digest(ray_checkpoints / "char_rnn") == served
+
+    # A job whose trainer is killed (out of memory, a node lost) shows failed, with how it ended.
+    import psutil
+
+    killed = ray_jobs.start("char_rnn", "file", 50, long, upload=text_file)
+    wait_for(lambda: ray_jobs.status(killed.run_id)["step"] > 0, 600, "the job's first logged step")
+    folder = str(ray_jobs.run_dir(killed.run_id))
+    trainers = [process for process in psutil.process_iter(["cmdline"])
+                if "trainers.char_rnn.train" in (process.info["cmdline"] or []) and folder in
+                " ".join(process.info["cmdline"])]
+    assert len(trainers) == 1
+    trainers[0].kill()
+    wait_for(lambda: ray_jobs.get(killed.run_id).status != "running", 120, "the killed job to be seen ended")
+    info = ray_jobs.status(killed.run_id)
+    assert info["status"] == "failed" and "SIGKILL" in info["message"], info["message"]
+    assert "epoch" in info["output_tail"]  # the last lines the trainer wrote
+    assert ray_jobs.cluster.state(killed.ray_job)[0] == "FAILED"
 
     crash = ray_jobs.start("char_rnn", "file", 1, {**TINY, "batch_size": 4096, "seq_len": 1000}, upload=text_file)
     wait_for(lambda: ray_jobs.get(crash.run_id).status != "running", 600, "the job to crash")
