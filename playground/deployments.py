@@ -36,16 +36,14 @@ DEPLOYMENT_NAMES = {"char_rnn": "TextModel", "dcgan": "DigitModel", "nmt": "Tran
                     "captioning": "CaptionModel"}
 
 
+OPTIONS = {"autoscaling_config": AUTOSCALING, "max_ongoing_requests": 32}  # CPUs: set by application()
+
+
 def _replica_cpus() -> float:
     try:
         return float(os.environ.get("EAGER_PLAYGROUND_REPLICA_CPUS", "1"))
     except ValueError:
         return 1.0
-
-
-def _options() -> dict:
-    return {"autoscaling_config": AUTOSCALING, "max_ongoing_requests": 32,
-            "ray_actor_options": {"num_cpus": _replica_cpus()}}
 
 
 class _Model:
@@ -75,7 +73,7 @@ class _Model:
                 for result in call(model, requests)]
 
 
-@serve.deployment(name=DEPLOYMENT_NAMES["char_rnn"], **_options())
+@serve.deployment(name=DEPLOYMENT_NAMES["char_rnn"], **OPTIONS)
 class TextModel(_Model):
     MODEL = "char_rnn"
 
@@ -99,7 +97,7 @@ class TextModel(_Model):
             yield Failure.of(error)
 
 
-@serve.deployment(name=DEPLOYMENT_NAMES["dcgan"], **_options())
+@serve.deployment(name=DEPLOYMENT_NAMES["dcgan"], **OPTIONS)
 class DigitModel(_Model):
     MODEL = "dcgan"
 
@@ -118,7 +116,7 @@ class DigitModel(_Model):
         return await asyncio.to_thread(self._batch, model_calls.walk_digits, requests)
 
 
-@serve.deployment(name=DEPLOYMENT_NAMES["nmt"], **_options())
+@serve.deployment(name=DEPLOYMENT_NAMES["nmt"], **OPTIONS)
 class TranslateModel(_Model):
     MODEL = "nmt"
 
@@ -133,7 +131,7 @@ class TranslateModel(_Model):
         return await asyncio.to_thread(self._batch, model_calls.translate, requests)
 
 
-@serve.deployment(name=DEPLOYMENT_NAMES["captioning"], **_options())
+@serve.deployment(name=DEPLOYMENT_NAMES["captioning"], **OPTIONS)
 class CaptionModel(_Model):
     MODEL = "captioning"
 

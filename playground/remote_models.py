@@ -9,9 +9,8 @@ checkpoints and runs folders, which the nodes share.
 
 Faults: the cluster is reached on first use, and again after a failure (at most every RETRY_SECONDS; a cluster
 started again at the same address is reconnected and redeployed). A cluster that cannot be reached, or stops
-answering, fails each request with one sentence (gr.Error) saying so: the app
-does not fall back to in-process models (the ingress machine is not sized to hold four, and a silent fallback would
-hide a broken cluster). Expected errors of a request (bad input, a missing checkpoint) come back as the exception
+answering, fails each request with one sentence (gr.Error) saying so: the app does not fall back to in-process
+models (the ingress machine is not sized to hold four, and a silent fallback would hide a broken cluster). Expected errors of a request (bad input, a missing checkpoint) come back as the exception
 class the tab already turns into a sentence.
 
 Ray is imported only here and only when an address is given: the default install does not need it.
@@ -137,12 +136,19 @@ class Cluster:
         return {model: serve.get_deployment_handle(name, deployments.APP_NAME)
                 for model, name in deployments.DEPLOYMENT_NAMES.items()}
 
-    def failed(self, error: BaseException) -> None:
-        """A call failed in a way that is not the request's fault: reconnect (after RETRY_SECONDS) next time."""
+    def failed(self, error: BaseException) -> bool:
+        """A call failed in a way that is not the request's fault. Returns whether the cluster itself is gone
+        (then the next request after RETRY_SECONDS reconnects). A cluster that still answers keeps its connection:
+        a dead replica or a timed-out request must not cut off the other users' requests."""
         LOG.warning("a request to the Ray cluster failed: %r", error)
-        with self._lock:
-            self._handles, self._stale = {}, True
-            self._failed_at, self._failure = time.monotonic(), str(error)
+        try:
+            reachable(self.address)
+            return False
+        except ClusterUnavailable as unavailable:
+            with self._lock:
+                self._handles, self._stale = {}, True
+                self._failed_at, self._failure = time.monotonic(), str(unavailable)
+            return True
 
     def handle(self, model: str):
         self.connect()
@@ -197,16 +203,19 @@ class _Remote:
             raise gr.Error(self.cluster.sentence(self.MODEL)) from None
 
     def _fault(self, error: BaseException) -> gr.Error:
-        """The sentence for a call that failed: the replica's own code raised (a bug: its log has the details), or
-        the replica, its node or the cluster is gone (then the next request reconnects)."""
+        """The sentence for a call that failed: the replica's own code raised (a bug: its log has the details),
+        the cluster is gone (then a later request reconnects), or a replica or its node is (Serve replaces it)."""
         from ray.exceptions import RayTaskError
 
         if isinstance(error, RayTaskError):
             LOG.error("a %s replica raised: %s", self.MODEL, error)
             return gr.Error(f"The {TITLES.get(self.MODEL, self.MODEL)} model failed on this request on the Ray "
                             f"cluster; the replica's log has the details.")
-        self.cluster.failed(error)
-        return gr.Error(self.cluster.sentence(self.MODEL))
+        if self.cluster.failed(error):
+            return gr.Error(self.cluster.sentence(self.MODEL))
+        return gr.Error(f"The {TITLES.get(self.MODEL, self.MODEL)} model on the Ray cluster did not answer this "
+                        f"request (a replica stopped, or it took longer than {REQUEST_SECONDS:.0f} s); try again in "
+                        f"a minute.")
 
     def _call(self, method: str, request):
         from playground.model_calls import Failure
