@@ -273,7 +273,7 @@ def test_a_cancelled_ray_job_ends_cancelled_a_killed_or_crashing_one_failed(ray_
     wait_for(lambda: ray_jobs.get(killed.run_id).status != "running", 120, "the killed job to be seen ended")
     info = ray_jobs.status(killed.run_id)
     assert info["status"] == "failed" and "SIGKILL" in info["message"], info["message"]
-    assert "epoch" in info["output_tail"]  # the last lines the trainer wrote
+    assert info["output_tail"].strip()  # the last lines the trainer wrote (TensorFlow's, before its first epoch)
     assert ray_jobs.cluster.state(killed.ray_job)[0] == "FAILED"
 
     crash = ray_jobs.start("char_rnn", "file", 1, {**TINY, "batch_size": 4096, "seq_len": 1000}, upload=text_file)
