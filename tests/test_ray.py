@@ -77,29 +77,33 @@ class LocalCluster:
         raise RuntimeError("the Ray head did not start in 180 s")
 
     def members(self) -> list:
-        """Every process of this cluster: `ray start`'s group, and whatever names this cluster's GCS address."""
+        """Every process of this cluster: `ray start`'s group, whatever names this cluster's GCS address, and their
+        descendants (the raylet's workers and replicas run in sessions of their own)."""
         import psutil
 
-        found = []
+        found = {}
         for process in psutil.process_iter(["pid", "cmdline"]):
             try:
                 if os.getpgid(process.pid) == self.process.pid or \
                         self.address in " ".join(process.info["cmdline"] or []):
-                    found.append(process)
+                    found[process.pid] = process
+                    found.update((child.pid, child) for child in process.children(recursive=True))
             except (OSError, psutil.Error):
                 continue
-        return found
+        return list(found.values())
 
     def stop(self) -> None:
         """Kills every process of the cluster at once, as a machine that dies would (a graceful `ray stop` drains
         for up to 30 s, and nothing here needs to outlive the module)."""
         import psutil
 
-        for process in self.members():
+        members = self.members()
+        for process in members:
             try:
                 process.kill()
             except psutil.Error:
                 pass
+        psutil.wait_procs(members, timeout=30)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
