@@ -147,7 +147,7 @@ class Jobs:
             return run
 
     def _launch(self, run: Run, folder: Path) -> None:
-        if run.ray_job or self.cluster is not None:
+        if self.cluster is not None:
             self._submit(run, folder)
             return
         try:
@@ -177,6 +177,12 @@ class Jobs:
         threading.Thread(target=self._watch_job, args=(run.run_id, run.ray_job), daemon=True,
                          name=f"watch-{run.run_id}").start()
 
+    def _cluster(self) -> RayJobs:
+        """The cluster of a Ray run; an app restarted without an address asks the local one (`auto`)."""
+        if self.cluster is None:
+            self.cluster = RayJobs(address_from_environment() or "auto")
+        return self.cluster
+
     def _watch_job(self, run_id: str, job: str) -> None:
         """Polls the Ray Job until it has ended, then records how (a cluster that stops answering is asked again:
         the run's record stays running, and a cancel says the cluster cannot be reached)."""
@@ -198,10 +204,8 @@ class Jobs:
     def _job_ended(self, run: Run) -> tuple[bool, int | None]:
         """(whether the run's Ray Job has ended, the exit status to record). A job that failed before the trainer
         wrote anything leaves Ray's log and message in the run's output, so the page shows why."""
-        if self.cluster is None:
-            self.cluster = RayJobs(address_from_environment() or "auto")
         try:
-            status, code, message = self.cluster.state(run.ray_job)
+            status, code, message = self._cluster().state(run.ray_job)
         except ClusterError:
             return False, None
         if status not in ("SUCCEEDED", "FAILED", "STOPPED"):
@@ -257,10 +261,8 @@ class Jobs:
     def _cancel_job(self, run: Run) -> Run:
         """Stops the run's Ray Job and waits for it to end (the trainer writes `cancelled` when the cluster stops
         jobs with SIGINT; either way the run is recorded cancelled)."""
-        if self.cluster is None:
-            self.cluster = RayJobs(address_from_environment() or "auto")
         try:
-            self.cluster.stop(run.ray_job, wait=RAY_STOP_WAIT_SECONDS)
+            self._cluster().stop(run.ray_job, wait=RAY_STOP_WAIT_SECONDS)
         except ClusterError as error:
             raise JobError(f"{error}; the run may still be training there") from None
         with self._lock:
