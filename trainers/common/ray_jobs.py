@@ -131,7 +131,8 @@ def _first_line(error: BaseException) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}" if __spec__ else None,
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--address", default=os.environ.get("EAGER_PLAYGROUND_RAY_ADDRESS") or "auto",
                         help="the Ray cluster: auto, HOST:PORT or the job server's http://HOST:8265")
     parser.add_argument("--workers", type=int, default=1, help="multi-worker run over this many Ray workers (1)")

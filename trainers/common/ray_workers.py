@@ -162,7 +162,8 @@ def _stop(actors, status) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}" if __spec__ else None,
+                                     description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each worker reserves (1)")
     parser.add_argument("--address", default=None, help="the Ray cluster (default: RAY_ADDRESS, else auto)")
