@@ -77,12 +77,16 @@ class Jobs:
         if run.status == RUNNING and run_id not in self._processes:
             if run.ray_job:
                 ended, returncode = self._job_ended(run)
-                if ended:
-                    with self._lock:
-                        self._finish(run, returncode)
-            elif not supervise.alive(run.pid, folder):
+            else:
+                ended, returncode = not supervise.alive(run.pid, folder), None
+            if ended:
+                # Again under the lock: `start` holds it from the first save of a run until its process is
+                # watched, and a page's poll in between read a record without a pid (the run was marked failed,
+                # "ended while the app was not watching", while it trained on: test_training_tab, under load).
                 with self._lock:
-                    self._finish(run, returncode=None)
+                    run = read_run(folder)
+                    if run.status == RUNNING and run_id not in self._processes:
+                        self._finish(run, returncode)
         return run
 
     def exists(self, run_id) -> bool:
