@@ -1,4 +1,7 @@
-"""Start the playground: `python -m playground [--host 127.0.0.1] [--port 7860] [--share] [--auth user:pass]`."""
+"""Start the playground: `python -m playground [--host 127.0.0.1] [--port 7860] [--share] [--auth user:pass]`.
+
+`--ray-address auto|HOST:PORT` (or EAGER_PLAYGROUND_RAY_ADDRESS) serves the models from a Ray cluster and starts
+training runs as Ray Jobs there (docs/scale.md; needs requirements-scale.txt)."""
 
 from __future__ import annotations
 
@@ -44,6 +47,9 @@ def main(argv=None) -> None:
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link (off)")
     parser.add_argument("--auth", default=None, metavar="USER:PASSWORD", help="require a login")
     parser.add_argument("--checkpoints", default=None, help="checkpoints folder (default: the shipped ones)")
+    parser.add_argument("--ray-address", default=None, metavar="ADDRESS",
+                        help="a Ray cluster (auto, HOST:PORT) whose Serve deployments answer the models and whose "
+                             "Jobs train (default: EAGER_PLAYGROUND_RAY_ADDRESS, else in-process models)")
     args = parser.parse_args(argv)
     if not 0 < args.port < 65536:
         parser.error(f"--port must be between 1 and 65535, got {args.port}")
@@ -58,6 +64,12 @@ def main(argv=None) -> None:
         auth = ThrottledLogin(user, password).check
     if args.checkpoints:
         os.environ["EAGER_PLAYGROUND_CHECKPOINTS"] = args.checkpoints
+    if args.ray_address:
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            parser.error("--ray-address needs Ray: pip install -r requirements-scale.txt")
+        os.environ["EAGER_PLAYGROUND_RAY_ADDRESS"] = args.ray_address
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

@@ -106,10 +106,18 @@ def missing_note(registry: Registry, tabs) -> str:
     return f"Not shown: {lines}."
 
 
+def default_registry() -> Registry:
+    """In-process models, or the Ray cluster's deployments when EAGER_PLAYGROUND_RAY_ADDRESS is set
+    (`python -m playground --ray-address ...`; playground/remote_models.py)."""
+    from playground.remote_models import RayRegistry, ray_address
+
+    return RayRegistry() if ray_address() else Registry()
+
+
 def build_app(registry: Registry | None = None, warm: bool = True) -> gr.Blocks:
     from playground.promotion import recover
 
-    registry = registry or Registry()
+    registry = registry or default_registry()
     try:
         recover(registry.root)  # a swap a crash interrupted is finished or rolled back before anything loads
     except OSError:

@@ -9,7 +9,13 @@
     run_view         progress.jsonl turned into status, losses, samples and sentences for people
     promotion        promote a run's checkpoint into the served ones; restore the replaced one
 
-Nothing here imports TensorFlow: the app process only reads files and starts processes.
+With a Ray cluster (EAGER_PLAYGROUND_RAY_ADDRESS, `python -m playground --ray-address`), a run is the same command
+line submitted as a Ray Job instead (trainers/common/ray_jobs.py): its progress and output files are written into
+the run folder on storage the nodes share, a cancel stops the job, and a job that fails or is killed shows failed
+with its last lines, as a local run does. EAGER_PLAYGROUND_RAY_WORKERS=N (N > 1) makes each run a multi-worker
+run over N Ray workers (trainers/common/ray_workers.py), each reserving EAGER_PLAYGROUND_RAY_CPUS_PER_WORKER CPUs.
+
+Nothing here imports TensorFlow: the app process only reads files and starts processes (or submits jobs).
 
     from playground.jobs import Jobs
     jobs = Jobs()
@@ -19,7 +25,9 @@ Nothing here imports TensorFlow: the app process only reads files and starts pro
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +42,10 @@ from playground.run_record import (CANCELLED, DONE, FAILED, JOB_FILE, OUTPUT_FIL
                                    new_run_id, read_run, run_folder, runs_root, save_run)
 from playground.run_view import describe
 from playground.trainer_catalog import discover_trainers
+from trainers.common.ray_jobs import ClusterError, RayJobs
+
+RAY_POLL_SECONDS = 1.0
+RAY_STOP_WAIT_SECONDS = 30.0  # Ray's own SIGKILL comes RAY_JOB_STOP_WAIT_TIME_S (3 s by default) after the stop
 
 __all__ = ["Jobs", "JobError", "Run", "RUNNING", "DONE", "FAILED", "CANCELLED", "describe", "discover_trainers",
            "runs_root"]
@@ -42,12 +54,15 @@ __all__ = ["Jobs", "JobError", "Run", "RUNNING", "DONE", "FAILED", "CANCELLED", 
 class Jobs:
     """The runs folder: starts, watches, cancels and promotes training runs. One run trains at a time."""
 
-    def __init__(self, runs: Path | None = None, checkpoints: Path | None = None, python: str | None = None):
+    def __init__(self, runs: Path | None = None, checkpoints: Path | None = None, python: str | None = None,
+                 cluster: RayJobs | None = None):
         self.runs = Path(runs) if runs is not None else runs_root()
         self.checkpoints = Path(checkpoints) if checkpoints is not None else checkpoints_root()
         self.python = python or sys.executable
+        self.cluster = cluster if cluster is not None else cluster_from_environment()
         self._lock = threading.RLock()
-        self._processes: dict[str, subprocess.Popen] = {}  # the runs this object started and still watches
+        # The runs this object started and still watches: their Popen, or None for a Ray Job.
+        self._processes: dict[str, subprocess.Popen | None] = {}
 
     # ---- records
 
@@ -59,9 +74,19 @@ class Jobs:
         """The run's record, refreshed: a run whose process has ended is marked done, failed or cancelled."""
         folder = self.run_dir(run_id)
         run = read_run(folder)
-        if run.status == RUNNING and run_id not in self._processes and not supervise.alive(run.pid, folder):
-            with self._lock:
-                self._finish(run, returncode=None)
+        if run.status == RUNNING and run_id not in self._processes:
+            if run.ray_job:
+                ended, returncode = self._job_ended(run)
+            else:
+                ended, returncode = not supervise.alive(run.pid, folder), None
+            if ended:
+                # Again under the lock: `start` holds it from the first save of a run until its process is
+                # watched, and a page's poll in between read a record without a pid (the run was marked failed,
+                # "ended while the app was not watching", while it trained on: test_training_tab, under load).
+                with self._lock:
+                    run = read_run(folder)
+                    if run.status == RUNNING and run_id not in self._processes:
+                        self._finish(run, returncode)
         return run
 
     def exists(self, run_id) -> bool:
@@ -126,6 +151,9 @@ class Jobs:
             return run
 
     def _launch(self, run: Run, folder: Path) -> None:
+        if self.cluster is not None:
+            self._submit(run, folder)
+            return
         try:
             process = supervise.launch(run.command, folder / OUTPUT_FILE)
         except JobError as error:
@@ -136,6 +164,65 @@ class Jobs:
         self._processes[run.run_id] = process
         self._save(run)
         supervise.watch(process, lambda returncode: self._ended(run.run_id, returncode), f"watch-{run.run_id}")
+
+    # ---- Ray Jobs
+
+    def _submit(self, run: Run, folder: Path) -> None:
+        """Submits the run's command as a Ray Job (its output appended to the run folder's log) and watches it."""
+        try:
+            run.ray_job = self.cluster.submit(run.command, folder / OUTPUT_FILE,
+                                              name=f"{run.run_id}-{uuid.uuid4().hex[:6]}")
+        except ClusterError as error:
+            run.status, run.ended, run.message = FAILED, time.time(), str(error)
+            self._save(run)
+            raise JobError(str(error)) from None
+        self._processes[run.run_id] = None
+        self._save(run)
+        threading.Thread(target=self._watch_job, args=(run.run_id, run.ray_job), daemon=True,
+                         name=f"watch-{run.run_id}").start()
+
+    def _cluster(self) -> RayJobs:
+        """The cluster of a Ray run; an app restarted without an address asks the local one (`auto`)."""
+        if self.cluster is None:
+            self.cluster = RayJobs(address_from_environment() or "auto")
+        return self.cluster
+
+    def _watch_job(self, run_id: str, job: str) -> None:
+        """Polls the Ray Job until it has ended, then records how (a cluster that stops answering is asked again:
+        the run's record stays running, and a cancel says the cluster cannot be reached)."""
+        while True:
+            time.sleep(RAY_POLL_SECONDS)
+            try:
+                run = read_run(self.run_dir(run_id))
+            except JobError:  # deleted meanwhile
+                self._processes.pop(run_id, None)
+                return
+            if run.status != RUNNING:
+                self._processes.pop(run_id, None)
+                return
+            ended, returncode = self._job_ended(run)
+            if ended:
+                self._ended(run_id, returncode)
+                return
+
+    def _job_ended(self, run: Run) -> tuple[bool, int | None]:
+        """(whether the run's Ray Job has ended, the exit status to record). A job that failed before the trainer
+        wrote anything leaves Ray's log and message in the run's output, so the page shows why."""
+        try:
+            status, code, message = self._cluster().state(run.ray_job)
+        except ClusterError:
+            return False, None
+        if status not in ("SUCCEEDED", "FAILED", "STOPPED"):
+            return False, None
+        output = self.run_dir(run.run_id) / OUTPUT_FILE
+        if status == "FAILED" and (not output.is_file() or output.stat().st_size == 0):
+            with open(output, "a", encoding="utf-8") as handle:
+                handle.write(self.cluster.logs(run.ray_job)[-4000:] + (f"\n{message}\n" if message else ""))
+        if status == "SUCCEEDED":
+            return True, 0
+        if status == "STOPPED":  # stopped from the page (a cancel) or on the cluster (`ray job stop`)
+            return True, None if run.cancel_requested else -signal.SIGTERM
+        return True, code if code not in (None, 0) else 1
 
     def _ended(self, run_id: str, returncode: int) -> None:
         """Called by the watcher once the trainer this object started has exited."""
@@ -165,7 +252,23 @@ class Jobs:
                 raise JobError(f"run {run_id} is not training (it is {run.status}); there is nothing to cancel")
             run.cancel_requested = True
             self._save(run)
+        if run.ray_job:
+            return self._cancel_job(run)
         supervise.stop_group(run.pid, self.run_dir(run.run_id), self._processes.get(run.run_id))
+        with self._lock:
+            run = self.get(run.run_id)
+            if run.status == RUNNING:
+                self._finish(run, returncode=None)
+                run = self.get(run.run_id)
+        return run
+
+    def _cancel_job(self, run: Run) -> Run:
+        """Stops the run's Ray Job and waits for it to end (the trainer writes `cancelled` when the cluster stops
+        jobs with SIGINT; either way the run is recorded cancelled)."""
+        try:
+            self._cluster().stop(run.ray_job, wait=RAY_STOP_WAIT_SECONDS)
+        except ClusterError as error:
+            raise JobError(f"{error}; the run may still be training there") from None
         with self._lock:
             run = self.get(run.run_id)
             if run.status == RUNNING:
@@ -233,3 +336,20 @@ class Jobs:
         """Swaps the served checkpoint with the one it replaced (doing it twice gives back the first)."""
         with self._lock:
             return promotion.restore_previous(self.checkpoints, model)
+
+
+def address_from_environment() -> str | None:
+    return os.environ.get("EAGER_PLAYGROUND_RAY_ADDRESS", "").strip() or None
+
+
+def cluster_from_environment() -> RayJobs | None:
+    """The Ray cluster runs are submitted to (EAGER_PLAYGROUND_RAY_ADDRESS), or None: runs are local processes."""
+    address = address_from_environment()
+    if address is None:
+        return None
+    try:
+        workers = int(os.environ.get("EAGER_PLAYGROUND_RAY_WORKERS", "1"))
+        cpus = float(os.environ.get("EAGER_PLAYGROUND_RAY_CPUS_PER_WORKER", "1"))
+    except ValueError:
+        workers, cpus = 1, 1.0
+    return RayJobs(address, workers=max(1, workers), cpus_per_worker=cpus)

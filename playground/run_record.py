@@ -47,6 +47,7 @@ class Run:
     cancel_requested: bool = False
     promoted: float | None = None
     upload_name: str = ""
+    ray_job: str = ""  # the Ray Job's submission id when the run trains on a Ray cluster (playground/jobs.py)
 
     @classmethod
     def from_dict(cls, data: dict) -> "Run":

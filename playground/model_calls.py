@@ -1,0 +1,93 @@
+"""The calls a model server makes on the four inference objects, each taking a list of requests.
+
+The Ray Serve deployments (playground/deployments.py) collect concurrent requests with `@serve.batch` and hand
+each batch here as one list. Today every function loops over the single-request method the tabs call in-process
+(`Translator.translate`, `Captioner.caption`, `DigitGenerator.generate_judged`/`walk`), so a batch's answers are
+exactly the unbatched ones. When an inference object gains a method that takes the whole list (request batching,
+issue 15 part 1), it is used instead: the name it is looked up by is the one place to change, here.
+
+Each request is a dict of the keyword arguments of the single-request method; each result is the method's
+return value, or the exception it raised (one bad request must not fail the others in its batch), which the
+deployment sends back as a `Failure`. Nothing here imports TensorFlow or Ray (the ingress imports `Failure`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Callable
+
+LOG = logging.getLogger("ray.serve")  # in a replica, Serve's logger writes the replica's log
+# Exceptions a request may raise on purpose (bad input, a missing checkpoint): carried back by class name.
+EXPECTED = ("ValueError", "TranslationInputError", "ImageError", "ImageTooLarge", "CheckpointError")
+
+
+@dataclasses.dataclass
+class Failure:
+    """A request that raised: the exception's class name and its message (no traceback crosses the cluster)."""
+
+    kind: str
+    message: str
+
+    @classmethod
+    def of(cls, error: BaseException) -> "Failure":
+        kind = type(error).__name__
+        if kind not in EXPECTED:
+            LOG.error("a request failed", exc_info=error)
+            return cls("unexpected", "")
+        return cls(kind, str(error))
+
+
+# The list-taking method each call would use if the inference object has it (request batching, part 1).
+BATCHED_METHODS = {
+    "translate": "translate_many",
+    "caption": "caption_many",
+    "generate_judged": "generate_judged_many",
+    "walk": "walk_many",
+}
+
+
+def call_each(model, method: str, requests: list[dict]) -> list[Any]:
+    """`model.<method>(**request)` for every request, through the list-taking method when the model has one.
+
+    Returns one result per request, in order; a request that raised gets its exception in its place."""
+    batched: Callable | None = getattr(model, BATCHED_METHODS.get(method, ""), None)
+    if batched is not None and len(requests) > 1:
+        try:
+            return list(batched(requests))
+        except Exception:  # noqa: BLE001 - one bad request: answer each alone, so only it fails
+            pass
+    single = getattr(model, method)
+    results = []
+    for request in requests:
+        try:
+            results.append(single(**request))
+        except Exception as error:  # noqa: BLE001 - returned to that request's caller, who decides
+            results.append(error)
+    return results
+
+
+def translate(translator, requests: list[dict]) -> list[Any]:
+    """Requests: {text, method, beam, temperature, seed} -> Translator.translate's result dicts."""
+    return call_each(translator, "translate", requests)
+
+
+def caption(captioner, requests: list[dict]) -> list[Any]:
+    """Requests: {image (bytes), beam} -> Captioner.caption's result dicts."""
+    return call_each(captioner, "caption", requests)
+
+
+def generate_digits(generator, requests: list[dict]) -> list[Any]:
+    """Requests: {seed, count} -> DigitGenerator.generate_judged's Judged digits."""
+    return call_each(generator, "generate_judged", requests)
+
+
+def walk_digits(generator, requests: list[dict]) -> list[Any]:
+    """Requests: {seed_a, seed_b, frames} -> DigitGenerator.walk's Judged frames."""
+    return call_each(generator, "walk", requests)
+
+
+def text_chunks(text_generator, prompt: str, length: int, **sampling):
+    """One stream's chunks of generated characters (TextGenerator.chunks). Text is streamed, one request per
+    stream: the streams a replica serves at once would share a batched step here (part 1's stepping engine)."""
+    yield from text_generator.chunks(prompt, length, **sampling)
