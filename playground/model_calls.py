@@ -1,10 +1,11 @@
 """The calls a model server makes on the four inference objects, each taking a list of requests.
 
 The Ray Serve deployments (playground/deployments.py) collect concurrent requests with `@serve.batch` and hand
-each batch here as one list. Today every function loops over the single-request method the tabs call in-process
-(`Translator.translate`, `Captioner.caption`, `DigitGenerator.generate_judged`/`walk`), so a batch's answers are
-exactly the unbatched ones. When an inference object gains a method that takes the whole list (request batching,
-issue 15 part 1), it is used instead: the name it is looked up by is the one place to change, here.
+each batch here as one list. Where the inference object has a method that takes the whole list (request
+batching, issue 15 part 1: `Translator.translate_many`, which decodes every greedy request in one batch with the
+same outputs as alone), it is used; otherwise the function loops over the single-request method the tabs call
+in-process (`Captioner.caption`, `DigitGenerator.generate_judged`/`walk`), so a batch's answers are exactly the
+unbatched ones either way. The names methods are looked up by are the one place to change, here.
 
 Each request is a dict of the keyword arguments of the single-request method; each result is the method's
 return value, or the exception it raised (one bad request must not fail the others in its batch), which the
