@@ -88,6 +88,15 @@ def notes(result: dict, detections: list, detector_reason: str | None) -> str:
     else:
         lines.append("**The COCO detector finds nothing it knows here** (no object scored 0.40 or more); the "
                      "caption is the captioner's alone.")
+    fused = result.get("fusion") or {}
+    if fused.get("support"):
+        lines.append("**The detector's findings steered the caption toward:** " + ", ".join(
+            f"{noun} ({score:.2f})" for noun, score in sorted(fused["support"].items(), key=lambda item: -item[1]))
+                     + ".")
+    if fused.get("abstained"):
+        lines.append("**Unsure, so not named:** the captioner's guess " + ", ".join(
+            f"\u201c{item['word']}\u201d ({item['probability']:.2f})" for item in fused["abstained"])
+                     + " had nothing from the detector to back it, so the caption says \u201cthing\u201d instead.")
     if result.get("imagenet_top3"):
         lines.append("**The encoder's ImageNet top-3:** " + ", ".join(
             f"{item['label']} {item['probability']:.2f}" for item in result["imagenet_top3"]) + ".")
@@ -215,15 +224,22 @@ def word_choices(words: list[str]) -> list[tuple[str, int]]:
     return [(f"{position + 1}. {word}", position) for position, word in enumerate(words)]
 
 
-def caption_picture(captioner, source, beam) -> dict:
+def caption_picture(captioner, source, beam, detect_objects=None) -> dict:
+    """Caption an upload. `detect_objects(picture) -> (detections, reason)` (the tab passes `detect`) runs the COCO
+    detector on the shown picture first; its findings steer the caption's nouns (trainers/captioning/fusion.py).
+    Without it, or when the detector is unavailable, the caption is the decoder's alone."""
     from trainers.captioning.encoder import ImageError, ImageTooLarge
 
     if source is None:
         raise gr.Error(NO_UPLOAD_MESSAGE)
     beam = parse_beam(beam)
+    found, reason = [], None
     try:
-        result = captioner.caption(source, beam=beam)
         picture = display_picture(source)
+        if detect_objects is not None:
+            found, reason = detect_objects(picture)
+        steer = detect_objects is not None and reason is None
+        result = captioner.caption(source, beam=beam, detections=found if steer else None)
     except ImageTooLarge as error:
         raise gr.Error(f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
     except ImageError as error:
@@ -234,7 +250,8 @@ def caption_picture(captioner, source, beam) -> dict:
         raise gr.Error("That picture needs more memory than the server has free; try a smaller one.") from None
     return {"words": result["words"], "caption": result["caption"], "attention": result["attention"],
             "picture": picture, "score": result["score"], "imagenet_top3": result.get("imagenet_top3", []),
-            "novelty": result.get("novelty")}
+            "novelty": result.get("novelty"), "detections": found, "detector_reason": reason,
+            "fusion": result.get("fusion")}
 
 
 def _listed(items: list[str]) -> str:
@@ -282,13 +299,13 @@ def build(registry) -> None:
         source = checked_upload(upload, [examples_folder])
         progress(0.1, desc="Loading the captioner")
         captioner = _captioner(registry)
-        progress(0.4, desc="Captioning")
-        result = caption_picture(captioner, source, beam)
+        progress(0.4, desc="Detecting objects and captioning")
+        result = caption_picture(captioner, source, beam, detect)
         words, picture = result["words"], result["picture"]
+        found, reason = result["detections"], result["detector_reason"]
         if not words:
             gr.Warning("The model ended the caption at once: it saw nothing it knows in this picture.")
-        progress(0.7, desc="Detecting objects")
-        found, reason = detect(picture)
+        progress(0.8, desc="Drawing")
         from trainers.captioning.detector import draw
 
         boxes = image_file(draw(picture, found) if found else picture)
@@ -299,7 +316,8 @@ def build(registry) -> None:
                    "log_probability": result["score"], "grid": [len(result["attention"][0]),
                                                                 len(result["attention"][0][0])] if words else [],
                    "attention": result["attention"], "detections": found, "detector": reason or "ok",
-                   "imagenet_top3": result["imagenet_top3"], "novelty": result["novelty"]}
+                   "imagenet_top3": result["imagenet_top3"], "novelty": result["novelty"],
+                   "fusion": result["fusion"]}
         state = {"words": words, "attention": result["attention"], "picture": picture}
         return (result["caption"] or "(empty caption)", gr.Radio(choices=word_choices(words), value=0 if words
                                                                   else None), first, gallery, details, state,
@@ -325,7 +343,7 @@ def build(registry) -> None:
             word = gr.Radio(label="Where did it look for…", choices=[], elem_id="caption-words")
             focus = gr.Image(label="Attention for the chosen word", height=340, interactive=False,
                              elem_id="caption-focus")
-    boxes = gr.Image(label="What the COCO object detector sees (for comparison; not used by the captioner)",
+    boxes = gr.Image(label="What the COCO object detector sees (its findings steer the caption's nouns)",
                      height=340, interactive=False, elem_id="caption-detections")
     gallery = gr.Gallery(label="Attention for every word", columns=8, height=300, object_fit="contain",
                          preview=False, allow_preview=True, elem_id="caption-gallery")

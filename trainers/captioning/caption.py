@@ -12,6 +12,7 @@ word, summing to 1) and `score`. The app's Caption tab uses the same object. Bea
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -25,8 +26,12 @@ class Captioner:
     """A loaded captioner: encoder, decoder (`model.ShowAttendTell`) and vocabulary, NumPy/Python in and out."""
 
     def __init__(self, encoder, model, vocabulary, max_len: int, metrics: dict | None = None, labels=None,
-                 novelty=None):
+                 novelty=None, fusion_config=None):
+        from trainers.captioning import fusion, photos
         from trainers.captioning.model import make_step_function
+
+        self.fusion = fusion_config or fusion.FusionConfig()  # how detections steer the nouns (fusion.py)
+        self.noun_of = {word: noun for word, noun in photos.noun_table().items() if word in vocabulary.index}
 
         self.labels = list(labels or [])  # ImageNet class names, when the encoder's head was loaded
         self.novelty = novelty  # novelty.NoveltyIndex of the training pictures, or None
@@ -63,8 +68,16 @@ class Captioner:
             novelty = novelty_module.NoveltyIndex.load(folder / novelty_module.NOVELTY_FILE)
         except (OSError, KeyError, ValueError) as error:
             raise checkpoint.CheckpointError(f"{folder / novelty_module.NOVELTY_FILE} cannot be read: {error}")
+        from trainers.captioning import fusion
+
+        fusion_path = folder / fusion.FUSION_FILE
+        try:
+            fusion_config = fusion.FusionConfig.load(fusion_path) if fusion_path.is_file() else None
+        except (OSError, ValueError, TypeError) as error:
+            raise checkpoint.CheckpointError(f"{fusion_path} cannot be read: {error}") from None
         return cls(encoder, model, vocabulary, int(config.get("max_len", 24)), metrics,
-                   labels=labels if encoder.classifier is not None else [], novelty=novelty)
+                   labels=labels if encoder.classifier is not None else [], novelty=novelty,
+                   fusion_config=fusion_config)
 
     # ---- decoding over cached features (the search itself is the shared trainers.common.decoding) ----
 
@@ -82,33 +95,89 @@ class Captioner:
 
         return self.model.encode(tf.convert_to_tensor(np.asarray(features, np.float32)))  # (keys, projected, hidden)
 
-    def greedy_ids(self, features: np.ndarray, max_len: int | None = None):
-        """Batched greedy search: features (batch, locations, depth) -> [(ids, attention (words, locations))]."""
+    def _biased_step_fn(self, bias):
+        """The step function with `bias` ((vocab,) or (rows, vocab)) added to every step's log-probabilities."""
+        if bias is None:
+            return self._step_fn
+        from trainers.captioning import fusion
+
+        def step(tokens, state):
+            log_probabilities, state, weights = self._step_fn(tokens, state)
+            return fusion.biased(log_probabilities.numpy(), bias), state, weights
+
+        return step
+
+    def greedy_ids(self, features: np.ndarray, max_len: int | None = None, bias: np.ndarray | None = None):
+        """Batched greedy search: features (batch, locations, depth) -> [(ids, attention (words, locations))];
+        `bias` (batch, vocab) is added to each row's log-probabilities at every step (detector fusion)."""
         from trainers.common import decoding
 
-        hypotheses = decoding.greedy(self._step_fn, self._initial(features), self.vocabulary.start,
+        hypotheses = decoding.greedy(self._biased_step_fn(bias), self._initial(features), self.vocabulary.start,
                                      self.vocabulary.end, max_len or self.max_len, rows=len(features))
         return [(hypothesis.ids, hypothesis.attention) for hypothesis in hypotheses]
 
-    def beam_ids(self, features: np.ndarray, beam: int, max_len: int | None = None):
-        """Beam search for one image (features (locations, depth)): -> (ids, attention, score)."""
+    def beam_ids(self, features: np.ndarray, beam: int, max_len: int | None = None, bias: np.ndarray | None = None):
+        """Beam search for one image (features (locations, depth)): -> (ids, attention, score); `bias` (vocab,)
+        is added to the log-probabilities at every step (detector fusion)."""
         from trainers.common import decoding
 
-        result = decoding.beam_search(self._step_fn, self._initial(features[None]), self.vocabulary.start,
-                                      self.vocabulary.end, beam_width=beam, max_len=max_len or self.max_len)
+        result = decoding.beam_search(self._biased_step_fn(bias), self._initial(features[None]),
+                                      self.vocabulary.start, self.vocabulary.end, beam_width=beam,
+                                      max_len=max_len or self.max_len)
         return result.ids, result.attention, result.score
+
+    def word_probabilities(self, features: np.ndarray, id_lists: list[list[int]]) -> list[list[float]]:
+        """The decoder's own probability (no fusion bias) of each chosen word given the words before it:
+        features (batch, locations, depth), one id list per row (teacher forcing, one batched pass)."""
+        longest = max((len(ids) for ids in id_lists), default=0)
+        if longest == 0:
+            return [[] for _ in id_lists]
+        inputs = np.zeros((len(id_lists), longest), np.int32)
+        for row, ids in enumerate(id_lists):
+            inputs[row, 0] = self.vocabulary.start
+            inputs[row, 1:len(ids)] = ids[:-1]
+        logits, _ = self.model(np.asarray(features, np.float32), inputs)
+        logits = np.asarray(logits, np.float64)  # (batch, longest, vocab)
+        logits -= logits.max(axis=-1, keepdims=True)
+        probabilities = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+        return [[float(probabilities[row, position, token]) for position, token in enumerate(ids)]
+                for row, ids in enumerate(id_lists)]
+
+    def fuse(self, ids: list[int], features: np.ndarray, detections: list) -> tuple[list[str], list[dict]]:
+        """The words of `ids` after abstention (fusion.abstain), and the replaced nouns."""
+        from trainers.captioning import fusion
+
+        words = self.vocabulary.decode(ids)
+        probabilities = self.word_probabilities(features[None], [ids[: len(words)]])[0]
+        return fusion.abstain(words, probabilities, detections, self.fusion, self.noun_of)
 
     # ---- images ----
 
-    def caption_features(self, features: np.ndarray, beam: int = 1) -> dict:
-        ids, attention, score = self.beam_ids(features, max(1, int(beam)))
+    def caption_features(self, features: np.ndarray, beam: int = 1, detections: list | None = None) -> dict:
+        """Caption one picture's features. With `detections` (the COCO detector's [{label, score}], [] when it
+        found nothing) the nouns are steered by them and unsure unsupported nouns become "thing" (fusion.py);
+        with None the caption is the decoder's alone. `fusion` in the result says what the detections did."""
+        from trainers.captioning import fusion
+
+        bias = None
+        if detections is not None:
+            bias = fusion.bias_vector(detections, self.fusion, self.vocabulary.words, self.noun_of)
+        ids, attention, score = self.beam_ids(features, max(1, int(beam)), bias=bias)
         words = self.vocabulary.decode(ids)
+        result = {}
+        if detections is not None:
+            words, replaced = self.fuse(ids, features, detections)
+            result["fusion"] = {"support": fusion.noun_support(detections, self.fusion.min_score),
+                                "bias": fusion.noun_bias(detections, self.fusion,
+                                                         sorted(set(self.noun_of.values()))),
+                                "abstained": replaced, "config": dataclasses.asdict(self.fusion)}
         attention = np.asarray(attention, np.float32)[: len(words)]
         return {"caption": " ".join(words), "words": words, "score": score, "grid": list(self.grid),
-                "attention": [row.reshape(self.grid).tolist() for row in attention]}
+                "attention": [row.reshape(self.grid).tolist() for row in attention], **result}
 
-    def caption(self, image, beam: int = 1) -> dict:
-        """Any image (path, bytes, PIL image, array) -> caption dict; raises encoder.ImageError for a non-image."""
+    def caption(self, image, beam: int = 1, detections: list | None = None) -> dict:
+        """Any image (path, bytes, PIL image, array) -> caption dict; raises encoder.ImageError for a non-image.
+        `detections`: see caption_features (None: the decoder alone, as before fusion existed)."""
         from trainers.captioning import encoder as encoder_module
 
         pixels = encoder_module.load_image(image)
@@ -120,7 +189,7 @@ class Captioner:
         else:
             features, imagenet = self.encoder.features(pixels[None])[0], []
         familiarity = self.novelty.judge(features) if self.novelty is not None else None
-        return {**self.caption_features(features, beam), "image": pixels, "imagenet_top3": imagenet,
+        return {**self.caption_features(features, beam, detections), "image": pixels, "imagenet_top3": imagenet,
                 "novelty": familiarity}
 
 
