@@ -13,7 +13,10 @@ Beside the caption the tab shows what a COCO object detector (SSD-MobileNet-v2, 
 installed from PyPI by requirements.txt) finds — boxes with labels and scores drawn on the picture — and the
 encoder's own ImageNet top-3, so a person can compare; and a short note when the picture's features lie farther
 from the training pictures' than 99 % of the held-out validation pictures do (`trainers/captioning/novelty.py`).
-Without the detector package the caption is still given, with one sentence saying the detector is missing.
+The detector runs first and its findings steer the caption's nouns (`trainers/captioning/fusion.py`: detected
+classes get a bonus, others a penalty, and an unsure noun nothing supports becomes "thing"); the notes say which.
+Without the detector package the caption is still given (the decoder's alone), with one sentence saying the
+detector is missing.
 """
 
 from __future__ import annotations
@@ -86,8 +89,8 @@ def notes(result: dict, detections: list, detector_reason: str | None) -> str:
         lines.append("**The COCO detector sees:** " + ", ".join(f"{item['label']} {item['score']:.2f}"
                                                                for item in detections) + ".")
     else:
-        lines.append("**The COCO detector finds nothing it knows here** (no object scored 0.40 or more); the "
-                     "caption is the captioner's alone.")
+        lines.append("**The COCO detector finds nothing it knows here** (no object scored 0.40 or more), so "
+                     "nothing steered the caption's nouns.")
     fused = result.get("fusion") or {}
     if fused.get("support"):
         lines.append("**The detector's findings steered the caption toward:** " + ", ".join(
@@ -264,7 +267,9 @@ def intro(metrics: dict) -> str:
             "7x7 locations of the picture's ImageNet MobileNet features (the heat map). It was trained on composed "
             "scenes and on photo-like pictures: real-photo cut-outs and emoji of 41 kinds of thing (animals, a "
             "person, fruit, vehicles, cups, clocks, buildings...) at every size, close-ups included, on photographic "
-            "backgrounds. It knows only those words, so other things get the nearest of them.")
+            "backgrounds. It knows only those words. A COCO object detector looks at the picture first and its "
+            "findings steer the caption's nouns; a noun the captioner is unsure of and the detector does not back "
+            "becomes \u201cthing\u201d rather than a confident wrong word.")
     if metrics.get("bleu4") is not None:
         text += (f" Held-out composed scenes: BLEU-4 {metrics['bleu4']}, object recall "
                  f"{metrics.get('object_recall')}.")
@@ -278,7 +283,7 @@ def intro(metrics: dict) -> str:
         if named:
             text += f" It names the main object in {_listed(named)}"
             text += f"; not in {_listed(missed)}." if missed else "."
-        text += " The detector and the ImageNet top-3 below are there to compare with."
+        text += " The detector's boxes and the ImageNet top-3 are shown below."
     return text
 
 

@@ -2,6 +2,7 @@
 
     python -m trainers.captioning.caption photo.jpg                 # greedy caption
     python -m trainers.captioning.caption photo.jpg --beam 3 --json # words + per-word attention maps as JSON
+    python -m trainers.captioning.caption photo.jpg --detector      # the COCO detector steers the nouns (fusion.py)
 
 `Captioner.load(folder)` reads a checkpoint folder (encoder + decoder + vocabulary) and exposes plain-Python
 inference: `caption(image, beam)` returns a dict with `caption`, `words`, `attention` (one grid of floats per
@@ -199,6 +200,8 @@ def main(argv=None) -> None:
     parser.add_argument("--beam", type=int, default=1, help="beam width (1 = greedy)")
     parser.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT))
     parser.add_argument("--json", action="store_true", help="print words and per-word attention maps as JSON")
+    parser.add_argument("--detector", action="store_true",
+                        help="let the COCO detector's findings steer the nouns, as the Caption tab does")
     args = parser.parse_args(argv)
     if not 1 <= args.beam <= 20:
         print(f"error: --beam must be between 1 and 20, got {args.beam}", file=sys.stderr)
@@ -209,7 +212,17 @@ def main(argv=None) -> None:
     try:
         load_image(args.image)
         captioner = Captioner.load(Path(args.checkpoint))
-        result = captioner.caption(args.image, beam=args.beam)
+        detections = None
+        if args.detector:
+            from trainers.captioning import detector as detector_module
+            from trainers.captioning.encoder import open_picture
+
+            model = detector_module.Detector.load()
+            if model is None:
+                print(f"note: {detector_module.unavailable()}", file=sys.stderr)
+            else:
+                detections = model.detect(np.asarray(open_picture(args.image, size=640)))
+        result = captioner.caption(args.image, beam=args.beam, detections=detections)
     except (ImageError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(1)

@@ -29,7 +29,7 @@ import numpy as np
 
 GRID = {"support_weight": (0.0, 1.0, 2.0, 4.0), "mapped_weight": (0.0, 1.0, 2.0, 4.0),
         "unmapped_weight": (0.0, 0.5, 1.0, 2.0), "min_score": (0.3, 0.4, 0.5)}
-THRESHOLDS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+THRESHOLDS = (0.0, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 TUNING = ("photo-val", "known-val", "unknown-val", "composed-val")
 CHECK = ("photo-test", "known-test", "unknown-test", "composed-test")
 
