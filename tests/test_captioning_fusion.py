@@ -48,7 +48,8 @@ def test_bias_rewards_the_detected_noun_and_penalises_the_others():
 def test_bias_vector_gives_singular_and_plural_the_same_bias_and_stays_a_distribution():
     words = ["<pad>", "a", "cat", "cats", "dog"]
     noun_of = {"cat": "cat", "cats": "cat", "dog": "dog"}
-    vector = fusion.bias_vector([{"label": "cat", "score": 1.0}], fusion.FusionConfig(), words, noun_of)
+    vector = fusion.bias_vector([{"label": "cat", "score": 1.0}], fusion.FusionConfig(support_weight=2.0), words,
+                                noun_of)
     assert vector[2] == vector[3] > 0 > vector[4] and vector[0] == vector[1] == 0
     log_probabilities = np.log(np.full((2, 5), 0.2))
     fused = fusion.biased(log_probabilities, vector)
@@ -71,6 +72,15 @@ def test_abstention_replaces_only_unsure_unsupported_nouns():
     assert out[-1] == "things"  # "sheep" is its own plural: the count says it is plural
     # abstain_below 0 turns abstention off.
     assert fusion.abstain(words, probabilities, [], dataclasses.replace(config, abstain_below=0.0), noun_of)[0] == words
+
+
+def test_code_defaults_are_the_shipped_fusion_setting():
+    from pathlib import Path
+
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "captioning" / fusion.FUSION_FILE
+    if not shipped.is_file():
+        pytest.skip("no shipped captioning checkpoint")
+    assert fusion.FusionConfig.load(shipped) == fusion.FusionConfig()
 
 
 def test_fusion_config_reads_the_checkpoint_file(tmp_path):

@@ -46,11 +46,12 @@ NOUN_TO_COCO: dict[str, tuple[str, ...]] = {
 class FusionConfig:
     """The fusion's weights (log-probability units per unit of detection score) and thresholds."""
 
-    support_weight: float = 2.0
-    mapped_weight: float = 2.0
+    # The shipped setting (checkpoints/captioning/fusion.json, chosen by tune_fusion.py on validation pictures).
+    support_weight: float = 0.0
+    mapped_weight: float = 4.0
     unmapped_weight: float = 1.0
-    min_score: float = 0.4
-    abstain_below: float = 0.0  # 0 = never abstain
+    min_score: float = 0.3
+    abstain_below: float = 0.5  # 0 = never abstain
 
     @classmethod
     def load(cls, path: Path) -> "FusionConfig":
