@@ -93,9 +93,9 @@ def notes(result: dict, detections: list, detector_reason: str | None) -> str:
                      "nothing steered the caption's nouns.")
     fused = result.get("fusion") or {}
     if fused.get("support"):
-        lines.append("**The detector's findings steered the caption toward:** " + ", ".join(
+        lines.append("**The detector backs:** " + ", ".join(
             f"{noun} ({score:.2f})" for noun, score in sorted(fused["support"].items(), key=lambda item: -item[1]))
-                     + ".")
+                     + "; the caption's other nouns were held back by its findings.")
     if fused.get("abstained"):
         lines.append("**Unsure, so not named:** the captioner's guess " + ", ".join(
             f"\u201c{item['word']}\u201d ({item['probability']:.2f})" for item in fused["abstained"])

@@ -160,7 +160,7 @@ def test_tab_captions_with_and_without_the_detector(tiny_captioner):
         seen = caption_tab.caption_picture(tiny_captioner, picture, 2,
                                            lambda shown: ([{"label": "dog", "score": 0.8, "box": [0, 0, 9, 9]}], None))
         assert class_nouns(tiny_captioner, seen["words"]) == {"dog"} and seen["fusion"]["support"] == {"dog": 0.8}
-        assert "steered" in caption_tab.notes(seen, seen["detections"], None)
+        assert "The detector backs:** dog (0.80)" in caption_tab.notes(seen, seen["detections"], None)
         # Detector not installed: the caption is the decoder's alone, as before fusion.
         missing = caption_tab.caption_picture(tiny_captioner, picture, 2,
                                               lambda shown: ([], "The object detector is not installed."))
