@@ -13,7 +13,10 @@ Beside the caption the tab shows what a COCO object detector (SSD-MobileNet-v2, 
 installed from PyPI by requirements.txt) finds — boxes with labels and scores drawn on the picture — and the
 encoder's own ImageNet top-3, so a person can compare; and a short note when the picture's features lie farther
 from the training pictures' than 99 % of the held-out validation pictures do (`trainers/captioning/novelty.py`).
-Without the detector package the caption is still given, with one sentence saying the detector is missing.
+The detector runs first and its findings steer the caption's nouns (`trainers/captioning/fusion.py`: detected
+classes get a bonus, others a penalty, and an unsure noun nothing supports becomes "thing"); the notes say which.
+Without the detector package the caption is still given (the decoder's alone), with one sentence saying the
+detector is missing.
 """
 
 from __future__ import annotations
@@ -91,8 +94,17 @@ def notes(result: dict, detections: list, detector_reason: str | None) -> str:
         lines.append("**The COCO detector sees:** " + ", ".join(f"{item['label']} {item['score']:.2f}"
                                                                for item in detections) + ".")
     else:
-        lines.append("**The COCO detector finds nothing it knows here** (no object scored 0.40 or more); the "
-                     "caption is the captioner's alone.")
+        lines.append("**The COCO detector finds nothing it knows here** (no object scored 0.40 or more), so "
+                     "nothing steered the caption's nouns.")
+    fused = result.get("fusion") or {}
+    if fused.get("support"):
+        lines.append("**The detector backs:** " + ", ".join(
+            f"{noun} ({score:.2f})" for noun, score in sorted(fused["support"].items(), key=lambda item: -item[1]))
+                     + "; the caption's other nouns were held back by its findings.")
+    if fused.get("abstained"):
+        lines.append("**Unsure, so not named:** the captioner's guess " + ", ".join(
+            f"\u201c{item['word']}\u201d ({item['probability']:.2f})" for item in fused["abstained"])
+                     + " had nothing from the detector to back it, so the caption says \u201cthing\u201d instead.")
     if result.get("imagenet_top3"):
         lines.append("**The encoder's ImageNet top-3:** " + ", ".join(
             f"{item['label']} {item['probability']:.2f}" for item in result["imagenet_top3"]) + ".")
@@ -220,22 +232,30 @@ def word_choices(words: list[str]) -> list[tuple[str, int]]:
     return [(f"{position + 1}. {word}", position) for position, word in enumerate(words)]
 
 
-def caption_picture(captioner, source, beam) -> dict:
+def caption_picture(captioner, source, beam, detect_objects=None) -> dict:
+    """Caption an upload. `detect_objects(picture) -> (detections, reason)` (the tab passes `detect`) runs the COCO
+    detector on the shown picture first; its findings steer the caption's nouns (trainers/captioning/fusion.py).
+    Without it, or when the detector is unavailable, the caption is the decoder's alone."""
     from trainers.captioning.encoder import ImageError, ImageTooLarge
 
     if source is None:
         raise gr.Error(NO_UPLOAD_MESSAGE)
     beam = parse_beam(beam)
+    found, reason = [], None
     try:
-        # The encoder reads each picture in its request's own thread; greedy captions (beam 1) of all users arriving
-        # within a few milliseconds are then decoded in one batch (the same caption as alone, see
-        # Captioner.caption_features_many); wider beams search here, one picture alone.
+        # The encoder reads each picture in its request's own thread, and the detector looks at it; greedy
+        # captions (beam 1) of all users arriving within a few milliseconds are then decoded in one batch (the
+        # same caption as alone, see Captioner.caption_features_many); wider beams search here, one picture alone.
         read = captioner.read(source)
         features = read.pop("features")
-        captioned = REQUESTS.call(captioner.caption_features_many, features) if beam == 1 \
-            else captioner.caption_features(features, beam)
-        result = {**captioned, **read}
         picture = display_picture(source)
+        if detect_objects is not None:
+            found, reason = detect_objects(picture)
+        steer = detect_objects is not None and reason is None
+        detections = found if steer else None
+        captioned = REQUESTS.call(captioner.greedy_many, (features, detections)) if beam == 1 \
+            else captioner.caption_features(features, beam, detections)
+        result = {**captioned, **read}
     except ImageTooLarge as error:
         raise gr.Error(f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
     except ImageError as error:
@@ -246,7 +266,8 @@ def caption_picture(captioner, source, beam) -> dict:
         raise gr.Error("That picture needs more memory than the server has free; try a smaller one.") from None
     return {"words": result["words"], "caption": result["caption"], "attention": result["attention"],
             "picture": picture, "score": result["score"], "imagenet_top3": result.get("imagenet_top3", []),
-            "novelty": result.get("novelty")}
+            "novelty": result.get("novelty"), "detections": found, "detector_reason": reason,
+            "fusion": result.get("fusion")}
 
 
 def _listed(items: list[str]) -> str:
@@ -259,7 +280,9 @@ def intro(metrics: dict) -> str:
             "7x7 locations of the picture's ImageNet MobileNet features (the heat map). It was trained on composed "
             "scenes and on photo-like pictures: real-photo cut-outs and emoji of 41 kinds of thing (animals, a "
             "person, fruit, vehicles, cups, clocks, buildings...) at every size, close-ups included, on photographic "
-            "backgrounds. It knows only those words, so other things get the nearest of them.")
+            "backgrounds. It knows only those words. A COCO object detector looks at the picture first and its "
+            "findings steer the caption's nouns; a noun the captioner is unsure of and the detector does not back "
+            "becomes \u201cthing\u201d rather than a confident wrong word.")
     if metrics.get("bleu4") is not None:
         text += (f" Held-out composed scenes: BLEU-4 {metrics['bleu4']}, object recall "
                  f"{metrics.get('object_recall')}.")
@@ -273,7 +296,7 @@ def intro(metrics: dict) -> str:
         if named:
             text += f" It names the main object in {_listed(named)}"
             text += f"; not in {_listed(missed)}." if missed else "."
-        text += " The detector and the ImageNet top-3 below are there to compare with."
+        text += " The detector's boxes and the ImageNet top-3 are shown below."
     return text
 
 
@@ -294,13 +317,13 @@ def build(registry) -> None:
         source = checked_upload(upload, [examples_folder])
         progress(0.1, desc="Loading the captioner")
         captioner = _captioner(registry)
-        progress(0.4, desc="Captioning")
-        result = caption_picture(captioner, source, beam)
+        progress(0.4, desc="Detecting objects and captioning")
+        result = caption_picture(captioner, source, beam, detect)
         words, picture = result["words"], result["picture"]
+        found, reason = result["detections"], result["detector_reason"]
         if not words:
             gr.Warning("The model ended the caption at once: it saw nothing it knows in this picture.")
-        progress(0.7, desc="Detecting objects")
-        found, reason = detect(picture)
+        progress(0.8, desc="Drawing")
         from trainers.captioning.detector import draw
 
         boxes = image_file(draw(picture, found) if found else picture)
@@ -311,7 +334,8 @@ def build(registry) -> None:
                    "log_probability": result["score"], "grid": [len(result["attention"][0]),
                                                                 len(result["attention"][0][0])] if words else [],
                    "attention": result["attention"], "detections": found, "detector": reason or "ok",
-                   "imagenet_top3": result["imagenet_top3"], "novelty": result["novelty"]}
+                   "imagenet_top3": result["imagenet_top3"], "novelty": result["novelty"],
+                   "fusion": result["fusion"]}
         state = {"words": words, "attention": result["attention"], "picture": picture}
         return (result["caption"] or "(empty caption)", gr.Radio(choices=word_choices(words), value=0 if words
                                                                   else None), first, gallery, details, state,
@@ -337,7 +361,7 @@ def build(registry) -> None:
             word = gr.Radio(label="Where did it look for…", choices=[], elem_id="caption-words")
             focus = gr.Image(label="Attention for the chosen word", height=340, interactive=False,
                              elem_id="caption-focus")
-    boxes = gr.Image(label="What the COCO object detector sees (for comparison; not used by the captioner)",
+    boxes = gr.Image(label="What the COCO object detector sees (its findings steer the caption's nouns)",
                      height=340, interactive=False, elem_id="caption-detections")
     gallery = gr.Gallery(label="Attention for every word", columns=8, height=300, object_fit="contain",
                          preview=False, allow_preview=True, elem_id="caption-gallery")

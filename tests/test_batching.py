@@ -181,6 +181,12 @@ def test_batched_captions_equal_single_ones(captioner):
     expected = [captioner.caption_features(row, beam=1) for row in features]
     for count in (3, 8, 12, 32):
         assert captioner.caption_features_many(features[:count]) == expected[:count]
+    # Steered by detections (the tab's usual case) and not, mixed in one batch: each the same as alone.
+    detections = [[{"label": "cat", "score": 0.9}], [], None, [{"label": "person", "score": 0.7},
+                                                              {"label": "cup", "score": 0.5}]] * 3
+    alone = [captioner.caption_features(row, beam=1, detections=found) for row, found in zip(features, detections)]
+    assert captioner.greedy_many(list(zip(features, detections))) == alone
+    assert all(("fusion" in result) == (found is not None) for result, found in zip(alone, detections))
     # beam 1 is the beam search of width 1 (the words and, to rounding, the score it always gave)
     ids, _, score = captioner.beam_ids(features[0], 1)
     assert expected[0]["words"] == captioner.vocabulary.decode(ids)

@@ -1,7 +1,11 @@
 """Score a captioner on real photos: the photos with an obvious main object that installed packages ship.
 
     python -m trainers.captioning.realphotos [--checkpoint checkpoints/captioning] [--beam 3] [--json out.json]
+                                             [--detector [--no-fusion]]
                                              [--write]    # record the scores in the checkpoint's metrics.json
+
+With `--detector` the COCO detector runs on each photo (at 640 px) and its findings steer the caption's nouns,
+as in the Caption tab (`fusion.py`); `--no-fusion` only lists them (the decoder alone).
 
 The set is `real_photos.json` beside this file (package, path inside it, the nouns naming each photo's main
 object(s) and the nouns of other things really in it); the pictures are read from the installed packages
@@ -68,14 +72,22 @@ def score(rows: list[dict]) -> dict:
             "object_precision": round(right / len(said), 4) if said else 0.0}
 
 
-def evaluate(captioner, photos: list[dict], beam: int = 3, detector=None) -> dict:
+def evaluate(captioner, photos: list[dict], beam: int = 3, detector=None, fusion: bool = True) -> dict:
+    """Captions every installed photo and scores them. With a detector, its findings steer the caption (as in the
+    Caption tab) unless `fusion` is False (then they are only listed)."""
     from trainers.captioning import encoder as encoder_module
 
     rows = []
     for photo in photos:
         if photo["file"] is None:
             continue
-        result = captioner.caption(photo["file"], beam=beam)
+        found = None
+        if detector is not None:
+            import numpy as np
+
+            picture = np.asarray(encoder_module.open_picture(photo["file"], size=640))
+            found = detector.detect(picture)
+        result = captioner.caption(photo["file"], beam=beam, detections=found if fusion else None)
         row = {"name": photo["name"], "title": photo.get("title", photo["name"]), "main": photo["main"],
                "also": photo["also"], "caption": result["caption"],
                "words": result["words"], "named": named_nouns(result["words"]),
@@ -83,13 +95,13 @@ def evaluate(captioner, photos: list[dict], beam: int = 3, detector=None) -> dic
                "imagenet_top3": [item["label"] for item in result.get("imagenet_top3", [])]}
         row["main_named"] = bool(set(row["named"]) & set(photo["main"]))
         if detector is not None:
-            import numpy as np
-
-            picture = np.asarray(encoder_module.open_picture(photo["file"], size=640))
-            row["detector"] = [f"{item['label']} {item['score']:.2f}" for item in detector.detect(picture)]
+            row["detector"] = [f"{item['label']} {item['score']:.2f}" for item in found]
+        if result.get("fusion"):
+            row["abstained"] = [item["word"] for item in result["fusion"]["abstained"]]
         rows.append(row)
     missing = [photo["name"] for photo in photos if photo["file"] is None]
-    return {**score(rows), "beam": beam, "missing": missing,
+    return {**score(rows), "beam": beam, "fusion": bool(fusion) if detector is not None else None,
+            "missing": missing,
             "unfamiliar": sum(1 for row in rows if (row["novelty"] or {}).get("unfamiliar")), "rows": rows}
 
 
@@ -99,7 +111,10 @@ def main(argv=None) -> None:
                                                     "captioning"))
     parser.add_argument("--beam", type=int, default=3)
     parser.add_argument("--json", default="", help="also write the full results to this file")
-    parser.add_argument("--detector", action="store_true", help="also list what the COCO detector finds")
+    parser.add_argument("--detector", action="store_true",
+                        help="run the COCO detector and let its findings steer the caption, as the Caption tab does")
+    parser.add_argument("--no-fusion", action="store_true",
+                        help="with --detector: only list the detections; the caption is the decoder's alone")
     parser.add_argument("--write", action="store_true",
                         help="record the scores and captions in the checkpoint's metrics.json under real_photos "
                              "(beam 3) or real_photos_beam<N>; the Caption tab quotes them")
@@ -116,7 +131,7 @@ def main(argv=None) -> None:
         from trainers.captioning import detector as detector_module
 
         detector = detector_module.Detector.load()
-    results = evaluate(Captioner.load(Path(args.checkpoint)), photos, args.beam, detector)
+    results = evaluate(Captioner.load(Path(args.checkpoint)), photos, args.beam, detector, not args.no_fusion)
     for row in results["rows"]:
         mark = "named" if row["main_named"] else "MISSED"
         print(f"{row['name']:42s} {mark:6s} {row['caption']}"
@@ -130,10 +145,13 @@ def main(argv=None) -> None:
 
 def write_metrics(folder: Path, results: dict) -> str:
     """Adds the scores, and per photo its title, caption and whether the main object was named, to the folder's
-    metrics.json; returns the key used (real_photos for beam 3, else real_photos_beam<N>)."""
+    metrics.json; returns the key used (real_photos for beam 3, else real_photos_beam<N>; with _decoder_only
+    appended when scored without the detector's steering)."""
     from trainers.common import checkpoint
 
     key = "real_photos" if results["beam"] == 3 else f"real_photos_beam{results['beam']}"
+    if results.get("fusion") is False:  # scored without the detector's steering: kept apart from the tab's record
+        key += "_decoder_only"
     path = folder / checkpoint.METRICS_FILE
     metrics = checkpoint.read_json(path) if path.is_file() else {}
     metrics[key] = {**{name: value for name, value in results.items() if name != "rows"},
