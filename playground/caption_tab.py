@@ -246,16 +246,21 @@ def caption_picture(captioner, source, beam, detect_objects=None) -> dict:
         # The encoder reads each picture in its request's own thread, and the detector looks at it; greedy
         # captions (beam 1) of all users arriving within a few milliseconds are then decoded in one batch (the
         # same caption as alone, see Captioner.caption_features_many); wider beams search here, one picture alone.
-        read = captioner.read(source)
-        features = read.pop("features")
+        # A model served elsewhere (a Ray replica, playground/remote_models.py) reads and decodes the picture there.
+        local = hasattr(captioner, "read")
+        read = captioner.read(source) if local else {}
+        features = read.pop("features", None)
         picture = display_picture(source)
         if detect_objects is not None:
             found, reason = detect_objects(picture)
         steer = detect_objects is not None and reason is None
         detections = found if steer else None
-        captioned = REQUESTS.call(captioner.greedy_many, (features, detections)) if beam == 1 \
-            else captioner.caption_features(features, beam, detections)
-        result = {**captioned, **read}
+        if not local:
+            result = captioner.caption(source, beam=beam, detections=detections)
+        else:
+            captioned = REQUESTS.call(captioner.greedy_many, (features, detections)) if beam == 1 \
+                else captioner.caption_features(features, beam, detections)
+            result = {**captioned, **read}
     except ImageTooLarge as error:
         raise gr.Error(f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
     except ImageError as error:

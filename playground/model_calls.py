@@ -74,7 +74,8 @@ def translate(translator, requests: list[dict]) -> list[Any]:
 
 
 def caption(captioner, requests: list[dict]) -> list[Any]:
-    """Requests: {image (bytes), beam} -> Captioner.caption's result dicts."""
+    """Requests: {image (bytes), beam, detections (the ingress detector's, or None)} -> Captioner.caption's result
+    dicts."""
     return call_each(captioner, "caption", requests)
 
 

@@ -295,8 +295,9 @@ class RemoteTranslator(_Remote):
 class RemoteCaptioner(_Remote):
     MODEL = "captioning"
 
-    def caption(self, image, beam: int = 1) -> dict:
-        """Captioner.caption on a replica; a picture file is sent as its bytes (the replica may be elsewhere)."""
+    def caption(self, image, beam: int = 1, detections: list | None = None) -> dict:
+        """Captioner.caption on a replica; a picture file is sent as its bytes (the replica may be elsewhere).
+        `detections`: what the ingress's COCO detector found, to steer the nouns (None: the decoder alone)."""
         if isinstance(image, (str, Path)):
             from trainers.captioning.encoder import ImageError
 
@@ -304,7 +305,7 @@ class RemoteCaptioner(_Remote):
                 image = Path(image).read_bytes()
             except OSError as error:
                 raise ImageError(f"the picture cannot be read ({error.strerror or error})") from None
-        return self._call("caption", {"image": image, "beam": beam})
+        return self._call("caption", {"image": image, "beam": beam, "detections": detections})
 
 
 REMOTES = {remote.MODEL: remote for remote in (RemoteTextGenerator, RemoteDigitGenerator, RemoteTranslator,

@@ -93,10 +93,14 @@ def build(registry) -> None:
         if unknown:
             gr.Warning(f"The model has never seen {' '.join(unknown)}; they are read as an unknown character.")
         text, steps, shown_at = prompt, [], 0
-        stream = generator.start(prompt, length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-        # Every open stream of the app advances in the same compiled call (playground/batching.py); the text is
-        # the one this stream writes alone. A call writes a chunk of characters; the page gets each chunk at once.
-        for chunk in TEXT_STREAMS.stream(generator, stream):
+        sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        if hasattr(generator, "start"):
+            # Every open stream of the app advances in the same compiled call (playground/batching.py); the text
+            # is the one this stream writes alone. A call writes a chunk of characters; the page gets each at once.
+            chunks = TEXT_STREAMS.stream(generator, generator.start(prompt, length, **sampling))
+        else:  # a model served elsewhere (a Ray replica, playground/remote_models.py) streams its own chunks
+            chunks = generator.chunks(prompt, length, **sampling)
+        for chunk in chunks:
             text += "".join(step.char for step in chunk)
             steps += [{"char": step.char, "probability": step.probability, "alternatives": step.alternatives}
                       for step in chunk]

@@ -157,8 +157,8 @@ def build(registry) -> None:
         try:
             # Greedy requests of all users arriving within a few milliseconds are decoded in one batch (the same
             # output as alone, see Translator.decode); beam search and sampling run here, one request alone.
-            result = REQUESTS.call(translator.translate_many, request) if method == "greedy" \
-                else translator.translate(**request)
+            batched = method == "greedy" and hasattr(translator, "translate_many")  # not so on a Ray replica
+            result = REQUESTS.call(translator.translate_many, request) if batched else translator.translate(**request)
         except TranslationInputError as error:
             raise gr.Error(inputs.without_paths(error)) from None
         rows = n_best_rows(result)
