@@ -255,12 +255,7 @@ class Jobs:
         if run.ray_job:
             return self._cancel_job(run)
         supervise.stop_group(run.pid, self.run_dir(run.run_id), self._processes.get(run.run_id))
-        with self._lock:
-            run = self.get(run.run_id)
-            if run.status == RUNNING:
-                self._finish(run, returncode=None)
-                run = self.get(run.run_id)
-        return run
+        return self._settle_cancelled(run)
 
     def _cancel_job(self, run: Run) -> Run:
         """Stops the run's Ray Job and waits for it to end (the trainer writes `cancelled` when the cluster stops
@@ -269,6 +264,10 @@ class Jobs:
             self._cluster().stop(run.ray_job, wait=RAY_STOP_WAIT_SECONDS)
         except ClusterError as error:
             raise JobError(f"{error}; the run may still be training there") from None
+        return self._settle_cancelled(run)
+
+    def _settle_cancelled(self, run: Run) -> Run:
+        """After its processes were stopped: a run that no watcher has finished yet is recorded as ended now."""
         with self._lock:
             run = self.get(run.run_id)
             if run.status == RUNNING:
