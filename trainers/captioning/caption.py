@@ -21,7 +21,6 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "captioning"
-MIN_ROWS = 2  # greedy captions decode at least two rows (see Captioner.caption_features_many)
 BEAM_ALPHA = 1.0  # beam search's length normalisation (decoding.beam_search's default), also for beam 1
 
 
@@ -141,8 +140,8 @@ class Captioner:
             inputs[row, 1:len(ids)] = ids[:-1]
         logits, _ = self.model(np.asarray(features, np.float32), inputs)
         logits = np.asarray(logits, np.float64)  # (batch, longest, vocab)
-        logits -= logits.max(axis=-1, keepdims=True)
-        probabilities = np.exp(logits) / np.exp(logits).sum(axis=-1, keepdims=True)
+        exponentials = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probabilities = exponentials / exponentials.sum(axis=-1, keepdims=True)
         return [[float(probabilities[row, position, token]) for position, token in enumerate(ids)]
                 for row, ids in enumerate(id_lists)]
 
@@ -176,8 +175,8 @@ class Captioner:
         """Greedy captions (beam 1) of many pictures' features in one batch, each the same as alone.
 
         `detections`: one entry per picture (a detection list to steer its nouns, or None for the decoder alone).
-        At least MIN_ROWS rows are decoded (a lone picture with a copy of itself): at one row the CPU's matrix
-        products round differently, while from two rows on a row's numbers do not depend on the other rows, so a
+        At least decoding.MIN_ROWS rows are decoded (a lone picture with a copy of itself): at one row the CPU's
+        matrix products round differently, while from two rows on a row's numbers do not depend on the other rows, so a
         picture's words, attention and score are the same in any batch (tests/test_batching.py). Steered and
         unsteered pictures are decoded in separate batches: the fusion re-normalises every step's
         log-probabilities, which would move an unsteered picture's score by a rounding. The score is beam
@@ -192,7 +191,7 @@ class Captioner:
             indices = [i for i, found in enumerate(detections) if (found is not None) == steered]
             if not indices:
                 continue
-            indices_padded = indices + indices[:1] * (MIN_ROWS - len(indices))
+            indices_padded = decoding.padded_rows(indices)
             bias = None
             if steered:
                 bias = np.stack([fusion.bias_vector(detections[i], self.fusion, self.vocabulary.words, self.noun_of)

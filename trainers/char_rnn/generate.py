@@ -17,6 +17,8 @@ from typing import Iterator
 
 import numpy as np
 
+from trainers.common import decoding
+
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "char_rnn"
 GREEDY_BELOW = 1e-4  # temperatures below this are treated as 0: dividing logits by them overflows
 
@@ -72,12 +74,10 @@ def sample_next(logits: np.ndarray, temperature: float, top_k: int, top_p: float
 CHUNK = 64  # characters per compiled call: a few tens of ms of text at a time, so the page still sees it written
 MAX_SEED = 2**63 - 1
 # Rows of a compiled chunk call: streams are padded up to one of these sizes, so XLA compiles at most five loops.
-# The smallest is 2, not 1: at one row the CPU's matrix product takes a matrix-vector kernel that rounds
-# differently from the matrix-matrix kernel used at 2 rows and more, while from 2 rows on a row's numbers do not
-# depend on the batch size, on the row's place or on the other rows (oneDNN and XLA alike on the machine this was
-# measured on; tests/test_batching.py checks it). A lone stream therefore runs with one padding row, and its text,
-# probabilities and top-5 are bit for bit the ones it gets sharing a call with 31 others.
-BATCH_SIZES = (2, 4, 8, 16, 32)
+# The smallest is decoding.MIN_ROWS (2), not 1: at one row the CPU's matrix product rounds differently (see there).
+# A lone stream therefore runs with one padding row, and its text, probabilities and top-5 are bit for bit the ones
+# it gets sharing a call with 31 others.
+BATCH_SIZES = (decoding.MIN_ROWS, 4, 8, 16, 32)
 
 
 def batch_size_for(rows: int) -> int:
@@ -297,7 +297,7 @@ class TextGenerator:
         import tensorflow as tf
 
         size = batch_size_for(len(streams))
-        rows = streams + [streams[0]] * (size - len(streams))  # padding rows repeat the first: their output is dropped
+        rows = decoding.padded_rows(streams, size)  # padding rows repeat the first: their output is dropped
 
         def column(values, dtype):
             return tf.constant(np.asarray(values, dtype))

@@ -28,6 +28,17 @@ import numpy as np
 
 StepFn = Callable[[Any, Any], tuple]
 
+# Batched inference decodes at least MIN_ROWS rows: at one row the CPU's matrix products take a matrix-vector
+# kernel that rounds differently from the matrix-matrix kernel used at two rows and more, while from two rows on a
+# row's numbers do not depend on the batch size, its place or the other rows (oneDNN and XLA on the machines this
+# was measured on; tests/test_batching.py checks it). So a lone request runs with a copy of itself.
+MIN_ROWS = 2
+
+
+def padded_rows(items: list, rows: int = MIN_ROWS) -> list:
+    """`items` padded to `rows` by repeating the first (the padding rows' outputs are dropped by the caller)."""
+    return list(items) + list(items[:1]) * (rows - len(items))
+
 
 @dataclasses.dataclass
 class Hypothesis:

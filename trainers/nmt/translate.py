@@ -23,7 +23,6 @@ from trainers.common import checkpoint
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "checkpoints" / "nmt"
 MAX_BEAM = 10
-MIN_ROWS = 2  # greedy search decodes at least two rows (see Translator.decode)
 SOURCE_WIDTHS = (16, 32)  # greedy search pads a source to the first that holds it, else to max_source_len
 
 
@@ -177,8 +176,8 @@ class Translator:
                seed: int | None = None, alpha: float = 1.0, max_len: int | None = None):
         """Greedy search decodes every row as it would alone: each row stops at its own length cap, sources are
         padded to a width that depends on their own length only (`source_width`; one batch per width), and at least
-        MIN_ROWS rows are decoded (a lone sentence with a copy of itself), because at one row the CPU's matrix
-        products round differently, while from two rows on a row's numbers do not depend on the other rows. So a
+        decoding.MIN_ROWS rows are decoded (a lone sentence with a copy of itself), because at one row the CPU's
+        matrix products round differently, while from two rows on a row's numbers do not depend on the other rows. So a
         sentence gets the same words, scores and attention alone or in any batch (tests/test_batching.py).
         Sampling and beam search decode one sentence, unpadded, as before."""
         from trainers.common import decoding
@@ -187,8 +186,7 @@ class Translator:
             hypotheses = [None] * len(id_rows)
             widths = [self.source_width(len(ids)) for ids in id_rows]
             for width in sorted(set(widths)):  # one batch per source width
-                rows = [row for row, row_width in enumerate(widths) if row_width == width]
-                rows += rows[:1] * (MIN_ROWS - len(rows))
+                rows = decoding.padded_rows([row for row, row_width in enumerate(widths) if row_width == width])
                 caps = [max_len or self._max_len([id_rows[row]]) for row in rows]
                 decoded = decoding.greedy(self._step_fn(), self._start([id_rows[row] for row in rows], width),
                                           self.tokenizer.start, self.tokenizer.end, max(caps), rows=len(rows),
