@@ -13,8 +13,9 @@ Beside the caption the tab shows what a COCO object detector (SSD-MobileNet-v2, 
 installed from PyPI by requirements.txt) finds — boxes with labels and scores drawn on the picture — and the
 encoder's own ImageNet top-3, so a person can compare; and a short note when the picture's features lie farther
 from the training pictures' than 99 % of the held-out validation pictures do (`trainers/captioning/novelty.py`).
-The detector runs first and its findings steer the caption's nouns (`trainers/captioning/fusion.py`: detected
-classes get a bonus, others a penalty, and an unsure noun nothing supports becomes "thing"); the notes say which.
+The detector runs first and its findings steer the caption's nouns (`trainers/captioning/fusion.py`: nouns it does
+not see while it is sure of something get a penalty — detected classes could get a bonus, but the weights chosen on
+validation give none — and an unsure noun nothing supports becomes "thing"); the notes say which.
 Without the detector package the caption is still given (the decoder's alone), with one sentence saying the
 detector is missing.
 """
