@@ -13,7 +13,6 @@ from trainers.char_rnn.generate import TextGenerator, check_sampling
 
 MODEL = "char_rnn"
 TITLE = "Text"
-CONFIDENCE_EVERY = 200  # the text streams a compiled chunk at a time; the confidence view is redrawn less often
 MAX_PROMPT = 2000
 MIN_LENGTH, MAX_LENGTH = 10, 2000  # the sliders' ranges, checked for API calls too
 MAX_TEMPERATURE, MAX_TOP_K, MIN_TOP_P = 2, 100, 0.05
@@ -65,7 +64,7 @@ def confidence_spans(steps) -> list[tuple[str, float]]:
 
     A new line is shown as ⏎: the component lays tokens out in a wrapping row, where a bare newline is invisible.
     """
-    return [(VISIBLE["\n"] if step["char"] == "\n" else step["char"], round(1.0 - step["probability"], 3)) for step in steps]
+    return [(VISIBLE["\n"] if step.char == "\n" else step.char, round(1.0 - step.probability, 3)) for step in steps]
 
 
 def alternatives_at(steps, position: int) -> dict:
@@ -73,7 +72,7 @@ def alternatives_at(steps, position: int) -> dict:
         return {}
     index = min(max(int(position), 1), len(steps)) - 1
     return {f"{_shown(char)}  ({char!r})": round(probability, 4)
-            for char, probability in steps[index]["alternatives"]}
+            for char, probability in steps[index].alternatives}
 
 
 def build(registry) -> None:
@@ -92,7 +91,7 @@ def build(registry) -> None:
         unknown = generator.vocabulary.unknown_characters(prompt)
         if unknown:
             gr.Warning(f"The model has never seen {' '.join(unknown)}; they are read as an unknown character.")
-        text, steps, shown_at = prompt, [], 0
+        text, steps = prompt, []
         sampling = dict(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
         if hasattr(generator, "start"):
             # Every open stream of the app advances in the same compiled call (playground/batching.py); the text
@@ -102,16 +101,14 @@ def build(registry) -> None:
             chunks = generator.chunks(prompt, length, **sampling)
         for chunk in chunks:
             text += "".join(step.char for step in chunk)
-            steps += [{"char": step.char, "probability": step.probability, "alternatives": step.alternatives}
-                      for step in chunk]
+            steps += chunk  # GeneratedChar: each builds its alternatives when the page asks for them
             if len(steps) >= length:
                 break
-            spans = gr.skip()
-            if len(steps) - shown_at >= CONFIDENCE_EVERY:
-                spans, shown_at = confidence_spans(steps), len(steps)
-            # Plain values (the slider at 1, no alternatives yet) rather than gr.skip(): Gradio builds a new component
-            # for every update dict it is given, which at 16 users cost more of the app's time than the model did.
-            yield text, spans, steps, 1, {}
+            # Plain values only, never gr.skip(): for an update dict Gradio builds a new component and its API schema
+            # (pydantic) on every update, which at 16 users cost more of the app's time than the model's steps did.
+            # So the confidence view stays empty while the text is written (None costs nothing) and is drawn once
+            # at the end, with the slider and the alternatives.
+            yield text, None, steps, 1, None
         position = gr.Slider(minimum=1, maximum=max(len(steps), 1), value=1, step=1, interactive=True)
         yield text, confidence_spans(steps), steps, position, alternatives_at(steps, 1)
 

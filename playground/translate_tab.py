@@ -162,13 +162,16 @@ def build(registry) -> None:
         except TranslationInputError as error:
             raise gr.Error(inputs.without_paths(error)) from None
         rows = n_best_rows(result)
-        return (result["translation"] or "(the model produced no words)", attention_figure(result),
-                gr.update(value=rows, visible=bool(rows)), result)
+        # Only a beam search has an n-best list to show; other answers send plain rows, not an update dict (for one
+        # Gradio builds a new component and its API schema on every request), and the table's visibility follows
+        # the decoding choice (show_method).
+        table = gr.update(value=rows, visible=True) if rows else rows
+        return (result["translation"] or "(the model produced no words)", attention_figure(result), table, result)
 
     def show_method(decoding):
         method = METHODS.get(decoding, decoding)
         return gr.update(visible=method == "beam"), gr.update(visible=method == "sample"), \
-            gr.update(visible=method == "sample")
+            gr.update(visible=method == "sample"), gr.update(visible=False)
 
     gr.Markdown(description(registry.metrics(MODEL)), elem_classes="ep-note")
     with gr.Row():
@@ -197,7 +200,7 @@ def build(registry) -> None:
         gr.Examples(examples, [spanish, references], label="Held-out test examples (click one)",
                     examples_per_page=8)
 
-    decoding.change(show_method, decoding, [beam_width, temperature, seed], api_name=False)
+    decoding.change(show_method, decoding, [beam_width, temperature, seed, n_best], api_name=False)
     fields = [spanish, decoding, beam_width, temperature, seed]
     outputs = [english, heatmap, n_best, raw]
     shared = dict(preprocess=False, concurrency_limit=CONCURRENT_REQUESTS, concurrency_id="translate")

@@ -28,8 +28,8 @@ FOLDERS = {"text": "char_rnn", "digits": "dcgan", "translate": "nmt", "caption":
 
 @pytest.mark.parametrize("name", list(GOLDEN))
 def test_shipped_outputs_are_unchanged(name, monkeypatch):
-    # The digits were recorded in float32; the tab draws them in bfloat16 on CPUs that compute it natively
-    # (tests/test_dcgan_precision.py holds that path to a tolerance), so the float32 path is compared here.
+    # The digits and texts were recorded in float32; the tabs draw and write in bfloat16 on CPUs that compute it natively
+    # (tests/test_precision.py holds that path to a tolerance), so the float32 path is compared here.
     monkeypatch.setenv("EAGER_PLAYGROUND_NATIVE_BF16", "0")
     if not (record.CHECKPOINTS / FOLDERS[name] / "config.json").is_file():
         pytest.skip(f"checkpoints/{FOLDERS[name]} is not shipped")

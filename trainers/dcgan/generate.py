@@ -83,7 +83,7 @@ class DigitGenerator:
         AMX, 64 digits took 21.6 ms in bfloat16 against 33.0 ms in float32 (medians of 30, same process). On the
         1,000 scored digits of the shipped checkpoint, bfloat16 pixels differ from float32's by at most 0.081
         of the [-1, 1] range (11 grey levels; mean 0.0008), the judging classifier's guesses agree on 99.7 %
-        and its mean confidence is 0.9026 against 0.9025 (tests/test_dcgan_precision.py holds a tolerance).
+        and its mean confidence is 0.9026 against 0.9025 (tests/test_precision.py holds a tolerance).
         So a seed gives the same digits every time on one machine, and digits within that tolerance on a
         machine of the other kind; scores (`trainers.dcgan.evaluate`) are computed in float32."""
         from trainers.dcgan import model
