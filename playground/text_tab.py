@@ -140,7 +140,8 @@ def build(registry) -> None:
             output = gr.Textbox(label="Generated text", lines=14, max_lines=30, elem_id="generated-text",
                                 buttons=["copy"])
             confidence = gr.HighlightedText(
-                label="How sure the model was of each character (drawn when the text is complete; darker = less sure; click one)",
+                label="How sure the model was of each character (drawn when the text is complete; darker = less "
+                      "sure; click one)",
                 combine_adjacent=False, show_legend=False, show_inline_category=False,
                 elem_classes="ep-confidence")
             with gr.Row():

@@ -291,8 +291,9 @@ class TextGenerator:
         in-process, one chunk call), 16 streams wrote 1.34-1.46x the characters per second of float32 and 32
         streams 1.58x; one stream gains nothing (two rows: the product costs the same in either precision there).
         Teacher-forced over 2,000 characters, the probabilities moved by at most 0.0072 and the likeliest character
-        agreed at 99.95 % of positions (tests/test_precision.py holds a tolerance). The prompt is read in float32 either way. The same seed gives the same text on one machine;
-        the golden test and the SavedModel export use float32.
+        agreed at 99.95 % of positions (tests/test_precision.py holds a tolerance). The prompt is read in float32
+        either way. The same seed gives the same text on one machine; the golden test and the SavedModel export use
+        float32.
         """
         from trainers.char_rnn.model import load
 
