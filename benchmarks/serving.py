@@ -12,6 +12,7 @@ Client of its own, making requests back to back for `--seconds`:
   the characters of every update received during the phase over its length. **Per-user latency per chunk** is
   the time a user waits for each update of its text: from the request to the first chunk, then from one chunk to
   the next (the page gets one update per compiled chunk of 64 characters; the last one adds the confidence view).
+  Each phase's line also gives the first chunk's wait apart from the others'.
 - translate: `/translate`, greedy, sentences taken in turn. **Translations/s** over the phase, and the latency of
   each request (from the call to the answer).
 
@@ -92,6 +93,7 @@ def text_user(url: str, user: int, ready: threading.Barrier, record: dict) -> No
                 if len(text) > written:
                     record["updates"].append((now, len(text) - written))
                     record["waits"].append(now - last)
+                    record["first" if written == len(PROMPT) else "later"].append(now - last)
                     written, last = len(text), now
             seen = len(outputs)
             if finished:
@@ -141,7 +143,7 @@ def phase(worker, url: str, users: int, seconds: float, record_factory) -> tuple
 
 
 def text_record() -> dict:
-    return {"updates": [], "waits": [], "requests": [], "short": 0}
+    return {"updates": [], "waits": [], "first": [], "later": [], "requests": [], "short": 0}
 
 
 def translate_record() -> dict:
@@ -211,9 +213,11 @@ def main(argv=None) -> None:
                 record, started, stop_at = phase(text_user, url, users, args.seconds, text_record)
                 inside = sum(count for when, count in record["updates"] if started <= when <= stop_at)
                 rows.append(("text", users, inside / (stop_at - started), record["waits"], record["short"]))
-                print(f"text, {users} users: {rows[-1][2]:,.0f} chars/s, per-chunk wait p50 "
-                      f"{percentile(record['waits'], 0.5) * 1000:.0f} ms, p95 {percentile(record['waits'], 0.95) * 1000:.0f} ms",
-                      flush=True)
+                ms = {key: [percentile(record[key], share) * 1000 for share in (0.5, 0.95)]
+                      for key in ("waits", "first", "later")}
+                print(f"text, {users} users: {rows[-1][2]:,.0f} chars/s, per-chunk wait p50 {ms['waits'][0]:.0f} ms, "
+                      f"p95 {ms['waits'][1]:.0f} ms (first chunk of a request p50 {ms['first'][0]:.0f} / p95 "
+                      f"{ms['first'][1]:.0f} ms, the others {ms['later'][0]:.0f} / {ms['later'][1]:.0f} ms)", flush=True)
             if not args.skip_translate:
                 for users in counts:
                     record, started, stop_at = phase(translate_user, url, users, args.seconds, translate_record)
