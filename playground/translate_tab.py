@@ -3,6 +3,8 @@ looked at."""
 
 from __future__ import annotations
 
+import functools
+import html
 import json
 
 import gradio as gr
@@ -35,6 +37,7 @@ def warm_up(registry) -> None:
             translator.translate("hola", method, beam=2)
         except ValueError:
             pass
+    _magma()  # the heatmap's colours (importing matplotlib: 0.15 s) before the first answer needs them
 
 
 def _translator(registry):
@@ -70,41 +73,62 @@ def _version_name(version: str) -> str:
     return names.get(version, ENGLISH_VERSIONS.get(version, version))
 
 
-def attention_figure(result: dict):
-    """A heatmap: output tokens down, source tokens across; darker = less attention."""
-    import matplotlib
+CSS = """
+.ep-attention { overflow-x: auto; padding: 4px 2px; }
+.ep-attention .ep-attention-title { font-weight: 600; margin-bottom: 6px; }
+.ep-attention table { border-collapse: collapse; font-size: 0.9em; }
+.ep-attention th { font-weight: normal; color: var(--body-text-color); padding: 2px 6px; white-space: pre; }
+.ep-attention thead th { writing-mode: vertical-rl; transform: rotate(180deg); text-align: left;
+                         vertical-align: bottom; padding: 6px 2px; }
+.ep-attention tbody th { text-align: right; }
+.ep-attention td { min-width: 2.6em; height: 1.9em; text-align: center; font-size: 0.8em; padding: 0;
+                   font-variant-numeric: tabular-nums; border: 1px solid var(--background-fill-primary); }
+.ep-attention .ep-attention-legend { display: flex; align-items: center; gap: 6px; margin-top: 8px;
+                                     font-size: 0.85em; color: var(--body-text-color-subdued); }
+.ep-attention .ep-attention-bar { width: 160px; height: 10px; border-radius: 2px; }
+.ep-attention .ep-attention-axes { font-size: 0.85em; color: var(--body-text-color-subdued); margin-top: 4px; }
+"""
+SHOWN_WEIGHT = 0.3  # cells at or above this weight print their value (all show it on hover)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
 
+@functools.lru_cache(maxsize=1)
+def _magma() -> list[str]:
+    """matplotlib's "magma" colour map as 256 hex colours (read once; dark = little attention)."""
+    from matplotlib import colormaps, colors
+
+    return [colors.to_hex(colour) for colour in colormaps["magma"](range(256))]
+
+
+def attention_html(result: dict) -> str:
+    """The attention weights as an HTML heatmap: English pieces down, Spanish pieces across, magma colours (darker
+    = less attention), each cell's weight on hover and printed where it is at least SHOWN_WEIGHT.
+
+    A table the browser lays out, not a picture: drawing the matplotlib figure and encoding it as a PNG took about
+    140 ms of the app's interpreter per answer, ten times the greedy translation itself (docs/speed.md)."""
     source = result["source_tokens"]
-    attention = np.array(result["attention"], dtype=float).reshape(len(result["tokens"]), len(source))
-    if len(result["tokens"]) == 0:
-        attention = np.zeros((0, len(source)))
-    attention = attention[: len(result["tokens"])]
-    width = min(max(4.5, 0.62 * len(source) + 2.2), 14)
-    height = min(max(3.0, 0.42 * max(len(result["tokens"]), 1) + 1.6), 14)
-    figure, axis = plt.subplots(figsize=(width, height), dpi=110)
-    image = axis.imshow(attention if len(attention) else np.zeros((1, len(source))), cmap="magma", vmin=0.0,
-                        vmax=1.0, aspect="auto")
-    axis.set_xticks(range(len(source)), labels=source, rotation=40, ha="right", fontsize=10.5)
-    labels = result.get("display_tokens", result["tokens"]) or ["(empty)"]
-    axis.set_yticks(range(len(labels)), labels=labels, fontsize=10.5)
-    axis.set_xlabel("Spanish subword pieces (as the model reads them; the first is the style tag)")
-    axis.set_ylabel("English pieces")
-    axis.tick_params(length=0)
-    for row in range(attention.shape[0]):
-        for column in range(attention.shape[1]):
-            if attention[row, column] >= 0.3:
-                axis.text(column, row, f"{attention[row, column]:.2f}", ha="center", va="center", fontsize=7.5,
-                          color="black" if attention[row, column] > 0.6 else "white")
-    colorbar = figure.colorbar(image, ax=axis, fraction=0.04, pad=0.02)
-    colorbar.set_label("attention weight", fontsize=9)
-    axis.set_title("What each English word attended to", fontsize=11)
-    figure.tight_layout()
-    plt.close(figure)
-    return figure
+    labels = result.get("display_tokens", result["tokens"])
+    rows = [list(row)[: len(source)] for row in result["attention"][: len(labels)]]
+    colours = _magma()
+    head = "".join(f"<th>{html.escape(token)}</th>" for token in source)
+    body = []
+    for label, row in zip(labels, rows):
+        cells = []
+        for weight in row:
+            weight = min(max(float(weight), 0.0), 1.0)
+            text = f"{weight:.2f}" if weight >= SHOWN_WEIGHT else ""
+            ink = "#000" if weight > 0.6 else "#fff"
+            cells.append(f'<td style="background:{colours[round(weight * 255)]};color:{ink}" '
+                         f'title="{weight:.3f}">{text}</td>')
+        body.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
+    if not body:
+        body.append(f'<tr><th>(empty)</th><td colspan="{max(len(source), 1)}"></td></tr>')
+    gradient = ", ".join(colours[::32] + [colours[-1]])
+    return (f'<div class="ep-attention"><div class="ep-attention-title">What each English piece attended to</div>'
+            f'<table><thead><tr><th></th>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+            f'<div class="ep-attention-axes">Down: English pieces. Across: Spanish subword pieces, as the model reads '
+            f'them (the first is the style tag).</div>'
+            f'<div class="ep-attention-legend">attention weight 0 <span class="ep-attention-bar" '
+            f'style="background:linear-gradient(to right, {gradient})"></span> 1</div></div>')
 
 
 def n_best_rows(result: dict) -> list[list]:
@@ -166,7 +190,7 @@ def build(registry) -> None:
         # Gradio builds a new component and its API schema on every request), and the table's visibility follows
         # the decoding choice (show_method).
         table = gr.update(value=rows, visible=True) if rows else rows
-        return (result["translation"] or "(the model produced no words)", attention_figure(result), table, result)
+        return (result["translation"] or "(the model produced no words)", attention_html(result), table, result)
 
     def show_method(decoding):
         method = METHODS.get(decoding, decoding)
@@ -189,10 +213,11 @@ def build(registry) -> None:
         with gr.Column(scale=3):
             english = gr.Textbox(label="English", lines=2, interactive=False, elem_id="nmt-english",
                                  buttons=["copy"])
-            heatmap = gr.Plot(label="Attention", elem_id="nmt-attention")
+            heatmap = gr.HTML(label="Attention", elem_id="nmt-attention")
             n_best = gr.Dataframe(headers=["rank", "translation", "score (log p / length)", "log p"],
                                   datatype=["number", "str", "number", "number"], label="Beam search n-best",
-                                  interactive=False, visible=False, wrap=True, elem_id="nmt-nbest")
+                                  interactive=False, visible=False, wrap=True, elem_id="nmt-nbest",
+                                  column_widths=["9%", "55%", "20%", "16%"])
             with gr.Accordion("Raw output (tokens, attention matrix, scores)", open=False):
                 raw = gr.JSON(label="Result")
     examples = held_out_examples(registry)

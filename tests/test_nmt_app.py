@@ -27,15 +27,51 @@ def test_translate_endpoint_returns_translation_nbest_and_attention(client):
     assert plot is not None
 
 
-def test_attention_plot_labels_output_words_as_written():
-    from playground.translate_tab import attention_figure
+def test_attention_heatmap_labels_output_words_as_written_and_shows_every_weight():
+    from html.parser import HTMLParser
+
+    from playground.translate_tab import SHOWN_WEIGHT, attention_html
 
     result = {"tokens": ["and", "god", "said", "."], "display_tokens": ["and", "God", "said", "."],
-              "source_tokens": ["y", "dios", "dijo"], "attention": [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1],
-                                                                    [0.1, 0.1, 0.8], [0.2, 0.2, 0.6]]}
-    axis = attention_figure(result).axes[0]
-    assert [label.get_text() for label in axis.get_yticklabels()] == ["and", "God", "said", "."]
-    assert [label.get_text() for label in axis.get_xticklabels()] == ["y", "dios", "dijo"]
+              "source_tokens": ["<bible>", "y", "dios", "dijo"],
+              "attention": [[0.0, 0.8, 0.1, 0.1], [0.0, 0.1, 0.8, 0.1], [0.0, 0.1, 0.1, 0.8], [0.05, 0.2, 0.2, 0.55]]}
+
+    class Cells(HTMLParser):  # (tag, attributes, text) of every header and cell, in order
+        def __init__(self):
+            super().__init__()
+            self.cells, self.open = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("th", "td"):
+                self.open = [tag, dict(attrs), ""]
+
+        def handle_data(self, data):
+            if self.open is not None:
+                self.open[2] += data
+
+        def handle_endtag(self, tag):
+            if tag in ("th", "td") and self.open is not None:
+                self.cells.append(tuple(self.open))
+                self.open = None
+
+    parser = Cells()
+    parser.feed(attention_html(result))
+    headers = [text for tag, _, text in parser.cells if tag == "th"]
+    assert headers == ["", "<bible>", "y", "dios", "dijo", "and", "God", "said", "."]  # escaped, and read back
+    cells = [(attributes, text) for tag, attributes, text in parser.cells if tag == "td"]
+    weights = [weight for row in result["attention"] for weight in row]
+    assert [float(attributes["title"]) for attributes, _ in cells] == pytest.approx(weights, abs=5e-4)
+    assert [text for _, text in cells] == [f"{w:.2f}" if w >= SHOWN_WEIGHT else "" for w in weights]
+    darkest, brightest = cells[0][0]["style"], cells[1][0]["style"]  # weight 0 and 0.8
+    assert darkest != brightest and "background:#000004" in darkest  # magma's first colour
+
+
+def test_attention_heatmap_escapes_what_the_user_typed():
+    from playground.translate_tab import attention_html
+
+    page = attention_html({"tokens": ["x"], "source_tokens": ["<script>alert(1)</script>", "&"],
+                           "attention": [[0.5, 0.5]]})
+    assert "<script>" not in page and "&lt;script&gt;" in page and "&amp;" in page
 
 
 def test_greedy_equals_beam_width_one_through_the_api(client):
@@ -71,7 +107,7 @@ def test_translate_tab_in_a_browser(page):
                            timeout=20000)
     assert "shepherd" in page.locator("#nmt-references textarea").input_value()
     page.get_by_role("button", name="Translate", exact=True).click()
-    page.locator("#nmt-attention img, #nmt-attention svg").first.wait_for(timeout=60000)
+    page.locator("#nmt-attention table td").first.wait_for(timeout=60000)
     page.locator("#nmt-nbest").wait_for(state="visible", timeout=30000)
     screenshot(page, "translate_tab")
     # The n-best table lists the 5 beams (the default width), best first.
