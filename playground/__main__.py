@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 
 
 MAX_UPLOAD = "50mb"  # a picture to caption, a text to train on; bigger uploads are refused by Gradio
@@ -75,14 +76,18 @@ def main(argv=None) -> None:
 
     from playground.app import THEME, build_app, page_css
 
-    demo = build_app()
+    serving = threading.Event()  # the models load in the background once the page is served
+    demo = build_app(warm_after=serving)
     # Gradio's cache (uploads, and every image or file a response returns) is swept every CACHE_SWEEP_SECONDS of
     # files older than CACHE_AGE_SECONDS, so a long-running app's temp folder stays bounded.
     demo.delete_cache = (CACHE_SWEEP_SECONDS, CACHE_AGE_SECONDS)
     print(f"Eager Playground on http://{args.host}:{args.port}", file=sys.stderr)
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=QUEUE_SIZE)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth, theme=THEME,
-                css=page_css(), show_error=True, max_file_size=MAX_UPLOAD, max_threads=MAX_THREADS)
+                css=page_css(), show_error=True, max_file_size=MAX_UPLOAD, max_threads=MAX_THREADS,
+                prevent_thread_lock=True)
+    serving.set()
+    demo.block_thread()
 
 
 if __name__ == "__main__":

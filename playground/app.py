@@ -30,6 +30,7 @@ TAB_MODULES = (
     "playground.training_tab",
 )
 
+AFTER_SECONDS = 30  # the longest the background warm-up waits for the server to start
 WARM_MESSAGE = "Every model is loaded and warmed up"  # in the log once the background warm-up ends (benchmarks wait)
 
 # System fonts only: the page makes no request to a font service (or anywhere but the app itself).
@@ -81,18 +82,42 @@ def page_css() -> str:
     return "\n".join([CSS, *(module.CSS for module in tab_modules() if isinstance(getattr(module, "CSS", None), str))])
 
 
-def warm_up(registry: Registry, tabs) -> None:
+def warm_up(registry: Registry, tabs, after: threading.Event | None = None) -> None:
     """Loads every shown model in the background so the first request does not pay for TensorFlow's import; then
-    runs each tab's `warm_up_later`, what can wait until every tab answers (the text tab's larger batch sizes)."""
+    runs each tab's `warm_up_later`, what can wait until every tab answers (the text tab's larger batch sizes).
+
+    A tab's `warm_up_beside` runs in a thread of its own once the first model has loaded (TensorFlow is imported
+    by then: importing it from two threads at once fails), beside the others: the Caption tab's COCO detector, whose
+    first call spends about 5 s in TensorFlow's graph optimizer (C++, off the interpreter lock), would otherwise
+    make the caption's first answer wait for every other model and then for itself.
+
+    `after`: an event to wait for first (at most AFTER_SECONDS), so that importing TensorFlow does not slow the
+    server's start (`python -m playground` sets it once the page is served)."""
+    if after is not None:
+        after.wait(timeout=AFTER_SECONDS)
     started = time.monotonic()
+    beside = [module for module, shown in tabs if shown and hasattr(module, "warm_up_beside")]
+    threads = []
     for hook in ("warm_up", "warm_up_later"):
         for module, shown in tabs:
-            if shown and hasattr(module, hook):
-                try:
-                    getattr(module, hook)(registry)
-                except Exception:  # a broken checkpoint is reported by the tab itself, when it is used
-                    pass
+            if not (shown and hasattr(module, hook)):
+                continue
+            _run_hook(module, hook, registry)
+            while beside:  # after the first model's warm-up: TensorFlow is imported
+                aside = beside.pop(0)
+                threads.append(threading.Thread(target=_run_hook, args=(aside, "warm_up_beside", registry),
+                                                name=f"warm-up-{aside.MODEL}", daemon=True))
+                threads[-1].start()
+    for thread in threads:
+        thread.join()
     print(f"{WARM_MESSAGE} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+
+
+def _run_hook(module, hook: str, registry: Registry) -> None:
+    try:
+        getattr(module, hook)(registry)
+    except Exception:  # a broken checkpoint is reported by the tab itself, when it is used
+        pass
 
 
 def missing_note(registry: Registry, tabs) -> str:
@@ -114,7 +139,8 @@ def default_registry() -> Registry:
     return RayRegistry() if ray_address() else Registry()
 
 
-def build_app(registry: Registry | None = None, warm: bool = True) -> gr.Blocks:
+def build_app(registry: Registry | None = None, warm: bool = True,
+              warm_after: threading.Event | None = None) -> gr.Blocks:
     from playground.promotion import recover
 
     registry = registry or default_registry()
@@ -152,5 +178,5 @@ def build_app(registry: Registry | None = None, warm: bool = True) -> gr.Blocks:
         demo.load(show_tabs, None, [header_note, tab_set, *(tab for _, _, tab in model_tabs)], api_name=False,
                   show_progress="hidden")
     if warm:
-        threading.Thread(target=warm_up, args=(registry, tabs), daemon=True).start()
+        threading.Thread(target=warm_up, args=(registry, tabs, warm_after), daemon=True).start()
     return demo

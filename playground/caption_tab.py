@@ -121,7 +121,12 @@ def load(path):
 def warm_up(registry) -> None:
     captioner = registry.get(MODEL, load)
     captioner.caption(np.full((32, 32, 3), 128, np.uint8), beam=1)  # traces the encoder and the decoder step
-    detect(np.full((32, 32, 3), 128, np.uint8))  # loads the detector once (a no-op when it is not installed)
+
+
+def warm_up_beside(registry) -> None:
+    """The detector, loaded and called once in a thread of its own beside the other models (playground/app.py):
+    its first call optimizes the 70 MB graph, about 5 s. A no-op when it is not installed."""
+    detect(np.full((32, 32, 3), 128, np.uint8))
 
 
 def _captioner(registry):
