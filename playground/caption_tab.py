@@ -35,7 +35,7 @@ from playground.batching import REQUESTS
 LOG = logging.getLogger(__name__)
 MODEL = "captioning"
 TITLE = "Caption"
-DISPLAY_SIDE = 448  # the longer side of the pictures shown with attention
+DISPLAY_SIDE = 448  # the longer side of the pictures shown with attention, and given to the detector
 MAX_BEAM = 10
 MAX_PICTURE_BYTES = 50 * 2**20
 BEAM_MESSAGE = f"The beam width must be a whole number between 1 and {MAX_BEAM}."

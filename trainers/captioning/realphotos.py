@@ -4,8 +4,8 @@
                                              [--detector [--no-fusion]]
                                              [--write]    # record the scores in the checkpoint's metrics.json
 
-With `--detector` the COCO detector runs on each photo (at 640 px) and its findings steer the caption's nouns,
-as in the Caption tab (`fusion.py`); `--no-fusion` only lists them (the decoder alone).
+With `--detector` the COCO detector runs on each photo at the Caption tab's display size (DETECTOR_SIDE) and its
+findings steer the caption's nouns, as in the tab (`fusion.py`); `--no-fusion` only lists them (the decoder alone).
 
 The set is `real_photos.json` beside this file (package, path inside it, the nouns naming each photo's main
 object(s) and the nouns of other things really in it); the pictures are read from the installed packages
@@ -28,6 +28,9 @@ import sys
 from pathlib import Path
 
 MANIFEST = Path(__file__).resolve().parent / "real_photos.json"
+# The Caption tab runs the detector on the picture it shows (playground/caption_tab.py DISPLAY_SIDE). The scores
+# recorded before 2026-12-06 ran it at 640 px: the same findings and the same 13 captions as at 448.
+DETECTOR_SIDE = 448
 
 
 def package_root(package: str) -> Path | None:
@@ -85,7 +88,7 @@ def evaluate(captioner, photos: list[dict], beam: int = 3, detector=None, fusion
         if detector is not None:
             import numpy as np
 
-            picture = np.asarray(encoder_module.open_picture(photo["file"], size=640))
+            picture = np.asarray(encoder_module.open_picture(photo["file"], size=DETECTOR_SIDE))
             found = detector.detect(picture)
         result = captioner.caption(photo["file"], beam=beam, detections=found if fusion else None)
         row = {"name": photo["name"], "title": photo.get("title", photo["name"]), "main": photo["main"],
