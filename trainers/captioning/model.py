@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from trainers.common import checkpoint
+from trainers.common import checkpoint, decoding
 from trainers.common.attention import BahdanauAttention
 
 EXAMPLES_FOLDER = "examples"  # held-out pictures the app offers as examples
@@ -159,8 +159,6 @@ def make_step_function(model: ShowAttendTell):
     @tf.function(reduce_retracing=True)
     def step(keys, projected, tokens, state):
         logits, state, weights = model.step(keys, projected, tokens, state)
-        # Not tf.nn.log_softmax: its CPU kernel rounds a row differently when the batch has 8 rows or more, and a
-        # picture must get the same caption and score whatever it is batched with (tests/test_batching.py).
-        return logits - tf.reduce_logsumexp(logits, axis=-1, keepdims=True), state, weights
+        return decoding.log_probabilities(logits), state, weights
 
     return step

@@ -35,6 +35,16 @@ StepFn = Callable[[Any, Any], tuple]
 MIN_ROWS = 2
 
 
+def log_probabilities(logits):
+    """Log-softmax over the last axis as logits - logsumexp(logits), for a decoder step's output.
+
+    Not tf.nn.log_softmax: its CPU kernel rounds a row differently when the batch has 8 rows or more, and a sentence
+    or a picture must get the same words and scores whatever it is batched with (tests/test_batching.py)."""
+    import tensorflow as tf
+
+    return logits - tf.reduce_logsumexp(logits, axis=-1, keepdims=True)
+
+
 def padded_rows(items: list, rows: int = MIN_ROWS) -> list:
     """`items` padded to `rows` by repeating the first (the padding rows' outputs are dropped by the caller)."""
     return list(items) + list(items[:1]) * (rows - len(items))

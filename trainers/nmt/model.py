@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 from keras import layers, ops
 
-from trainers.common import checkpoint
+from trainers.common import checkpoint, decoding
 from trainers.common.attention import BahdanauAttention
 
 EXAMPLES_FILE = "examples.json"  # held-out test segments with their references, for the app's examples
@@ -130,9 +130,7 @@ class AttentionSeq2Seq(keras.Model):
         """Inference step: -> log-probabilities (batch, vocab), new state, attention weights (batch, src_len)."""
         hidden, state, weights = self.decoder.step(tokens, state, keys, mask, projected_keys, training=False)
         logits = self.decoder.project(hidden, training=False)
-        # Not tf.nn.log_softmax: its CPU kernel rounds a row differently when the batch has 8 rows or more, and a
-        # sentence must get the same scores whatever it is batched with (tests/test_batching.py).
-        return logits - tf.reduce_logsumexp(logits, axis=-1, keepdims=True), state, weights
+        return decoding.log_probabilities(logits), state, weights
 
 
 def build(config: Seq2SeqConfig) -> AttentionSeq2Seq:
