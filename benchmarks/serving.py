@@ -2,6 +2,7 @@
 
     python benchmarks/serving.py                          # 1, 4, 16 and 32 users, 10 s per phase
     python benchmarks/serving.py --users 1,16 --seconds 6 --checkpoints checkpoints
+    python benchmarks/serving.py --ray-address 127.0.0.1:6379 --skip-model-alone   # through Ray Serve
 
 It starts the app (`python -m playground`, the shipped checkpoints, GRADIO_ANALYTICS_ENABLED=False) on a free port
 of 127.0.0.1, waits until its log says every model is loaded and warmed up, runs 32 text users at once and a few
@@ -191,6 +192,8 @@ def main(argv=None) -> None:
     parser.add_argument("--checkpoints", default=str(ROOT / "checkpoints"))
     parser.add_argument("--skip-translate", action="store_true")
     parser.add_argument("--skip-model-alone", action="store_true", help="leave out the in-process rows")
+    parser.add_argument("--ray-address", default=None,
+                        help="serve the models from this Ray cluster (the app as its ingress, docs/scale.md)")
     parser.add_argument("--text-streams", type=int, default=None,
                         help="the Text endpoint's concurrency limit in the app (default: the app's own, 32)")
     args = parser.parse_args(argv)
@@ -198,6 +201,9 @@ def main(argv=None) -> None:
     print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         limit = {} if args.text_streams is None else {"EAGER_PLAYGROUND_TEXT_STREAMS": str(args.text_streams)}
+        if args.ray_address:
+            limit["EAGER_PLAYGROUND_RAY_ADDRESS"] = args.ray_address
+            print(f"models served by the Ray cluster at {args.ray_address}", flush=True)
         process, url = start_app(Path(args.checkpoints), Path(folder) / "app.log", extra_env=limit)
         print(f"text endpoint concurrency limit: {args.text_streams or 'the app default'}", flush=True)
         os.nice(CLIENT_NICENESS)  # the users' side runs below the app, which was started at the usual priority
