@@ -29,7 +29,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from playground import inputs, outputs
+from playground import inputs, model_calls, outputs
 from playground.batching import REQUESTS
 
 LOG = logging.getLogger(__name__)
@@ -113,9 +113,7 @@ def notes(result: dict, detections: list, detector_reason: str | None) -> str:
 
 
 def load(path):
-    from trainers.captioning.caption import Captioner
-
-    return Captioner.load(Path(path))
+    return model_calls.load(MODEL, path)
 
 
 def warm_up(registry) -> None:

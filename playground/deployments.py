@@ -60,9 +60,8 @@ class _Model:
     def model(self):
         return self.registry.get(self.MODEL, self.load)
 
-    @staticmethod
-    def load(path):
-        raise NotImplementedError
+    def load(self, path):
+        return model_calls.load(self.MODEL, path)  # as the tabs load it in-process
 
     def _batch(self, call, requests: list[dict]) -> list:
         try:
@@ -76,12 +75,6 @@ class _Model:
 @serve.deployment(name=DEPLOYMENT_NAMES["char_rnn"], **OPTIONS)
 class TextModel(_Model):
     MODEL = "char_rnn"
-
-    @staticmethod
-    def load(path):
-        from trainers.char_rnn.generate import TextGenerator
-
-        return TextGenerator.load(path)
 
     def unknown_characters(self, prompt: str):
         try:
@@ -101,12 +94,6 @@ class TextModel(_Model):
 class DigitModel(_Model):
     MODEL = "dcgan"
 
-    @staticmethod
-    def load(path):
-        from trainers.dcgan.generate import DigitGenerator
-
-        return DigitGenerator.load(Path(path))
-
     @serve.batch(max_batch_size=BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_SECONDS)
     async def generate_judged(self, requests: list[dict]) -> list:
         return await asyncio.to_thread(self._batch, model_calls.generate_digits, requests)
@@ -120,12 +107,6 @@ class DigitModel(_Model):
 class TranslateModel(_Model):
     MODEL = "nmt"
 
-    @staticmethod
-    def load(path):
-        from trainers.nmt.translate import Translator
-
-        return Translator.load(path)
-
     @serve.batch(max_batch_size=BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_SECONDS)
     async def translate(self, requests: list[dict]) -> list:
         return await asyncio.to_thread(self._batch, model_calls.translate, requests)
@@ -134,12 +115,6 @@ class TranslateModel(_Model):
 @serve.deployment(name=DEPLOYMENT_NAMES["captioning"], **OPTIONS)
 class CaptionModel(_Model):
     MODEL = "captioning"
-
-    @staticmethod
-    def load(path):
-        from trainers.captioning.caption import Captioner
-
-        return Captioner.load(Path(path))
 
     @serve.batch(max_batch_size=BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_SECONDS)
     async def caption(self, requests: list[dict]) -> list:

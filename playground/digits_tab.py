@@ -19,7 +19,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from playground import inputs, outputs
+from playground import inputs, model_calls, outputs
 from trainers.dcgan.generate import MAX_COUNT, MAX_FRAMES, check_request, check_walk
 
 MODEL = "dcgan"
@@ -32,9 +32,7 @@ EXAMPLES = [[7, 64], [2024, 36], [31337, 100], [1, 16]]
 
 
 def load(path):
-    from trainers.dcgan.generate import DigitGenerator
-
-    return DigitGenerator.load(Path(path))
+    return model_calls.load(MODEL, path)
 
 
 def warm_up(registry) -> None:

@@ -9,13 +9,16 @@ unbatched ones either way. The names methods are looked up by are the one place 
 
 Each request is a dict of the keyword arguments of the single-request method; each result is the method's
 return value, or the exception it raised (one bad request must not fail the others in its batch), which the
-deployment sends back as a `Failure`. Nothing here imports TensorFlow or Ray (the ingress imports `Failure`).
+deployment sends back as a `Failure`. Nothing here imports TensorFlow or Ray at import time (the ingress imports
+`Failure`; `load` imports a model's trainer module when it is called).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import logging
+from pathlib import Path
 from typing import Any, Callable
 
 LOG = logging.getLogger("ray.serve")  # in a replica, Serve's logger writes the replica's log
@@ -37,6 +40,22 @@ class Failure:
             LOG.error("a request failed", exc_info=error)
             return cls("unexpected", "")
         return cls(kind, str(error))
+
+
+# Each model's inference class ("module:Class"); its `load(path)` reads a checkpoint folder. The tabs (in-process)
+# and the Serve replicas load through `load`, so both serve the same objects built the same way.
+INFERENCE_CLASSES = {
+    "char_rnn": "trainers.char_rnn.generate:TextGenerator",
+    "dcgan": "trainers.dcgan.generate:DigitGenerator",
+    "nmt": "trainers.nmt.translate:Translator",
+    "captioning": "trainers.captioning.caption:Captioner",
+}
+
+
+def load(model: str, path) -> Any:
+    """The inference object of `model`'s checkpoint folder at `path` (imports TensorFlow on first use)."""
+    module, name = INFERENCE_CLASSES[model].split(":")
+    return getattr(importlib.import_module(module), name).load(Path(path))
 
 
 # The list-taking method each call would use if the inference object has it (request batching, part 1).

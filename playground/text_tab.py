@@ -7,9 +7,9 @@ import random
 
 import gradio as gr
 
-from playground import inputs
+from playground import inputs, model_calls
 from playground.batching import TEXT_STREAMS
-from trainers.char_rnn.generate import TextGenerator, check_sampling
+from trainers.char_rnn.generate import check_sampling
 
 MODEL = "char_rnn"
 TITLE = "Text"
@@ -31,7 +31,7 @@ EXAMPLES = [
 
 
 def load(path):
-    return TextGenerator.load(path)
+    return model_calls.load(MODEL, path)
 
 
 def warm_up(registry) -> None:

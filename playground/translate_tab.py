@@ -9,7 +9,7 @@ import json
 
 import gradio as gr
 
-from playground import inputs
+from playground import inputs, model_calls
 from playground.batching import REQUESTS
 
 MODEL = "nmt"
@@ -25,9 +25,7 @@ CONCURRENT_REQUESTS = 32
 
 
 def load(path):
-    from trainers.nmt.translate import Translator
-
-    return Translator.load(path)
+    return model_calls.load(MODEL, path)
 
 
 def warm_up(registry) -> None:

@@ -191,8 +191,8 @@ def make_chunk_sampler(model, alternatives: int, chunk: int = CHUNK, jit_compile
     with the stateless seed (seed, position + i), so a text depends only on its seed and settings, never on how
     it was chunked or on the rows beside it. Temperature, top-k and top-p filter as `filter_distribution` does;
     temperature 0 is greedy (argmax). One trace serves every call; XLA compiles once per batch size (hence
-    BATCH_SIZES). `matmul_dtype` is gru_step's. The loop runs `gru_step` one character at a time with no Python in between, and with
-    `jit_compile` XLA fuses each step's few dozen small ops into a handful.
+    BATCH_SIZES). `matmul_dtype` is gru_step's. The loop runs `gru_step` one character at a time with no Python
+    in between, and with `jit_compile` XLA fuses each step's few dozen small ops into a handful.
     """
     import tensorflow as tf
 
