@@ -134,9 +134,13 @@ def missing_note(registry: Registry, tabs) -> str:
 def default_registry() -> Registry:
     """In-process models, or the Ray cluster's deployments when EAGER_PLAYGROUND_RAY_ADDRESS is set
     (`python -m playground --ray-address ...`; playground/remote_models.py)."""
-    from playground.remote_models import RayRegistry, ray_address
+    from trainers.common.ray_jobs import address_from_environment
 
-    return RayRegistry() if ray_address() else Registry()
+    if address_from_environment() is None:
+        return Registry()
+    from playground.remote_models import RayRegistry
+
+    return RayRegistry()
 
 
 def build_app(registry: Registry | None = None, warm: bool = True,

@@ -42,7 +42,7 @@ from playground.run_record import (CANCELLED, DONE, FAILED, JOB_FILE, OUTPUT_FIL
                                    new_run_id, read_run, run_folder, runs_root, save_run)
 from playground.run_view import describe
 from playground.trainer_catalog import discover_trainers
-from trainers.common.ray_jobs import ClusterError, RayJobs
+from trainers.common.ray_jobs import ClusterError, RayJobs, address_from_environment
 
 RAY_POLL_SECONDS = 1.0
 RAY_STOP_WAIT_SECONDS = 30.0  # Ray's own SIGKILL comes RAY_JOB_STOP_WAIT_TIME_S (3 s by default) after the stop
@@ -335,10 +335,6 @@ class Jobs:
         """Swaps the served checkpoint with the one it replaced (doing it twice gives back the first)."""
         with self._lock:
             return promotion.restore_previous(self.checkpoints, model)
-
-
-def address_from_environment() -> str | None:
-    return os.environ.get("EAGER_PLAYGROUND_RAY_ADDRESS", "").strip() or None
 
 
 def cluster_from_environment() -> RayJobs | None:

@@ -22,8 +22,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 LOG = logging.getLogger("ray.serve")  # in a replica, Serve's logger writes the replica's log
-# Exceptions a request may raise on purpose (bad input, a missing checkpoint): carried back by class name.
-EXPECTED = ("ValueError", "TranslationInputError", "ImageError", "ImageTooLarge", "CheckpointError")
+# Exceptions a request may raise on purpose (bad input, a missing checkpoint): carried back by class name and
+# raised again, as the same class with the same sentence, at the ingress (`Failure.error`).
+EXPECTED = {
+    "ValueError": "builtins:ValueError",
+    "TranslationInputError": "trainers.nmt.translate:TranslationInputError",
+    "ImageError": "trainers.captioning.encoder:ImageError",
+    "ImageTooLarge": "trainers.captioning.encoder:ImageTooLarge",
+    "CheckpointError": "trainers.common.checkpoint:CheckpointError",
+}
+
+
+def _named(name: str):
+    """The object a "module:attribute" name points to (imported when first asked for)."""
+    module, attribute = name.split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 @dataclasses.dataclass
@@ -41,6 +54,10 @@ class Failure:
             return cls("unexpected", "")
         return cls(kind, str(error))
 
+    def error(self) -> BaseException | None:
+        """The exception to raise again for this failure; None for an unexpected one (its replica logged it)."""
+        return _named(EXPECTED[self.kind])(self.message) if self.kind in EXPECTED else None
+
 
 # Each model's inference class ("module:Class"); its `load(path)` reads a checkpoint folder. The tabs (in-process)
 # and the Serve replicas load through `load`, so both serve the same objects built the same way.
@@ -54,8 +71,7 @@ INFERENCE_CLASSES = {
 
 def load(model: str, path) -> Any:
     """The inference object of `model`'s checkpoint folder at `path` (imports TensorFlow on first use)."""
-    module, name = INFERENCE_CLASSES[model].split(":")
-    return getattr(importlib.import_module(module), name).load(Path(path))
+    return _named(INFERENCE_CLASSES[model]).load(Path(path))
 
 
 # The list-taking method each call would use if the inference object has it (request batching, part 1).

@@ -28,19 +28,14 @@ from pathlib import Path
 import gradio as gr
 
 from playground.registry import Registry
+from trainers.common.ray_jobs import address_from_environment
 
-ADDRESS_VARIABLE = "EAGER_PLAYGROUND_RAY_ADDRESS"
 RETRY_SECONDS = 10.0
 PROBE_SECONDS = 3.0
 GCS_RECONNECT_SECONDS = 10 * 365 * 24 * 3600
 REQUEST_SECONDS = 300.0  # a caption or a 100-digit batch on a busy replica; a dead cluster fails sooner
 TITLES = {"char_rnn": "text", "dcgan": "digit", "nmt": "translation", "captioning": "captioning"}
 LOG = logging.getLogger(__name__)
-
-
-def ray_address() -> str | None:
-    """The Ray cluster the app should use, from EAGER_PLAYGROUND_RAY_ADDRESS ('' or unset: in-process models)."""
-    return os.environ.get(ADDRESS_VARIABLE, "").strip() or None
 
 
 class ClusterUnavailable(Exception):
@@ -167,25 +162,14 @@ def _disconnect(seconds: float = 10.0) -> None:
     worker.join(seconds)
 
 
+def _failed_on_replica(model: str) -> gr.Error:
+    return gr.Error(f"The {TITLES.get(model, model)} model failed on this request on the Ray cluster; the "
+                    f"replica's log has the details.")
+
+
 def _raise(failure, model: str) -> None:
     """Raises the exception a replica's request raised, as its own class with its own sentence."""
-    kind, message = failure.kind, failure.message
-    if kind in ("TranslationInputError",):
-        from trainers.nmt.translate import TranslationInputError
-
-        raise TranslationInputError(message)
-    if kind in ("ImageError", "ImageTooLarge"):
-        from trainers.captioning import encoder
-
-        raise getattr(encoder, kind)(message)
-    if kind == "CheckpointError":
-        from trainers.common.checkpoint import CheckpointError
-
-        raise CheckpointError(message)
-    if kind == "ValueError":
-        raise ValueError(message)
-    raise gr.Error(f"The {TITLES.get(model, model)} model failed on this request on the Ray cluster; the replica's "
-                   f"log has the details.")
+    raise failure.error() or _failed_on_replica(model)
 
 
 class _Remote:
@@ -209,8 +193,7 @@ class _Remote:
 
         if isinstance(error, RayTaskError):
             LOG.error("a %s replica raised: %s", self.MODEL, error)
-            return gr.Error(f"The {TITLES.get(self.MODEL, self.MODEL)} model failed on this request on the Ray "
-                            f"cluster; the replica's log has the details.")
+            return _failed_on_replica(self.MODEL)
         if self.cluster.failed(error):
             return gr.Error(self.cluster.sentence(self.MODEL))
         return gr.Error(f"The {TITLES.get(self.MODEL, self.MODEL)} model on the Ray cluster did not answer this "
@@ -319,7 +302,7 @@ class RayRegistry(Registry):
 
     def __init__(self, root: Path | None = None, cluster: Cluster | None = None, address: str | None = None):
         super().__init__(root)
-        self.cluster = cluster or Cluster(address or ray_address(), self.root)
+        self.cluster = cluster or Cluster(address or address_from_environment(), self.root)
         self._remotes = {model: remote(self.cluster) for model, remote in REMOTES.items()}
 
     def get(self, name: str, loader=None):

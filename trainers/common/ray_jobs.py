@@ -29,8 +29,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+ADDRESS_VARIABLE = "EAGER_PLAYGROUND_RAY_ADDRESS"
 ENDED = ("SUCCEEDED", "FAILED", "STOPPED")
 POLL_SECONDS = 1.0
+
+
+def address_from_environment() -> str | None:
+    """The Ray cluster the app uses, from EAGER_PLAYGROUND_RAY_ADDRESS ('' or unset: none, so its models run in
+    its own process and its training runs are local processes)."""
+    return os.environ.get(ADDRESS_VARIABLE, "").strip() or None
 
 
 class ClusterError(RuntimeError):
@@ -133,7 +140,7 @@ def _first_line(error: BaseException) -> str:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m {__spec__.name}" if __spec__ else None,
                                      description=__doc__.split("\n\n")[0])
-    parser.add_argument("--address", default=os.environ.get("EAGER_PLAYGROUND_RAY_ADDRESS") or "auto",
+    parser.add_argument("--address", default=address_from_environment() or "auto",
                         help="the Ray cluster: auto, HOST:PORT or the job server's http://HOST:8265")
     parser.add_argument("--workers", type=int, default=1, help="multi-worker run over this many Ray workers (1)")
     parser.add_argument("--cpus-per-worker", type=float, default=1.0, help="CPUs each worker reserves (1)")
