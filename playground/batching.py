@@ -5,8 +5,9 @@ costs little more than one. Two batchers, both plain threads that only call the 
 methods (the TensorFlow work and the guarantee that a row's output does not depend on its neighbours live there):
 
 - `TextStreams`: every open text stream advances together, one compiled chunk of characters per round
-  (`TextGenerator.advance`). A stream joins at the next round after its prompt is read and leaves when it is
-  finished or when its consumer goes away (the Stop button or a closed page closes the Gradio generator).
+  (`TextGenerator.advance`). A stream joins at the next round, where its prompt is read beside the others' text,
+  and leaves when it is finished or when its consumer goes away (the Stop button or a closed page closes the Gradio
+  generator).
 - `RequestBatcher`: requests that arrive within a short window (a few milliseconds) are answered by one call of a
   method that takes a list and returns a list (`Translator.translate_many`, `Captioner.caption_many`).
 
@@ -109,7 +110,8 @@ class TextStreams:
             chunks = [error] * len(entries)
         self.rounds, self.rows = self.rounds + 1, self.rows + len(entries)
         for entry, chunk in zip(entries, chunks):
-            entry.chunks.put(chunk)
+            if chunk or isinstance(chunk, BaseException):  # a round that only read the prompt sends nothing
+                entry.chunks.put(chunk)
             if isinstance(chunk, BaseException) or entry.stream.finished:
                 entry.chunks.put(_DONE)
                 entry.closed = True

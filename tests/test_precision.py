@@ -104,5 +104,11 @@ def test_shipped_text_in_bfloat16_matches_float32_within_the_tolerance():
     bfloat16 = TextGenerator.load(SHIPPED_TEXT, "mixed_bfloat16")
     first = bfloat16.generate("KING.\n", 200, temperature=0.8, seed=3)
     assert bfloat16.generate("KING.\n", 200, temperature=0.8, seed=3) == first  # the same seed, the same text
-    greedy = [generator.generate("ROMEO:\n", 120, temperature=0.0) for generator in (float32, bfloat16)]
-    assert greedy[0][:40] == greedy[1][:40]
+    # Greedy texts agree until a near-tie: where they part, the two characters are float32's likeliest two, within
+    # 0.01 of each other (after "ROMEO:\n" 'o' 0.1812 against 'E' 0.1804; the prompt is read in bfloat16 too).
+    for prompt in ("ROMEO:\n", "KING.\n", "Ham.\nTo be, or not to be"):
+        exact, rounded = (list(generator.stream(prompt, 80, temperature=0.0)) for generator in (float32, bfloat16))
+        parted = next((i for i, (a, b) in enumerate(zip(exact, rounded)) if a.char != b.char), None)
+        if parted is not None:
+            (first, p_first), (second, p_second) = exact[parted].alternatives[:2]
+            assert {first, second} == {exact[parted].char, rounded[parted].char} and p_first - p_second < 0.01

@@ -5,8 +5,9 @@
 Signature `generate` (also the default, `serving_default`): prompt (string), length (int32, at most
 MAX_EXPORT_LENGTH), temperature (float32; 0 is greedy), seed (int64) -> text (string), the `length` characters
 after the prompt. The prompt is split into characters and looked up in the graph (a character the model does not
-know becomes its unknown id, as in the app); then the same chunked in-graph sampler as the Text tab writes CHUNK
-characters per loop turn (`generate.make_chunk_sampler`), without XLA so that any TensorFlow runtime can serve it.
+know becomes its unknown id, as in the app); then the same chunked in-graph sampler as the Text tab reads the
+prompt (its characters forced) and writes the text, CHUNK characters per loop turn (`generate.make_chunk_sampler`),
+without XLA so that any TensorFlow runtime can serve it.
 Greedy text equals the app's, and so does sampled text for a seed (the app's generator runs without XLA too).
 """
 
@@ -48,19 +49,24 @@ def build(folder: Path):
             length = tf.clip_by_value(length, 0, MAX_EXPORT_LENGTH)
             ids = self.table.lookup(tf.strings.unicode_split(prompt, "UTF-8"))
             ids = tf.cond(tf.size(ids) > 0, lambda: ids, lambda: tf.constant([newline], tf.int32))
-            logits, state = self.model(ids[None], state=tf.zeros((1, model.config.rnn_units)), training=False)
-            logits = tf.cast(logits[:, -1, :], tf.float32)
-            chunks = (length + CHUNK - 1) // CHUNK
+            read = tf.size(ids)
+            # The loop turns read the prompt first, then write: the output's first `read` ids are the prompt's.
+            chunks = (read + length + CHUNK - 1) // CHUNK
+            prompt = tf.pad(ids, [[0, chunks * CHUNK - read]])
 
             def rows(value):  # the sampler's smallest batch is 2 rows (generate.BATCH_SIZES): the text is row 0
                 return tf.stack([value, value])
 
-            logits, state = tf.tile(logits, [2, 1]), tf.tile(state, [2, 1])
+            logits = tf.zeros([2, model.config.vocab_size])  # not read: the prompt's first character is forced
+            state = tf.zeros([2, model.config.rnn_units])
 
             def body(i, logits, state, written):
+                start = i * CHUNK
+                forced = tf.clip_by_value(read - start, 0, CHUNK)  # prompt characters this turn reads
                 chosen, _, _, _, logits, state = sample_chunk(
                     logits, state, rows(temperature), rows(tf.constant(0)), rows(tf.constant(1.0)), rows(seed),
-                    rows(tf.cast(i * CHUNK, tf.int64)))
+                    rows(tf.cast(start + forced - read, tf.int64)), rows(tf.ensure_shape(prompt[start:start + CHUNK], [CHUNK])),
+                    rows(forced))
                 # The sampler's batch axis is unknown to the graph; the loop needs the 2 rows it carries.
                 logits, state = tf.ensure_shape(logits, [2, None]), tf.ensure_shape(state, [2, None])
                 return i + 1, logits, state, written.write(i, chosen[0])
@@ -69,8 +75,7 @@ def build(folder: Path):
                 lambda i, *_: i < chunks, body,
                 (tf.constant(0), logits, state, tf.TensorArray(tf.int32, size=0, dynamic_size=True,
                                                                 element_shape=[CHUNK])))
-            out = tf.cond(chunks > 0, lambda: tf.reshape(written.stack(), [-1])[:length],
-                          lambda: tf.zeros([0], tf.int32))
+            out = tf.reshape(written.stack(), [-1])[read:read + length]
             return {"text": tf.strings.reduce_join(tf.gather(self.characters, out))}
 
     return TextExport()

@@ -184,12 +184,16 @@ def make_chunk_sampler(model, alternatives: int, chunk: int = CHUNK, jit_compile
                        matmul_dtype: str = "float32"):
     """A compiled function that writes `chunk` characters for every row of a batch in one call.
 
-    `sample_chunk(logits, state, temperature, top_k, top_p, seed, position)` takes each row's logits of the next
-    character (batch, vocab), GRU state (batch, units) and sampling settings (batch,) and returns the chosen ids
-    (batch, chunk), the model's probability of each (batch, chunk), the top `alternatives` ids and probabilities
-    at each position (batch, chunk, k), and the logits and state after the chunk. Character i of a row is drawn
-    with the stateless seed (seed, position + i), so a text depends only on its seed and settings, never on how
-    it was chunked or on the rows beside it. Temperature, top-k and top-p filter as `filter_distribution` does;
+    `sample_chunk(logits, state, temperature, top_k, top_p, seed, position, forced, forced_count)` takes each row's
+    logits of the next character (batch, vocab), GRU state (batch, units) and sampling settings (batch,) and
+    returns the chosen ids (batch, chunk), the model's probability of each (batch, chunk), the top `alternatives`
+    ids and probabilities at each position (batch, chunk, k), and the logits and state after the chunk.
+
+    The first `forced_count` (batch,) steps of a row take their characters from `forced` (batch, chunk) instead of
+    drawing them: that is how a prompt is read, in the same call as the other rows' text (its positions' outputs
+    are not characters written). Drawn character j of a row (j from 0 after the forced ones) uses the stateless
+    seed (seed, position + j), so a text depends only on its seed and settings, never on how it was chunked or on
+    the rows beside it. Temperature, top-k and top-p filter as `filter_distribution` does;
     temperature 0 is greedy (argmax). One trace serves every call; XLA compiles once per batch size (hence
     BATCH_SIZES). `matmul_dtype` is gru_step's. The loop runs `gru_step` one character at a time with no Python
     in between, and with `jit_compile` XLA fuses each step's few dozen small ops into a handful.
@@ -203,15 +207,17 @@ def make_chunk_sampler(model, alternatives: int, chunk: int = CHUNK, jit_compile
 
     @tf.function(jit_compile=jit_compile, input_signature=[
         tf.TensorSpec([None, vocab], tf.float32), tf.TensorSpec([None, units], tf.float32), row,
-        tf.TensorSpec([None], tf.int32), row, tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64)])
-    def sample_chunk(logits, state, temperature, top_k, top_p, seed, position):
+        tf.TensorSpec([None], tf.int32), row, tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64),
+        tf.TensorSpec([None, chunk], tf.int32), tf.TensorSpec([None], tf.int32)])
+    def sample_chunk(logits, state, temperature, top_k, top_p, seed, position, forced, forced_count):
         step = gru_step(model, matmul_dtype)  # inside the graph: the folded table is read from the current weights
 
         def body(i, logits, state, ids, chosen_probabilities, top_ids, top_probabilities):
             probabilities = tf.nn.softmax(logits)  # (batch, vocab): the model's own belief, before any filtering
             best, best_ids = tf.math.top_k(probabilities, shown)  # (batch, shown)
-            seeds = tf.stack([seed, position + tf.cast(i, tf.int64)], axis=1)  # (batch, 2)
-            chosen = choose_next(logits, temperature, top_k, top_p, seeds)  # (batch,)
+            seeds = tf.stack([seed, position + tf.cast(i - forced_count, tf.int64)], axis=1)  # (batch, 2)
+            drawn = choose_next(logits, temperature, top_k, top_p, seeds)  # (batch,)
+            chosen = tf.where(i < forced_count, tf.gather(forced, i, axis=1), drawn)
             state = step(chosen, state)
             logits = tf.cast(model.logits(state), tf.float32)
             return (i + 1, logits, state, ids.write(i, chosen),
@@ -233,9 +239,9 @@ def make_chunk_sampler(model, alternatives: int, chunk: int = CHUNK, jit_compile
 
 @dataclasses.dataclass
 class TextStream:
-    """One text being written: the model's logits for its next character, its GRU state, how far it is, and its
-    own sampling settings. Plain NumPy and numbers, so a batcher anywhere (a thread of the app, a Ray Serve
-    replica) can hold many and advance them together with `TextGenerator.advance`."""
+    """One text being written: the model's logits for its next character, its GRU state, how far it is, its own
+    sampling settings, and the ids of its prompt not read yet. Plain NumPy and numbers, so a batcher anywhere (a
+    thread of the app, a Ray Serve replica) can hold many and advance them together with `TextGenerator.advance`."""
 
     logits: np.ndarray  # (vocab,) float32
     state: np.ndarray  # (units,) float32
@@ -245,6 +251,7 @@ class TextStream:
     top_p: float = 1.0
     seed: int = 0
     written: int = 0
+    pending: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0, np.int32))  # prompt ids to read
 
     @property
     def finished(self) -> bool:
@@ -291,9 +298,10 @@ class TextGenerator:
         in-process, one chunk call), 16 streams wrote 1.34-1.46x the characters per second of float32 and 32
         streams 1.58x; one stream gains nothing (two rows: the product costs the same in either precision there).
         Teacher-forced over 2,000 characters, the probabilities moved by at most 0.0072 and the likeliest character
-        agreed at 99.95 % of positions (tests/test_precision.py holds a tolerance). The prompt is read in float32
-        either way. The same seed gives the same text on one machine; the golden test and the SavedModel export use
-        float32.
+        agreed at 99.95 % of positions (tests/test_precision.py holds a tolerance). The prompt is read in the same
+        precision (by the chunk loop), so greedy texts of the two part at near-ties (after "ROMEO:\n", 'o' 0.1812
+        against 'E' 0.1804). The same seed gives the same text on one machine; the golden test and the SavedModel
+        export use float32.
         """
         from trainers.char_rnn.model import load
 
@@ -301,20 +309,21 @@ class TextGenerator:
 
     def start(self, prompt: str, length: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
               seed: int | None = None) -> TextStream:
-        """A stream of `length` characters after `prompt`. The prompt is read alone (one row, whatever else is
-        being written), so where a stream starts never depends on its neighbours. No seed draws one at random."""
-        import tensorflow as tf
-
+        """A stream of `length` characters after `prompt`, nothing computed yet. The chunk calls read the prompt
+        first, its characters forced instead of drawn, in the same call as the other streams' text: a prompt costs
+        a batch what one more row's characters do, not a call of its own (a lone 23-character read took 14 ms, and
+        186 ms at the median beside 16 users' calls, each request's first chunk waiting for it). A row's
+        arithmetic never depends on its neighbours, so neither does where a stream starts. No seed draws one at
+        random."""
         if seed is None:
             seed = int(np.random.default_rng().integers(0, 2**31))
         if not 0 <= seed <= MAX_SEED:
             raise ValueError(f"seed must be between 0 and {MAX_SEED}, got {seed}")
-        ids = self.vocabulary.encode(prompt or "\n")[None, :]  # (1, prompt_len)
-        logits, state = self.model.next_logits(tf.constant(ids), self.model.initial_state(1))
-        # A model built under mixed_bfloat16 (a trainer's per-epoch sample) returns a bfloat16 state; the chunk
-        # loop computes in float32 (gru_step casts the weights), as for a float32 model.
-        return TextStream(tf.cast(logits, tf.float32).numpy()[0], tf.cast(state, tf.float32).numpy()[0], int(length),
-                          float(temperature), int(top_k), float(top_p), int(seed))
+        config = self.model.config
+        # The logits are not read before the prompt's first character, which is forced; the state starts at zero.
+        return TextStream(np.zeros(config.vocab_size, np.float32), np.zeros(config.rnn_units, np.float32), int(length),
+                          float(temperature), int(top_k), float(top_p), int(seed),
+                          pending=np.asarray(self.vocabulary.encode(prompt or "\n"), np.int32))
 
     def batch_size_for(self, rows: int) -> int:
         """How many streams to give `advance` at once when `rows` are waiting: the padded size they need if it
@@ -334,8 +343,9 @@ class TextGenerator:
 
     def advance(self, streams: list[TextStream]) -> list[list[GeneratedChar]]:
         """The next chunk of every stream (cut to what each still has to write), written in one compiled call per
-        BATCH_SIZES[-1] streams; each stream's logits, state and count move on in place. A finished stream gets
-        an empty chunk. Each stream's characters, probabilities and alternatives are the same whatever the other
+        BATCH_SIZES[-1] streams; each stream's logits, state, unread prompt and count move on in place. A stream
+        still reading its prompt writes fewer characters (none while a whole chunk of prompt is read), a finished
+        one an empty chunk. Each stream's characters, probabilities and alternatives are the same whatever the other
         streams are (BATCH_SIZES says why)."""
         chunks = []
         for first in range(0, len(streams), BATCH_SIZES[-1]):
@@ -351,11 +361,16 @@ class TextGenerator:
         def column(values, dtype):
             return tf.constant(np.asarray(values, dtype))
 
+        forced, forced_count = np.zeros((size, self.chunk), np.int32), np.zeros(size, np.int32)
+        for row, stream in enumerate(rows):
+            prompt = stream.pending[:self.chunk]
+            forced[row, :len(prompt)], forced_count[row] = prompt, len(prompt)
+
         outputs = self._sample_chunk(
             column([stream.logits for stream in rows], np.float32), column([stream.state for stream in rows], np.float32),
             column([stream.temperature for stream in rows], np.float32), column([stream.top_k for stream in rows], np.int32),
             column([stream.top_p for stream in rows], np.float32), column([stream.seed for stream in rows], np.int64),
-            column([stream.written for stream in rows], np.int64))
+            column([stream.written for stream in rows], np.int64), tf.constant(forced), tf.constant(forced_count))
         logits, state = outputs[4].numpy(), outputs[5].numpy()
         # Python lists once (tolist gives the same floats as float() of each element, several times faster): with
         # 32 users this loop builds 2,048 characters and 10,240 alternatives per round, under the interpreter lock.
@@ -364,11 +379,15 @@ class TextGenerator:
         characters = self.vocabulary.characters
         chunks = []
         for row, stream in enumerate(streams):
-            count = max(0, min(self.chunk, stream.length - stream.written))
+            read = int(forced_count[row])  # prompt characters this call read: their outputs are not text
+            count = max(0, min(self.chunk - read, stream.length - stream.written))
+            written = slice(read, read + count)
             chunks.append([GeneratedChar(characters[i], p, top=(top, top_p, characters)) for i, p, top, top_p
-                           in zip(ids[row][:count], chosen[row][:count], top_ids[row], top_probabilities[row])])
-            if count:
+                           in zip(ids[row][written], chosen[row][written], top_ids[row][written],
+                                  top_probabilities[row][written])])
+            if read or count:
                 stream.logits, stream.state, stream.written = logits[row], state[row], stream.written + count
+                stream.pending = stream.pending[read:]
         return chunks
 
     def chunks(self, prompt: str, length: int, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
@@ -379,7 +398,9 @@ class TextGenerator:
         No seed draws one at random; the same seed and settings always give the same text."""
         stream = self.start(prompt, length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
         while not stream.finished:
-            yield self.advance([stream])[0]
+            chunk = self.advance([stream])[0]
+            if chunk:  # not a call that only read the prompt
+                yield chunk
 
     def stream(self, prompt: str, length: int, **sampling) -> Iterator[GeneratedChar]:
         for chunk in self.chunks(prompt, length, **sampling):
