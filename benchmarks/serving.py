@@ -3,6 +3,7 @@
     python benchmarks/serving.py                          # 1, 4, 16 and 32 users, 10 s per phase
     python benchmarks/serving.py --users 1,16 --seconds 6 --checkpoints checkpoints
     python benchmarks/serving.py --ray-address 127.0.0.1:6379 --skip-model-alone   # through Ray Serve
+    python benchmarks/serving.py --users 1,16 --client-poll-ms 5   # latencies not rounded to 50 ms steps
 
 It starts the app (`python -m playground`, the shipped checkpoints, GRADIO_ANALYTICS_ENABLED=False) on a free port
 of 127.0.0.1, waits until its log says every model is loaded and warmed up, runs 32 text users at once and a few
@@ -13,7 +14,9 @@ Client of its own, making requests back to back for `--seconds`:
   the characters of every update received during the phase over its length. **Per-user latency per chunk** is
   the time a user waits for each update of its text: from the request to the first chunk, then from one chunk to
   the next (the page gets one update per compiled chunk of 64 characters; the last one adds the confidence view).
-  Each phase's line also gives the first chunk's wait apart from the others'.
+  Each phase's line also gives the first chunk's wait apart from the others'. gradio_client hands its messages
+  over every 50 ms, so by default these waits come in 50 ms steps; `--client-poll-ms 5` measures them finer
+  (`patch_client_polling` says what that costs).
 - translate: `/translate`, greedy, sentences taken in turn. **Translations/s** over the phase, and the latency of
   each request (from the call to the answer).
 
@@ -46,7 +49,7 @@ from tests.conftest import start_app, stop_app  # noqa: E402  (the same app laun
 PROMPT = "Ham.\nTo be, or not to be"
 LENGTH = 640  # ten chunks
 CLIENT_NICENESS = 10  # real users' browsers run elsewhere; here they share the app's two cores, so below it
-POLL_SECONDS = 0.01  # how often a text user looks for new chunks: the resolution of the per-chunk latency
+POLL_SECONDS = 0.005  # how often a text user looks for new chunks: the resolution of the per-chunk latency
 SENTENCES = ["No se pudo abrir el archivo.", "¿Puedes ayudarme?", "Mañana vamos a la playa.",
              "El gato duerme en la cama.", "¿Dónde está la estación de tren?", "Me gusta leer libros.",
              "Y habló Dios á Noé diciendo:", "Guarde el documento antes de salir."]
@@ -69,6 +72,28 @@ def percentile(values: list[float], share: float) -> float:
 # the plain http of 127.0.0.1. At 16 users that was about 40 % of the two cores the app needs; real users' browsers
 # pay for their connections on their own machines.
 TLS_CONTEXT = ssl.create_default_context()
+
+
+def patch_client_polling(seconds: float) -> None:
+    """gradio_client hands a job the messages its SSE reader received by looking at a deque every 50 ms
+    (`time.sleep(0.05)` in gradio_client.utils), so every wait it reports is rounded up to 50 ms steps: one user's
+    chunks, 45 ms apart, arrived 51 ms apart at the median, and a request's end was seen up to 50 ms late.
+    `--client-poll-ms 5` shortens the sleeps of that module so the waits measure the app, at a price: 16 users'
+    clients looking 200 times a second take CPU from the app on the same two cores (Intel Xeon, quiet: 6,800-7,000
+    chars/s at 16 users against 7,800-7,900 with gradio_client's own 50 ms)."""
+    import time as real_time
+
+    import gradio_client.utils
+
+    class ShortSleeps:
+        def __getattr__(self, name):
+            return getattr(real_time, name)
+
+        @staticmethod
+        def sleep(wait: float) -> None:
+            real_time.sleep(min(wait, seconds))
+
+    gradio_client.utils.time = ShortSleeps()
 
 
 def user_client(url: str, warm_call, ready: threading.Barrier):
@@ -202,11 +227,17 @@ def main(argv=None) -> None:
     parser.add_argument("--skip-model-alone", action="store_true", help="leave out the in-process rows")
     parser.add_argument("--ray-address", default=None,
                         help="serve the models from this Ray cluster (the app as its ingress, docs/scale.md)")
+    parser.add_argument("--client-poll-ms", type=float, default=None,
+                        help="how often gradio_client looks at the messages it received (default: its own 50 ms, "
+                             "which rounds every wait up to 50 ms steps; 5 measures finer and costs the app CPU)")
     parser.add_argument("--text-streams", type=int, default=None,
                         help="the Text endpoint's concurrency limit in the app (default: the app's own, 32)")
     args = parser.parse_args(argv)
     counts = [int(count) for count in args.users.split(",")]
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}", flush=True)
+    if args.client_poll_ms:
+        patch_client_polling(args.client_poll_ms / 1000)
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}; gradio_client "
+          f"looks at its messages every {args.client_poll_ms or 50:g} ms", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         limit = {} if args.text_streams is None else {"EAGER_PLAYGROUND_TEXT_STREAMS": str(args.text_streams)}
         if args.ray_address:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 
@@ -55,6 +56,19 @@ def _generator(registry):
         raise gr.Error(f"The text model cannot be loaded: {inputs.without_paths(error)}") from None
 
 
+def _generator_and_unknown(registry, prompt: str):
+    """The generator, and the prompt's characters it never saw (a call to the replica when Ray serves it)."""
+    generator = _generator(registry)
+    return generator, generator.vocabulary.unknown_characters(prompt)
+
+
+async def _in_thread(iterator):
+    """A blocking iterator's items, each taken in a worker thread."""
+    done = object()
+    while (item := await asyncio.to_thread(next, iterator, done)) is not done:
+        yield item
+
+
 def _shown(char: str) -> str:
     return VISIBLE.get(char, char)
 
@@ -67,6 +81,15 @@ def confidence_spans(steps) -> list[tuple[str, float]]:
     return [(VISIBLE["\n"] if step.char == "\n" else step.char, round(1.0 - step.probability, 3)) for step in steps]
 
 
+def spans_as_sent(spans):
+    """What HighlightedText.postprocess sends for `confidence_spans` (one {token, class_or_confidence} per
+    character), built as plain dicts: Gradio's own builds and validates a pydantic model per character, then dumps
+    it back to dicts, which at 16 users was 17 % of the app's interpreter time (py-spy, benchmarks/serving.py)."""
+    if spans is None:
+        return None
+    return [{"token": token, "class_or_confidence": score} for token, score in spans]
+
+
 def alternatives_at(steps, position: int) -> dict:
     if not steps:
         return {}
@@ -76,7 +99,9 @@ def alternatives_at(steps, position: int) -> dict:
 
 
 def build(registry) -> None:
-    def generate_text(prompt, length, temperature, top_k, top_p, seed):
+    async def generate_text(prompt, length, temperature, top_k, top_p, seed):
+        # A coroutine on Gradio's event loop (batching.TextStreams.astream says why); what may block (loading the
+        # model, any call to a model served by Ray) goes to a worker thread.
         # Unprocessed inputs (preprocess=False): every value is checked here, with a sentence for a bad one.
         prompt = inputs.text(prompt, "prompt", MAX_PROMPT)
         length = inputs.whole_number(length, "length", MIN_LENGTH, MAX_LENGTH)
@@ -87,8 +112,7 @@ def build(registry) -> None:
         problems = check_sampling(length, temperature, top_k, top_p)
         if problems:
             raise gr.Error("; ".join(problems).capitalize() + ".")
-        generator = _generator(registry)
-        unknown = generator.vocabulary.unknown_characters(prompt)
+        generator, unknown = await asyncio.to_thread(_generator_and_unknown, registry, prompt)
         if unknown:
             gr.Warning(f"The model has never seen {' '.join(unknown)}; they are read as an unknown character.")
         text, steps = prompt, []
@@ -96,10 +120,10 @@ def build(registry) -> None:
         if hasattr(generator, "start"):
             # Every open stream of the app advances in the same compiled call (playground/batching.py); the text
             # is the one this stream writes alone. A call writes a chunk of characters; the page gets each at once.
-            chunks = TEXT_STREAMS.stream(generator, generator.start(prompt, length, **sampling))
+            chunks = TEXT_STREAMS.astream(generator, generator.start(prompt, length, **sampling))
         else:  # a model served elsewhere (a Ray replica, playground/remote_models.py) streams its own chunks
-            chunks = generator.chunks(prompt, length, **sampling)
-        for chunk in chunks:
+            chunks = _in_thread(generator.chunks(prompt, length, **sampling))
+        async for chunk in chunks:
             text += "".join(step.char for step in chunk)
             steps += chunk  # GeneratedChar: each builds its alternatives when the page asks for them
             if len(steps) >= length:
@@ -144,6 +168,7 @@ def build(registry) -> None:
                       "sure; click one)",
                 combine_adjacent=False, show_legend=False, show_inline_category=False,
                 elem_classes="ep-confidence")
+            confidence.postprocess = spans_as_sent  # the same JSON, without a pydantic model per character
             with gr.Row():
                 position = gr.Slider(1, 2, value=1, step=1, label="Character position")
                 alternatives = gr.Label(label="Top alternatives there", num_top_classes=5)

@@ -132,6 +132,43 @@ def test_the_scheduler_batches_users_and_one_leaving_disturbs_no_one(text_genera
     assert streams.open_streams() == 0  # the one who left is gone too
 
 
+def test_streams_on_an_event_loop_write_what_they_write_alone(text_generator):
+    """The Text tab's handler is a coroutine on Gradio's loop (`TextStreams.astream`): users on one loop get their
+    lone text through the same scheduler, and one who stops after its first update (Gradio closes the generator)
+    leaves the batch."""
+    import asyncio
+
+    length = 200
+    users = (0, 1, 3)
+    expected = {index: alone(text_generator, *SETTINGS[index], length) for index in users}
+    streams = TextStreams()
+
+    async def user(index, leave_after=None):
+        prompt, temperature, top_k, top_p, seed = SETTINGS[index]
+        chunks = streams.astream(text_generator, text_generator.start(prompt, length, temperature=temperature,
+                                                                      top_k=top_k, top_p=top_p, seed=seed))
+        taken = []
+        async for chunk in chunks:
+            taken.append(chunk)
+            if len(taken) == leave_after:
+                await chunks.aclose()
+                break
+        return taken
+
+    async def together():
+        return await asyncio.gather(user(0), user(1), user(3, leave_after=1))
+
+    whole, other, left = asyncio.run(together())
+    assert as_tuples(whole) == expected[0] and as_tuples(other) == expected[1]
+    left = as_tuples(left)
+    assert 0 < len(left) < length and left == expected[3][:len(left)]
+    assert streams.rows > streams.rounds  # rounds carried several users
+    deadline = time.monotonic() + 5
+    while streams.open_streams() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert streams.open_streams() == 0
+
+
 SPANISH = ["No se pudo abrir el archivo.", "¿Puedes ayudarme?", "Me gusta leer libros.",
            "Y habló Dios á Noé diciendo:", "El perro duerme bajo la mesa.", "Mañana vamos a la playa."]
 
