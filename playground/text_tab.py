@@ -81,12 +81,10 @@ def confidence_spans(steps) -> list[tuple[str, float]]:
     return [(VISIBLE["\n"] if step.char == "\n" else step.char, round(1.0 - step.probability, 3)) for step in steps]
 
 
-def spans_as_sent(spans):
+def spans_as_sent(spans) -> list[dict]:
     """What HighlightedText.postprocess sends for `confidence_spans` (one {token, class_or_confidence} per
     character), built as plain dicts: Gradio's own builds and validates a pydantic model per character, then dumps
     it back to dicts, which at 16 users was 17 % of the app's interpreter time (py-spy, benchmarks/serving.py)."""
-    if spans is None:
-        return None
     return [{"token": token, "class_or_confidence": score} for token, score in spans]
 
 
@@ -131,10 +129,13 @@ def build(registry) -> None:
             # Plain values only, never gr.skip(): for an update dict Gradio builds a new component and its API schema
             # (pydantic) on every update, which at 16 users cost more of the app's time than the model's steps did.
             # So the confidence view stays empty while the text is written (None costs nothing) and is drawn once
-            # at the end, with the slider and the alternatives.
+            # at the end, with the slider and the alternatives. The event runs with postprocess=False: Gradio would
+            # send each output of every update through a worker thread to its component's postprocess, so what is
+            # yielded here is already what the page receives (the last update builds the two views' JSON itself).
             yield text, None, steps, 1, None
         position = gr.Slider(minimum=1, maximum=max(len(steps), 1), value=1, step=1, interactive=True)
-        yield text, confidence_spans(steps), steps, position, alternatives_at(steps, 1)
+        yield (text, spans_as_sent(confidence_spans(steps)), steps, position,
+               alternatives.postprocess(alternatives_at(steps, 1)).model_dump())
 
     def pick_position(steps, position):
         return alternatives_at(steps, position)
@@ -168,7 +169,6 @@ def build(registry) -> None:
                       "sure; click one)",
                 combine_adjacent=False, show_legend=False, show_inline_category=False,
                 elem_classes="ep-confidence")
-            confidence.postprocess = spans_as_sent  # the same JSON, without a pydantic model per character
             with gr.Row():
                 position = gr.Slider(1, 2, value=1, step=1, label="Character position")
                 alternatives = gr.Label(label="Top alternatives there", num_top_classes=5)
@@ -178,7 +178,7 @@ def build(registry) -> None:
     new_seed.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name=False)
     event = run.click(generate_text, [prompt, length, temperature, top_k, top_p, seed],
                       [output, confidence, steps, position, alternatives], api_name="generate_text",
-                      preprocess=False, concurrency_limit=CONCURRENT_STREAMS)
+                      preprocess=False, postprocess=False, concurrency_limit=CONCURRENT_STREAMS)
     stop.click(None, None, None, cancels=[event], api_name=False)
     position.release(pick_position, [steps, position], alternatives, api_name=False)
     confidence.select(pick_character, [steps], [position, alternatives], api_name=False)
