@@ -69,8 +69,8 @@ def percentile(values: list[float], share: float) -> float:
 
 # One TLS context for every client. gradio_client opens a new httpx client for each HTTP call, and httpx builds a new
 # TLS context for each (loading the CA bundle: 26 ms of CPU on the Intel Xeon here) unless it is given one, even for
-# the plain http of 127.0.0.1. At 16 users that was about 40 % of the two cores the app needs; real users' browsers
-# pay for their connections on their own machines.
+# the plain http of 127.0.0.1. At 16 users the benchmark's process took 20-144 % of one core (13-32 % with one
+# context), on the two cores the app needs; real users' browsers pay for their connections on their own machines.
 TLS_CONTEXT = ssl.create_default_context()
 
 
