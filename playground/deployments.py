@@ -5,7 +5,8 @@ Each deployment is a replica holding one `Registry` over the checkpoints folder 
 identity check: the folder's inode and its files' modification times). Translations, captions and digits are
 collected by `@serve.batch` (a few milliseconds) and answered through playground/model_calls.py, the one module
 that knows how a batch becomes calls on the inference object (in a worker thread: the replica's event loop
-keeps collecting the next batch meanwhile). Text streams, a chunk at a time.
+keeps collecting the next batch meanwhile). Text streams, a chunk at a time, and the streams a replica serves at
+once advance together in one batched call a round (the app's own scheduler, batching.TextStreams).
 
 Replicas autoscale on their ongoing requests; `EAGER_PLAYGROUND_REPLICA_CPUS` sets the CPUs each one reserves
 (1 by default; the tests use a fraction, to fit four replicas and a training run on two CPUs).
@@ -76,16 +77,24 @@ class _Model:
 class TextModel(_Model):
     MODEL = "char_rnn"
 
+    def __init__(self, checkpoints: str):
+        super().__init__(checkpoints)
+        from playground.batching import TextStreams
+
+        self.streams = TextStreams()  # this replica's: its concurrent streams share each round's call
+
     def unknown_characters(self, prompt: str):
         try:
             return self.model().vocabulary.unknown_characters(prompt)
         except Exception as error:  # noqa: BLE001
             return Failure.of(error)
 
-    def chunks(self, prompt: str, length: int, sampling: dict):
+    async def chunks(self, prompt: str, length: int, sampling: dict):
         """Streams lists of GeneratedChar; a failure is the stream's last (and only bad) item."""
         try:
-            yield from model_calls.text_chunks(self.model(), prompt, length, **sampling)
+            model = await asyncio.to_thread(self.model)  # loading (or reloading) blocks: not on the replica's loop
+            async for chunk in model_calls.text_chunks(self.streams, model, prompt, length, **sampling):
+                yield chunk
         except Exception as error:  # noqa: BLE001
             yield Failure.of(error)
 

@@ -124,7 +124,9 @@ def walk_digits(generator, requests: list[dict]) -> list[Any]:
     return call_each(generator, "walk", requests)
 
 
-def text_chunks(text_generator, prompt: str, length: int, **sampling):
-    """One stream's chunks of generated characters (TextGenerator.chunks). Text is streamed, one request per
-    stream: the streams a replica serves at once would share a batched step here (part 1's stepping engine)."""
-    yield from text_generator.chunks(prompt, length, **sampling)
+async def text_chunks(streams, text_generator, prompt: str, length: int, **sampling):
+    """One stream's chunks of generated characters, through `streams` (a batching.TextStreams): the streams a
+    process serves at once (the app's users, a replica's requests) advance together, one batched call a round, and
+    each gets the text it would get alone. An async generator: its consumer runs on an event loop."""
+    async for chunk in streams.astream(text_generator, text_generator.start(prompt, length, **sampling)):
+        yield chunk

@@ -118,7 +118,7 @@ def build(registry) -> None:
         if hasattr(generator, "start"):
             # Every open stream of the app advances in the same compiled call (playground/batching.py); the text
             # is the one this stream writes alone. A call writes a chunk of characters; the page gets each at once.
-            chunks = TEXT_STREAMS.astream(generator, generator.start(prompt, length, **sampling))
+            chunks = model_calls.text_chunks(TEXT_STREAMS, generator, prompt, length, **sampling)
         else:  # a model served elsewhere (a Ray replica, playground/remote_models.py) streams its own chunks
             chunks = _in_thread(generator.chunks(prompt, length, **sampling))
         async for chunk in chunks:
