@@ -63,10 +63,10 @@ def build(folder: Path):
             def body(i, logits, state, written):
                 start = i * CHUNK
                 forced = tf.clip_by_value(read - start, 0, CHUNK)  # prompt characters this turn reads
+                position = tf.cast(start + forced - read, tf.int64)  # drawn characters before this turn's first
                 chosen, _, _, _, logits, state = sample_chunk(
                     logits, state, rows(temperature), rows(tf.constant(0)), rows(tf.constant(1.0)), rows(seed),
-                    rows(tf.cast(start + forced - read, tf.int64)), rows(tf.ensure_shape(prompt[start:start + CHUNK], [CHUNK])),
-                    rows(forced))
+                    rows(position), rows(tf.ensure_shape(prompt[start:start + CHUNK], [CHUNK])), rows(forced))
                 # The sampler's batch axis is unknown to the graph; the loop needs the 2 rows it carries.
                 logits, state = tf.ensure_shape(logits, [2, None]), tf.ensure_shape(state, [2, None])
                 return i + 1, logits, state, written.write(i, chosen[0])
