@@ -1,11 +1,27 @@
-"""What several benchmarks share: timing a call, timing arms side by side, and a square-matmul peak probe.
+"""What several benchmarks share: timing a call, timing arms side by side, a square-matmul peak probe, and a
+gradio_client Client that does not rebuild a TLS context for every request.
 
 Import it after TensorFlow's log level is set (the benchmarks set TF_CPP_MIN_LOG_LEVEL first).
 """
 
 from __future__ import annotations
 
+import ssl
 import time
+
+# One TLS context for every client. gradio_client opens a new httpx client for each HTTP call, and httpx builds a new
+# TLS context for each (loading the CA bundle: 26 ms of CPU on the Intel Xeon here) unless it is given one, even for
+# the plain http of 127.0.0.1. At 16 users of benchmarks/serving.py the benchmark's process took 20-144 % of one
+# core (13-32 % with one context), on the two cores the app needs; real users' browsers pay for their connections
+# on their own machines.
+TLS_CONTEXT = ssl.create_default_context()
+
+
+def app_client(url: str):
+    """A gradio_client Client of the app at `url`, with the shared TLS context."""
+    from gradio_client import Client
+
+    return Client(url, verbose=False, ssl_verify=TLS_CONTEXT)
 
 
 def time_calls(function, repeats: int) -> float:

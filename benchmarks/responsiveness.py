@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import app_client  # noqa: E402  (one TLS context for every client: see there)
 from tests.conftest import start_app, stop_app  # noqa: E402  (the same app launcher the tests use)
 
 PROMPT = "Ham.\nTo be, or not to be"
@@ -112,9 +113,6 @@ def main(argv=None) -> None:
     if args.requests < 3:
         parser.error("--requests must be at least 3")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-    from gradio_client import Client
-
     scratch = Path(tempfile.mkdtemp(prefix="responsiveness-"))
     checkpoints = Path(args.checkpoints) if args.checkpoints else ROOT / "checkpoints"
     if not (checkpoints / "char_rnn" / "config.json").is_file():
@@ -125,7 +123,7 @@ def main(argv=None) -> None:
     runs = scratch / "runs"
     process, url = start_app(checkpoints, scratch / "app.log", extra_env={"EAGER_PLAYGROUND_RUNS": str(runs)})
     try:
-        client = Client(url, verbose=False)
+        client = app_client(url)
         calls = tab_requests(checkpoints)
         config = json.loads((checkpoints / "char_rnn" / "config.json").read_text())
         from trainers.common.hardware import describe_cpu

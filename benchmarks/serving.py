@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import ssl
 import statistics
 import sys
 import tempfile
@@ -44,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 from playground.app import WARM_MESSAGE  # noqa: E402
+from benchmarks.common import app_client  # noqa: E402  (one TLS context for every client: see there)
 from tests.conftest import start_app, stop_app  # noqa: E402  (the same app launcher the tests use)
 
 PROMPT = "Ham.\nTo be, or not to be"
@@ -67,11 +67,6 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))] if ordered else float("nan")
 
 
-# One TLS context for every client. gradio_client opens a new httpx client for each HTTP call, and httpx builds a new
-# TLS context for each (loading the CA bundle: 26 ms of CPU on the Intel Xeon here) unless it is given one, even for
-# the plain http of 127.0.0.1. At 16 users the benchmark's process took 20-144 % of one core (13-32 % with one
-# context), on the two cores the app needs; real users' browsers pay for their connections on their own machines.
-TLS_CONTEXT = ssl.create_default_context()
 
 
 def patch_client_polling(seconds: float) -> None:
@@ -98,9 +93,7 @@ def patch_client_polling(seconds: float) -> None:
 
 def user_client(url: str, warm_call, ready: threading.Barrier):
     """A user's own Client, its session opened by one untimed call, then waiting for the others at `ready`."""
-    from gradio_client import Client
-
-    client = Client(url, verbose=False, ssl_verify=TLS_CONTEXT)
+    client = app_client(url)
     warm_call(client)
     ready.wait()
     return client

@@ -28,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import app_client  # noqa: E402  (one TLS context for every client: see there)
 from tests.conftest import start_app, stop_app  # noqa: E402  (the same launcher the tests use)
 
 SENTENCES = ["Y dijo Dios: sea la luz.", "El señor es mi pastor.", "Los niños comen pan en la casa.",
@@ -80,9 +81,9 @@ def requests_for(user: int, round_number: int, shared: bool, pictures: Path):
 def user_loop(user: int, url: str, deadline: float, shared: bool, pictures: Path, results: dict, lock,
               rounds: int = 0):
     """Rounds of every endpoint until `deadline` (or `rounds` rounds), timing each request into `results`."""
-    from gradio_client import Client, handle_file
+    from gradio_client import handle_file
 
-    client = Client(url, verbose=False)
+    client = app_client(url)
     round_number = 0
     while time.monotonic() < deadline and not (rounds and round_number >= rounds):
         for endpoint, args in requests_for(user, round_number, shared, pictures):

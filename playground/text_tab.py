@@ -69,6 +69,11 @@ async def _in_thread(iterator):
         yield item
 
 
+def _positions(steps):
+    """The character-position slider over `steps`."""
+    return gr.Slider(minimum=1, maximum=max(len(steps), 1), value=1, step=1, interactive=True)
+
+
 def _shown(char: str) -> str:
     return VISIBLE.get(char, char)
 
@@ -123,7 +128,9 @@ def build(registry) -> None:
             chunks = _in_thread(generator.chunks(prompt, length, **sampling))
         async for chunk in chunks:
             text += "".join(step.char for step in chunk)
-            steps += chunk  # GeneratedChar: each builds its alternatives when the page asks for them
+            # GeneratedChar: each builds its alternatives when the page asks for them. A new list, not `+=`: the
+            # State keeps the list of the last update sent, which a Stop then draws (show_confidence).
+            steps = steps + chunk
             if len(steps) >= length:
                 break
             # Plain values only, never gr.skip(): for an update dict Gradio builds a new component and its API schema
@@ -133,9 +140,12 @@ def build(registry) -> None:
             # send each output of every update through a worker thread to its component's postprocess, so what is
             # yielded here is already what the page receives (the last update builds the two views' JSON itself).
             yield text, None, steps, 1, None
-        position = gr.Slider(minimum=1, maximum=max(len(steps), 1), value=1, step=1, interactive=True)
-        yield (text, spans_as_sent(confidence_spans(steps)), steps, position,
+        yield (text, spans_as_sent(confidence_spans(steps)), steps, _positions(steps),
                alternatives.postprocess(alternatives_at(steps, 1)).model_dump())
+
+    def show_confidence(steps):
+        """The confidence view of what was written before a Stop (the stream's last update kept its characters)."""
+        return confidence_spans(steps), _positions(steps), alternatives_at(steps, 1)
 
     def pick_position(steps, position):
         return alternatives_at(steps, position)
@@ -165,8 +175,8 @@ def build(registry) -> None:
             output = gr.Textbox(label="Generated text", lines=14, max_lines=30, elem_id="generated-text",
                                 buttons=["copy"])
             confidence = gr.HighlightedText(
-                label="How sure the model was of each character (drawn when the text is complete; darker = less "
-                      "sure; click one)",
+                label="How sure the model was of each character (drawn when the text is complete or stopped; "
+                      "darker = less sure; click one)",
                 combine_adjacent=False, show_legend=False, show_inline_category=False,
                 elem_classes="ep-confidence")
             with gr.Row():
@@ -179,6 +189,7 @@ def build(registry) -> None:
     event = run.click(generate_text, [prompt, length, temperature, top_k, top_p, seed],
                       [output, confidence, steps, position, alternatives], api_name="generate_text",
                       preprocess=False, postprocess=False, concurrency_limit=CONCURRENT_STREAMS)
-    stop.click(None, None, None, cancels=[event], api_name=False)
+    stop.click(None, None, None, cancels=[event], api_name=False).then(
+        show_confidence, [steps], [confidence, position, alternatives], api_name=False)
     position.release(pick_position, [steps, position], alternatives, api_name=False)
     confidence.select(pick_character, [steps], [position, alternatives], api_name=False)

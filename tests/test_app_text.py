@@ -83,3 +83,16 @@ def test_text_tab_in_a_browser(page):
     position = page.get_by_label("number input for Character position")
     assert position.input_value() == "4"
     screenshot(page, "text_tab")
+
+    # Stopped part-way, the view shows what was written: one token per character of the text on the page.
+    length = page.get_by_label("number input for Length (characters)")
+    length.fill("2000")
+    length.press("Enter")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function("() => document.querySelector('#generated-text textarea').value.length >= 150",
+                           timeout=60000)
+    page.get_by_role("button", name="Stop").click()
+    page.wait_for_function("() => document.querySelectorAll('.ep-confidence .token').length == "
+                           "document.querySelector('#generated-text textarea').value.length - 'Ham.\\nTo be'.length",
+                           timeout=30000)
+    assert 150 - len("Ham.\nTo be") <= tokens.count() < 2000
