@@ -192,7 +192,10 @@ class _LoopQueue:
         self._queue: asyncio.Queue = asyncio.Queue()
 
     def put(self, item) -> None:  # from the scheduler thread
-        self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed (the app is stopping): nobody is left to read it
+            pass
 
     async def get(self):
         return await self._queue.get()

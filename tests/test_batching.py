@@ -170,6 +170,31 @@ def test_streams_on_an_event_loop_write_what_they_write_alone(text_generator):
     assert streams.open_streams() == 0
 
 
+
+def test_a_stream_whose_event_loop_closed_stops_no_one_else(text_generator):
+    """An event loop that closes under an open stream (the app stopping) leaves the scheduler running for the
+    streams of other threads: they still get their lone text."""
+    import asyncio
+
+    length = 200
+    streams = TextStreams()
+    loop = asyncio.new_event_loop()
+    orphan = streams.astream(text_generator, text_generator.start("The ", 2000, temperature=0.8, seed=9))
+    assert loop.run_until_complete(orphan.__anext__())  # its first chunk; then its loop goes away, still open
+    loop.close()
+    prompt, temperature, top_k, top_p, seed = SETTINGS[1]
+    result = {}
+
+    def user():
+        result["text"] = as_tuples(streams.stream(text_generator, text_generator.start(
+            prompt, length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)))
+
+    thread = threading.Thread(target=user)
+    thread.start()
+    thread.join(timeout=120)
+    assert result.get("text") == alone(text_generator, *SETTINGS[1], length)
+
+
 SPANISH = ["No se pudo abrir el archivo.", "¿Puedes ayudarme?", "Me gusta leer libros.",
            "Y habló Dios á Noé diciendo:", "El perro duerme bajo la mesa.", "Mañana vamos a la playa."]
 
