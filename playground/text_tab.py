@@ -86,10 +86,12 @@ def confidence_spans(steps) -> list[tuple[str, float]]:
     return [(VISIBLE["\n"] if step.char == "\n" else step.char, round(1.0 - step.probability, 3)) for step in steps]
 
 
-def spans_as_sent(spans) -> list[dict]:
+def spans_as_sent(spans) -> list[dict] | None:
     """What HighlightedText.postprocess sends for `confidence_spans` (one {token, class_or_confidence} per
     character), built as plain dicts: Gradio's own builds and validates a pydantic model per character, then dumps
     it back to dicts, which at 16 users was 17 % of the app's interpreter time (py-spy, benchmarks/serving.py)."""
+    if spans is None:
+        return None
     return [{"token": token, "class_or_confidence": score} for token, score in spans]
 
 
@@ -136,12 +138,10 @@ def build(registry) -> None:
             # Plain values only, never gr.skip(): for an update dict Gradio builds a new component and its API schema
             # (pydantic) on every update, which at 16 users cost more of the app's time than the model's steps did.
             # So the confidence view stays empty while the text is written (None costs nothing) and is drawn once
-            # at the end, with the slider and the alternatives. The event runs with postprocess=False: Gradio would
-            # send each output of every update through a worker thread to its component's postprocess, so what is
-            # yielded here is already what the page receives (the last update builds the two views' JSON itself).
+            # at the end, with the slider and the alternatives. (postprocess=False, which spares each output's trip
+            # to its component's postprocess, left the confidence view of a second text undrawn: not used.)
             yield text, None, steps, 1, None
-        yield (text, spans_as_sent(confidence_spans(steps)), steps, _positions(steps),
-               alternatives.postprocess(alternatives_at(steps, 1)).model_dump())
+        yield text, confidence_spans(steps), steps, _positions(steps), alternatives_at(steps, 1)
 
     def show_confidence(steps):
         """The confidence view of what was written before a Stop (the stream's last update kept its characters)."""
@@ -179,6 +179,7 @@ def build(registry) -> None:
                       "darker = less sure; click one)",
                 combine_adjacent=False, show_legend=False, show_inline_category=False,
                 elem_classes="ep-confidence")
+            confidence.postprocess = spans_as_sent  # the same JSON, without a pydantic model per character
             with gr.Row():
                 position = gr.Slider(1, 2, value=1, step=1, label="Character position")
                 alternatives = gr.Label(label="Top alternatives there", num_top_classes=5)
@@ -188,7 +189,7 @@ def build(registry) -> None:
     new_seed.click(lambda: random.randint(0, 2**31 - 1), None, seed, api_name=False)
     event = run.click(generate_text, [prompt, length, temperature, top_k, top_p, seed],
                       [output, confidence, steps, position, alternatives], api_name="generate_text",
-                      preprocess=False, postprocess=False, concurrency_limit=CONCURRENT_STREAMS)
+                      preprocess=False, concurrency_limit=CONCURRENT_STREAMS)
     stop.click(None, None, None, cancels=[event], api_name=False).then(
         show_confidence, [steps], [confidence, position, alternatives], api_name=False)
     position.release(pick_position, [steps, position], alternatives, api_name=False)

@@ -178,10 +178,16 @@ def test_a_stream_whose_event_loop_closed_stops_no_one_else(text_generator):
 
     length = 200
     streams = TextStreams()
-    loop = asyncio.new_event_loop()
-    orphan = streams.astream(text_generator, text_generator.start("The ", 2000, temperature=0.8, seed=9))
-    assert loop.run_until_complete(orphan.__anext__())  # its first chunk; then its loop goes away, still open
-    loop.close()
+
+    def orphan_first_chunk():  # in a thread of its own: a browser test may leave a loop running in this one
+        loop = asyncio.new_event_loop()
+        orphan = streams.astream(text_generator, text_generator.start("The ", 2000, temperature=0.8, seed=9))
+        chunk = loop.run_until_complete(orphan.__anext__())  # its first chunk; then its loop goes, still open
+        loop.close()
+        return chunk
+
+    with ThreadPoolExecutor(1) as pool:
+        assert pool.submit(orphan_first_chunk).result(timeout=120)
     prompt, temperature, top_k, top_p, seed = SETTINGS[1]
     result = {}
 
