@@ -69,6 +69,12 @@ async def _in_thread(iterator):
         yield item
 
 
+def written_on_page(steps, shown: str) -> int:
+    """How many of `steps` the page's text `shown` (the prompt, then the characters) ends with."""
+    written = "".join(step.char for step in steps)
+    return next((count for count in range(len(written), 0, -1) if shown.endswith(written[:count])), 0)
+
+
 def _positions(steps):
     """The character-position slider over `steps`."""
     return gr.Slider(minimum=1, maximum=max(len(steps), 1), value=1, step=1, interactive=True)
@@ -143,8 +149,11 @@ def build(registry) -> None:
             yield text, None, steps, 1, None
         yield text, confidence_spans(steps), steps, _positions(steps), alternatives_at(steps, 1)
 
-    def show_confidence(steps):
-        """The confidence view of what was written before a Stop (the stream's last update kept its characters)."""
+    def show_confidence(steps, shown):
+        """The confidence view of what was written before a Stop: the characters of the stream's last update, cut
+        to the text the page shows (Gradio stores an update's State before it sends the update, so a Stop between
+        the two leaves the State one chunk ahead of the page)."""
+        steps = steps[:written_on_page(steps, shown or "")]
         return confidence_spans(steps), _positions(steps), alternatives_at(steps, 1)
 
     def pick_position(steps, position):
@@ -191,6 +200,6 @@ def build(registry) -> None:
                       [output, confidence, steps, position, alternatives], api_name="generate_text",
                       preprocess=False, concurrency_limit=CONCURRENT_STREAMS)
     stop.click(None, None, None, cancels=[event], api_name=False).then(
-        show_confidence, [steps], [confidence, position, alternatives], api_name=False)
+        show_confidence, [steps, output], [confidence, position, alternatives], api_name=False)
     position.release(pick_position, [steps, position], alternatives, api_name=False)
     confidence.select(pick_character, [steps], [position, alternatives], api_name=False)
