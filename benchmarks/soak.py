@@ -37,7 +37,14 @@ PROMPTS = ["Ham.\nTo be", "KING.\nMy lords, ", "O Romeo, ", "Enter "]
 
 
 def folder_bytes(folder: Path) -> int:
-    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file()) if folder.exists() else 0
+    """The bytes of the files under `folder`; a file the app's cache sweep deletes while it is counted counts 0."""
+    total = 0
+    for path in folder.rglob("*") if folder.exists() else []:
+        try:
+            total += path.stat().st_size if path.is_file() else 0
+        except FileNotFoundError:
+            pass
+    return total
 
 
 def app_rss(pid: int) -> int:
