@@ -75,6 +75,11 @@ def written_on_page(steps, shown: str) -> int:
     return next((count for count in range(len(written), 0, -1) if shown.endswith(written[:count])), 0)
 
 
+def _views(steps):
+    """The confidence spans, the position slider and the first character's alternatives, for `steps`."""
+    return confidence_spans(steps), _positions(steps), alternatives_at(steps, 1)
+
+
 def _positions(steps):
     """The character-position slider over `steps`."""
     return gr.Slider(minimum=1, maximum=max(len(steps), 1), value=1, step=1, interactive=True)
@@ -147,14 +152,14 @@ def build(registry) -> None:
             # at the end, with the slider and the alternatives. (postprocess=False, which spares each output's trip
             # to its component's postprocess, left the confidence view of a second text undrawn: not used.)
             yield text, None, steps, 1, None
-        yield text, confidence_spans(steps), steps, _positions(steps), alternatives_at(steps, 1)
+        spans, slider, top = _views(steps)
+        yield text, spans, steps, slider, top
 
     def show_confidence(steps, shown):
         """The confidence view of what was written before a Stop: the characters of the stream's last update, cut
         to the text the page shows (Gradio stores an update's State before it sends the update, so a Stop between
         the two leaves the State one chunk ahead of the page)."""
-        steps = steps[:written_on_page(steps, shown or "")]
-        return confidence_spans(steps), _positions(steps), alternatives_at(steps, 1)
+        return _views(steps[:written_on_page(steps, shown or "")])
 
     def pick_position(steps, position):
         return alternatives_at(steps, position)
