@@ -87,9 +87,7 @@ class TextStreams:
         entry = _Entry(generator, stream, chunks)
         with self._wake:
             self._open.append(entry)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="text-streams", daemon=True)
-                self._thread.start()
+            self._thread = _running(self._thread, self._run, "text-streams")
             self._wake.notify()
         return entry
 
@@ -153,9 +151,7 @@ class RequestBatcher:
         request = _Request(method, item, Future())
         with self._wake:
             self._waiting.append(request)
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="request-batcher", daemon=True)
-                self._thread.start()
+            self._thread = _running(self._thread, self._run, "request-batcher")
             self._wake.notify()
         return request.future.result()
 
@@ -224,6 +220,16 @@ def _joined(item, chunks) -> tuple[list | None, Any]:
             return chunk, more
         chunk += more
     return chunk, None
+
+
+def _running(thread: threading.Thread | None, target: Callable[[], None], name: str) -> threading.Thread:
+    """`thread` if it is alive, else a new daemon thread running `target`, started (a batcher's scheduler starts
+    with its first request, and again if it ever stopped)."""
+    if thread is not None and thread.is_alive():
+        return thread
+    thread = threading.Thread(target=target, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def _grouped(items: list, key) -> list[tuple[Any, list]]:

@@ -80,7 +80,8 @@ CSS = """
                          vertical-align: bottom; padding: 6px 2px; }
 .ep-attention tbody th { text-align: right; }
 .ep-attention td { min-width: 2.6em; height: 1.9em; text-align: center; font-size: 0.8em; padding: 0;
-                   font-variant-numeric: tabular-nums; border: 1px solid var(--background-fill-primary); }
+                   font-variant-numeric: tabular-nums; border: 1px solid var(--background-fill-primary);
+                   background: #000004; color: #fff; }  /* magma at 0: a cell with no attention has no style */
 .ep-attention .ep-attention-legend { display: flex; align-items: center; gap: 6px; margin-top: 8px;
                                      font-size: 0.85em; color: var(--body-text-color-subdued); }
 .ep-attention .ep-attention-bar { width: 160px; height: 10px; border-radius: 2px; }
@@ -113,10 +114,12 @@ def attention_html(result: dict) -> str:
         cells = []
         for weight in row:
             weight = min(max(float(weight), 0.0), 1.0)
+            if weight < 0.0005:  # shows as 0.000: the CSS's own colour, no hover. A long input is translated part
+                cells.append("<td></td>")  # by part, so most of its table is such cells (600 characters: 1.5 MB)
+                continue
             text = f"{weight:.2f}" if weight >= SHOWN_WEIGHT else ""
-            ink = "#000" if weight > 0.6 else "#fff"
-            cells.append(f'<td style="background:{colours[round(weight * 255)]};color:{ink}" '
-                         f'title="{weight:.3f}">{text}</td>')
+            ink = ";color:#000" if weight > 0.6 else ""
+            cells.append(f'<td style="background:{colours[round(weight * 255)]}{ink}" title="{weight:.3f}">{text}</td>')
         body.append(f"<tr><th>{html.escape(label)}</th>{''.join(cells)}</tr>")
     if not body:
         body.append(f'<tr><th>(empty)</th><td colspan="{max(len(source), 1)}"></td></tr>')

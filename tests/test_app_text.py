@@ -95,3 +95,12 @@ def test_text_tab_in_a_browser(page):
     position = page.get_by_label("number input for Character position")
     assert position.input_value() == "4"
     screenshot(page, "text_tab")
+
+    # A second text gets a confidence view of its own (with the event's postprocess off it never did: 6c06775).
+    page.get_by_label("Prompt").fill("ROMEO:")
+    page.get_by_role("button", name="Generate").click()
+    page.wait_for_function("""() => {
+        const text = document.querySelector('#generated-text textarea').value;
+        const shown = [...document.querySelectorAll('.ep-confidence .token .text')].map(span => span.textContent).join('');
+        return text.startsWith('ROMEO:') && text.length == 406 && shown == text.slice(6).replaceAll('\\n', '⏎');
+    }""", timeout=60000)

@@ -30,7 +30,7 @@ def test_translate_endpoint_returns_translation_nbest_and_attention(client):
 def test_attention_heatmap_labels_output_words_as_written_and_shows_every_weight():
     from html.parser import HTMLParser
 
-    from playground.translate_tab import SHOWN_WEIGHT, attention_html
+    from playground.translate_tab import CSS, SHOWN_WEIGHT, attention_html
 
     result = {"tokens": ["and", "god", "said", "."], "display_tokens": ["and", "God", "said", "."],
               "source_tokens": ["<bible>", "y", "dios", "dijo"],
@@ -60,10 +60,27 @@ def test_attention_heatmap_labels_output_words_as_written_and_shows_every_weight
     assert headers == ["", "<bible>", "y", "dios", "dijo", "and", "God", "said", "."]  # escaped, and read back
     cells = [(attributes, text) for tag, attributes, text in parser.cells if tag == "td"]
     weights = [weight for row in result["attention"] for weight in row]
-    assert [float(attributes["title"]) for attributes, _ in cells] == pytest.approx(weights, abs=5e-4)
+    # Every weight on hover, except those under 0.0005 (0.000): those cells are bare, in the CSS's colour
+    assert [float(attributes.get("title", 0)) for attributes, _ in cells] == pytest.approx(weights, abs=5e-4)
+    assert [bool(attributes) for attributes, _ in cells] == [w >= 5e-4 for w in weights]
     assert [text for _, text in cells] == [f"{w:.2f}" if w >= SHOWN_WEIGHT else "" for w in weights]
-    darkest, brightest = cells[0][0]["style"], cells[1][0]["style"]  # weight 0 and 0.8
-    assert darkest != brightest and "background:#000004" in darkest  # magma's first colour
+    faint, brightest = cells[12][0]["style"], cells[1][0]["style"]  # weight 0.05 and 0.8
+    assert faint != brightest and "#000004" not in faint
+    assert "background: #000004" in CSS  # magma's first colour, for the bare cells
+
+
+def test_a_long_inputs_heatmap_stays_small():
+    """A long input is translated part by part, its attention block by block: the cells outside the blocks are
+    bare. 12 parts of 12 x 15 pieces (about a 600-character input's size): 1.59 MB when every cell had a style."""
+    from playground.translate_tab import attention_html
+
+    rows, columns, parts = 12, 15, 12
+    attention = [[0.0] * (part * columns) + [1.0 / columns] * columns + [0.0] * ((parts - part - 1) * columns)
+                 for part in range(parts) for _ in range(rows)]
+    page = attention_html({"tokens": ["w"] * rows * parts, "source_tokens": ["p"] * columns * parts,
+                           "attention": attention})
+    assert page.count("<td") == rows * parts * columns * parts
+    assert len(page) < 400_000  # 327 kB: 9 bytes a bare cell
 
 
 def test_attention_heatmap_escapes_what_the_user_typed():
