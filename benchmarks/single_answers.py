@@ -11,7 +11,8 @@ Arms (issue 14, goal 3), each timed as the tab runs it, after a warm-up call:
   in the precision the app serves them in (`auto`: bfloat16 where the CPU computes it natively), and the
   generator alone in float32 beside it.
 Repeats alternate between the arms (a noisy machine slows them alike); medians and 90th percentiles are printed
-with the goal beside them, and the CPU it ran on.
+with the goal beside them, and the CPU it ran on. The models run with one thread per op, as the app runs them
+(`--threads default` for TensorFlow's default).
 """
 
 from __future__ import annotations
@@ -50,7 +51,14 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoints", default=str(Path(__file__).resolve().parents[1] / "checkpoints"))
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--threads", choices=("serving", "default"), default="serving",
+                        help="serving: one thread per op, as the app runs its models (trainers.common.threads); "
+                             "default: TensorFlow's default threads (benchmarks/op_threads.py compares the two)")
     args = parser.parse_args(argv)
+    if args.threads == "serving":
+        from trainers.common.threads import use_serving_threads
+
+        use_serving_threads()
     from trainers.captioning.caption import Captioner
     from trainers.dcgan.generate import DigitGenerator
     from trainers.nmt.translate import Translator
@@ -78,7 +86,7 @@ def main(argv=None) -> None:
         for name, arm in arms.items():
             times[name].append(timed(lambda: arm(index)))
     print(describe_cpu())
-    print(f"digits are served in {digits.precision} here ('auto')")
+    print(f"digits are served in {digits.precision} here ('auto'); threads: {args.threads}")
     print(f"{'arm':38s} {'median ms':>10s} {'p90 ms':>8s}  goal")
     medians = {}
     for name, values in times.items():

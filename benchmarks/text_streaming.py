@@ -89,10 +89,18 @@ def main() -> None:
     parser.add_argument("--chars", type=int, default=3000, help="characters per round for the fast arms")
     parser.add_argument("--slow-chars", type=int, default=400, help="characters per round for the per-character arms")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--serving-threads", action="store_true",
+                        help="every arm with one thread per op, as the app runs its models (trainers.common.threads); "
+                             "default: TensorFlow's default threads, as a tutorial runs")
     args = parser.parse_args()
+    if args.serving_threads:
+        from trainers.common.threads import use_serving_threads
+
+        use_serving_threads()
 
     print(describe_cpu())
-    print(f"TF {tf.__version__}, {os.cpu_count()} CPUs, checkpoint {args.checkpoint}, temperature 0.8, batch 1")
+    print(f"TF {tf.__version__}, {os.cpu_count()} CPUs, checkpoint {args.checkpoint}, temperature 0.8, batch 1, "
+          f"{'one thread per op (the app)' if args.serving_threads else 'default threads'}")
     generator = TextGenerator.load(Path(args.checkpoint))  # the app's: precision "auto"
     xla = TextGenerator(generator.model, generator.vocabulary, jit_compile=True)
     the_app = f"chunked, no XLA (the app, {generator.precision})"

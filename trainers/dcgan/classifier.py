@@ -24,6 +24,7 @@ import tensorflow as tf
 from keras import layers
 
 from trainers.common import checkpoint
+from trainers.common.threads import parallel_batches
 
 CLASSIFIER_CONFIG = "classifier.json"
 CLASSIFIER_WEIGHTS = "classifier.weights.h5"
@@ -74,7 +75,7 @@ class DigitJudge:
         self.model = model
         self.config = config
         self.accuracy = accuracy
-        self._run = tf.function(lambda images: model(images, training=False), reduce_retracing=True)
+        self._run = parallel_batches(lambda images: model(images, training=False))  # trainers.common.threads
 
     def outputs(self, images, batch_size: int = 500):
         """(probabilities (n, 10), features (n, features)) as NumPy arrays, for images (n, 28, 28, 1) in [-1, 1]."""

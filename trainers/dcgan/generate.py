@@ -65,14 +65,16 @@ class DigitGenerator:
     """Plain-Python inference over a checkpoint: NumPy digits in, NumPy digits and Python lists out."""
 
     def __init__(self, generator, config, judge=None, folder: Path | None = None):
-        import tensorflow as tf
+        from trainers.common.threads import parallel_batches
 
         self.generator = generator
         self.config = config
         self.judge = judge
         self.folder = Path(folder) if folder is not None else None
         self.precision = generator.dtype_policy.name  # "float32" or "mixed_bfloat16": what the digits were drawn in
-        self._run = tf.function(lambda latent: generator(latent, training=False), reduce_retracing=True)
+        # In slices side by side where ops run on one thread each (the app): 64 digits 18.8 ms against 38.5 ms
+        # whole on one thread (trainers.common.threads)
+        self._run = parallel_batches(lambda latent: generator(latent, training=False))
 
     @classmethod
     def load(cls, path: Path, precision: str = "auto") -> "DigitGenerator":
