@@ -182,8 +182,10 @@ def model_alone(checkpoints: Path, counts: list[int]) -> list[str]:
     `TextGenerator.advance` (characters/s for each number of users), and greedy translations one by one against
     one `Translator.translate_many` batch of as many sentences."""
     from trainers.char_rnn.generate import TextGenerator
+    from trainers.common.threads import use_serving_threads
     from trainers.nmt.translate import Translator
 
+    use_serving_threads()  # as the app runs its models (trainers.common.threads)
     rows, generator = [], TextGenerator.load(checkpoints / "char_rnn")
     generator.compile_batch_sizes()
     rates = {}
