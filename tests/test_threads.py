@@ -4,6 +4,7 @@ text weights, and the same outputs as TensorFlow's default threads, bit for bit.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -15,11 +16,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_python(code: str, timeout: int = 300) -> str:
+def run_python(code: str, timeout: int = 300, **env: str) -> str:
     """The last line `code` prints, run in a fresh interpreter (a process's thread pools are set once)."""
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, cwd=ROOT,
-                          timeout=timeout, env={**__import__("os").environ, "PYTHONPATH": str(ROOT),
-                                                "TF_CPP_MIN_LOG_LEVEL": "3"})
+                          timeout=timeout, env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3",
+                                                **env})
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.strip().splitlines()[-1]
 
@@ -42,6 +43,12 @@ def test_serving_threads_are_set_before_the_first_op_and_only_then():
         print(use_serving_threads(), tf.config.threading.get_intra_op_parallelism_threads())
     """)
     assert late == "False 0"
+    kept = run_python("""
+        import tensorflow as tf
+        from trainers.common.threads import use_serving_threads
+        print(use_serving_threads(), tf.config.threading.get_intra_op_parallelism_threads())
+    """, EAGER_PLAYGROUND_OP_THREADS="default")
+    assert kept == "False 0"
 
 
 def test_the_registry_sets_them_before_it_loads_a_model(tmp_path):
@@ -132,8 +139,7 @@ def test_the_shipped_models_answer_the_same_with_serving_threads():
     answers = {}
     for arm in ("default", "serving"):
         done = subprocess.run([sys.executable, "-c", textwrap.dedent(code), arm], capture_output=True, text=True,
-                              cwd=ROOT, timeout=600, env={**__import__("os").environ, "PYTHONPATH": str(ROOT),
-                                                          "TF_CPP_MIN_LOG_LEVEL": "3"})
+                              cwd=ROOT, timeout=600, env={**os.environ, "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"})
         assert done.returncode == 0, done.stderr[-3000:]
         answers[arm] = json.loads(done.stdout.strip().splitlines()[-1])
     assert answers["default"] == answers["serving"]

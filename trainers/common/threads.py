@@ -35,9 +35,12 @@ def cores() -> int:
 def use_serving_threads() -> bool:
     """One intra-op thread per TensorFlow op and one inter-op thread per core, for this process (once, before it
     runs its first op). False when TensorFlow has already run one here (its thread pools are fixed by then: a test
-    process, say), which changes no output, only the speed."""
+    process, say), which changes no output, only the speed. EAGER_PLAYGROUND_OP_THREADS=default keeps TensorFlow's
+    default (every op on all the cores)."""
     import tensorflow as tf
 
+    if os.environ.get("EAGER_PLAYGROUND_OP_THREADS") == "default":
+        return False
     try:
         tf.config.threading.set_intra_op_parallelism_threads(1)
         tf.config.threading.set_inter_op_parallelism_threads(max(2, cores()))
