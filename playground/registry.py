@@ -25,11 +25,8 @@ def checkpoints_root() -> Path:
 
 
 class Registry:
-    def __init__(self, root: Path | None = None, serving_threads: bool = True):
-        """`serving_threads`: this process's TensorFlow runs one thread per op, several ops at once, as the app
-        and its Ray replicas do (trainers.common.threads), set before the first model loads."""
+    def __init__(self, root: Path | None = None):
         self.root = Path(root) if root is not None else checkpoints_root()
-        self._serving_threads = serving_threads
         self._loaded: dict[str, tuple[tuple, Any]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -75,10 +72,11 @@ class Registry:
             cached = self._loaded.get(name)
             if cached is not None and cached[0] == identity:
                 return cached[1]
-            if self._serving_threads:  # before the first model runs anything (trainers.common.threads)
-                from trainers.common.threads import use_serving_threads
+            # The process's models run one thread per op, set before the first of them runs anything (the app's, a
+            # Ray replica's; trainers.common.threads says why; EAGER_PLAYGROUND_OP_THREADS=default keeps TensorFlow's)
+            from trainers.common.threads import use_serving_threads
 
-                use_serving_threads()
+            use_serving_threads()
             model = loader(self.path(name))
             self._loaded[name] = (identity, model)
             return model
