@@ -96,6 +96,12 @@ def test_parallel_batches_give_each_row_what_the_whole_batch_gives_it():
     traced.clear()
     parallel_batches(call, parts=3)(tf.zeros((3, 6, 6, 1)))
     assert len(traced) == 1
+    # Traced once per slice count, whatever the number of rows (the Digits tab's count changes often)
+    traced.clear()
+    sliced = parallel_batches(call, parts=2)
+    for rows in (4, 6, 9, 64, 100):
+        sliced(tf.zeros((rows, 6, 6, 1)))
+    assert len(traced) == 2
 
 
 @pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])

@@ -65,8 +65,9 @@ def parallel_batches(call: Callable, parts: int | None = None) -> Callable:
     `serving_parts()`. Each row's output is the one the whole batch gives it."""
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
-    def in_slices(batch, count):  # count: a Python int, one trace per value
+    compiled: dict[tuple, Callable] = {}  # one trace per slice count and row shape, for any number of rows
+
+    def in_slices(batch, count: int):
         size = tf.shape(batch)[0]
         cuts = [size * index // count for index in range(count + 1)]
         outputs = [call(batch[cuts[index]:cuts[index + 1]]) for index in range(count)]
@@ -74,6 +75,11 @@ def parallel_batches(call: Callable, parts: int | None = None) -> Callable:
 
     def run(batch):
         wanted = parts if parts is not None else serving_parts()
-        return in_slices(batch, max(1, min(wanted, int(batch.shape[0]) // MIN_ROWS_PER_PART)))
+        count = max(1, min(wanted, int(batch.shape[0]) // MIN_ROWS_PER_PART))
+        key = (count, tuple(batch.shape[1:]), batch.dtype)
+        if key not in compiled:  # traced with any batch size: a new count of digits does not trace again
+            spec = tf.TensorSpec([None, *batch.shape[1:]], batch.dtype)
+            compiled[key] = tf.function(lambda rows: in_slices(rows, count), input_signature=[spec])
+        return compiled[key](batch)
 
     return run
