@@ -44,6 +44,7 @@ os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 from playground.app import WARM_MESSAGE  # noqa: E402
 from benchmarks.common import app_client  # noqa: E402  (one TLS context for every client: see there)
+from trainers.common.hardware import cpu_info  # noqa: E402
 from tests.conftest import start_app, stop_app  # noqa: E402  (the same app launcher the tests use)
 
 PROMPT = "Ham.\nTo be, or not to be"
@@ -55,18 +56,9 @@ SENTENCES = ["No se pudo abrir el archivo.", "¿Puedes ayudarme?", "Mañana vamo
              "Y habló Dios á Noé diciendo:", "Guarde el documento antes de salir."]
 
 
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
-
-
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))] if ordered else float("nan")
-
-
 
 
 def patch_client_polling(seconds: float) -> None:
@@ -231,7 +223,7 @@ def main(argv=None) -> None:
     counts = [int(count) for count in args.users.split(",")]
     if args.client_poll_ms:
         patch_client_polling(args.client_poll_ms / 1000)
-    print(f"CPU: {cpu_model()}, {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}; gradio_client "
+    print(f"CPU: {cpu_info()[0]}, {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}; gradio_client "
           f"looks at its messages every {args.client_poll_ms or 50:g} ms", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         limit = {} if args.text_streams is None else {"EAGER_PLAYGROUND_TEXT_STREAMS": str(args.text_streams)}

@@ -170,7 +170,6 @@ def test_streams_on_an_event_loop_write_what_they_write_alone(text_generator):
     assert streams.open_streams() == 0
 
 
-
 def test_a_stream_whose_event_loop_closed_stops_no_one_else(text_generator):
     """An event loop that closes under an open stream (the app stopping) leaves the scheduler running for the
     streams of other threads: they still get their lone text."""
