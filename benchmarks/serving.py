@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
 from playground.app import WARM_MESSAGE  # noqa: E402
-from benchmarks.common import app_client  # noqa: E402  (one TLS context for every client: see there)
+from benchmarks.common import app_client, patch_client_polling  # noqa: E402  (one TLS context for every client)
 from trainers.common.hardware import cpu_info  # noqa: E402
 from tests.conftest import start_app, stop_app  # noqa: E402  (the same app launcher the tests use)
 
@@ -59,28 +59,6 @@ SENTENCES = ["No se pudo abrir el archivo.", "¿Puedes ayudarme?", "Mañana vamo
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))] if ordered else float("nan")
-
-
-def patch_client_polling(seconds: float) -> None:
-    """gradio_client hands a job the messages its SSE reader received by looking at a deque every 50 ms
-    (`time.sleep(0.05)` in gradio_client.utils), so every wait it reports is rounded up to 50 ms steps: one user's
-    chunks, 45 ms apart, arrived 51 ms apart at the median, and a request's end was seen up to 50 ms late.
-    `--client-poll-ms 5` shortens the sleeps of that module so the waits measure the app, at a price: 16 users'
-    clients looking 200 times a second take CPU from the app on the same two cores (Intel Xeon, quiet: 6,800-7,000
-    chars/s at 16 users against 7,800-7,900 with gradio_client's own 50 ms)."""
-    import time as real_time
-
-    import gradio_client.utils
-
-    class ShortSleeps:
-        def __getattr__(self, name):
-            return getattr(real_time, name)
-
-        @staticmethod
-        def sleep(wait: float) -> None:
-            real_time.sleep(min(wait, seconds))
-
-    gradio_client.utils.time = ShortSleeps()
 
 
 def user_client(url: str, warm_call, ready: threading.Barrier):

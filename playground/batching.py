@@ -27,6 +27,8 @@ import time
 from concurrent.futures import Future
 from typing import Any, AsyncIterator, Callable, Iterator
 
+from playground.core_sharing import CORES
+
 LOG = logging.getLogger(__name__)
 WINDOW_SECONDS = 0.005  # how long the first request of a batch waits for others (a greedy translation is ~16 ms)
 _DONE = object()
@@ -102,6 +104,7 @@ class TextStreams:
                 while not self._open:
                     self._wake.wait()
                 entries = list(self._open)
+            CORES.serving()  # a long text keeps a local training run to one core until it is written
             for generator, group in _grouped(entries, lambda entry: entry.generator):
                 size = generator.batch_size_for(len(group))
                 for first in range(0, len(group), size):

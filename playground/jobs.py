@@ -36,6 +36,7 @@ import uuid
 from pathlib import Path
 
 from playground import promotion, run_view, supervise, trainer_catalog, uploads
+from playground.core_sharing import CORES
 from playground.job_error import JobError
 from playground.registry import checkpoints_root
 from playground.run_record import (CANCELLED, DONE, FAILED, JOB_FILE, OUTPUT_FILE, RUNNING, Run, is_run_folder,
@@ -79,6 +80,8 @@ class Jobs:
                 ended, returncode = self._job_ended(run)
             else:
                 ended, returncode = not supervise.alive(run.pid, folder), None
+                if not ended:  # a run this app did not start (started before a restart) shares the cores too
+                    CORES.adopt(run.pid)
             if ended:
                 # Again under the lock: `start` holds it from the first save of a run until its process is
                 # watched, and a page's poll in between read a record without a pid (the run was marked failed,
@@ -87,6 +90,8 @@ class Jobs:
                     run = read_run(folder)
                     if run.status == RUNNING and run_id not in self._processes:
                         self._finish(run, returncode)
+                if run.pid:
+                    CORES.release(run.pid)
         return run
 
     def exists(self, run_id) -> bool:
@@ -163,7 +168,13 @@ class Jobs:
         run.pid = process.pid
         self._processes[run.run_id] = process
         self._save(run)
-        supervise.watch(process, lambda returncode: self._ended(run.run_id, returncode), f"watch-{run.run_id}")
+        CORES.adopt(process.pid)  # while the app answers requests, the run keeps to one core (core_sharing)
+
+        def ended(returncode: int) -> None:
+            CORES.release(process.pid)
+            self._ended(run.run_id, returncode)
+
+        supervise.watch(process, ended, f"watch-{run.run_id}")
 
     # ---- Ray Jobs
 

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable
 
+from playground.core_sharing import CORES
 from trainers.common import checkpoint as checkpoint_io
 
 DEFAULT_ROOT = Path(__file__).resolve().parents[1] / "checkpoints"
@@ -63,6 +64,7 @@ class Registry:
 
     def get(self, name: str, loader: Callable[[Path], Any]) -> Any:
         """The loaded model for `name`, loading (or reloading a replaced checkpoint) through `loader(path)`."""
+        CORES.serving()  # a request is being answered: a local training run keeps to one core meanwhile
         with self._guard:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:

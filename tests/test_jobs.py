@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from playground import run_view, supervise, trainer_catalog
+from playground.core_sharing import CORES, threads_of
 from playground.jobs import JobError, Jobs, describe, discover_trainers
 from playground.registry import Registry
 from tests.conftest import make_tiny_checkpoints
@@ -235,6 +236,13 @@ def test_restart_finds_a_running_run_and_cancel_stops_its_process_group(jobs, ch
     with pytest.raises(JobError, match="only one run trains at a time"):
         jobs.start("char_rnn", "offline", 1, TINY)
 
+    # While the app answers a request (a tab takes its model from the Registry), the run keeps to one core
+    # (playground/core_sharing.py); with a single core there is nothing to share.
+    cores = os.sched_getaffinity(0)
+    Registry(checkpoints).get("char_rnn", lambda path: "a model")
+    expected = {max(cores)} if len(cores) > 1 else cores
+    assert {frozenset(os.sched_getaffinity(t)) for t in threads_of(run.pid)} == {frozenset(expected)}
+
     restarted = Jobs(runs=jobs.runs, checkpoints=checkpoints)  # the app restarted mid-run
     found = restarted.get(run.run_id)
     assert found.status == "running" and found.pid == run.pid
@@ -252,6 +260,7 @@ def test_restart_finds_a_running_run_and_cancel_stops_its_process_group(jobs, ch
     wait_for(lambda: not Path(f"/proc/{run.pid}").exists(), 15, "the ended trainer to be reaped")
     assert digest(checkpoints / "char_rnn") == served, "cancelling must leave the served checkpoint untouched"
     wait_for(lambda: jobs.get(run.run_id).status == "cancelled", 15, "the first Jobs object to see the cancel")
+    assert not CORES.confined, "an ended run is no longer shared with"
     with pytest.raises(JobError, match="not training"):
         jobs.cancel(run.run_id)
     jobs.delete(run.run_id)
