@@ -50,8 +50,8 @@ class CoreSharing:
         with self._lock:
             if self._pid == pid:
                 return
-            try:
-                cores = os.sched_getaffinity(pid)
+            try:  # with the app's own: a run an earlier app process left confined gets its cores back too
+                cores = os.sched_getaffinity(pid) | os.sched_getaffinity(0)
             except OSError:
                 return
             self._pid, self._cores, self._confined = pid, cores, False

@@ -92,6 +92,17 @@ def test_a_run_started_while_the_app_is_busy_is_confined_at_once(trainer):
     assert cores_of(trainer.pid) == [CORES] * 4
 
 
+def test_a_run_an_earlier_app_left_confined_gets_its_cores_back(trainer):
+    for thread in threads_of(trainer.pid):  # the app that confined it was killed before it could give them back
+        os.sched_setaffinity(thread, {min(CORES)})
+    sharing = CoreSharing(idle_seconds=0.2, watch_seconds=0.05)
+    sharing.adopt(trainer.pid)  # the restarted app finds the run
+    sharing.serving()
+    assert cores_of(trainer.pid) == [{max(CORES)}] * 4
+    assert wait_for(lambda: not sharing.confined)
+    assert cores_of(trainer.pid) == [CORES] * 4
+
+
 def test_a_run_that_ended_is_let_go_quietly(trainer):
     sharing = CoreSharing(idle_seconds=0.2, watch_seconds=0.05)
     sharing.adopt(trainer.pid)
