@@ -95,6 +95,31 @@ def test_text_streams_joining_at_different_times_write_what_they_write_alone(tex
     assert [as_tuples(written[index]) for index in range(len(SETTINGS))] == expected
 
 
+@pytest.mark.parametrize("transposed", [False, True], ids=["plain", "turned"])
+def test_a_kernel_cut_in_blocks_batches_as_it_writes_alone(tmp_path_factory, transposed):
+    """The app multiplies by the recurrent kernel in one block per core, side by side (KernelLayout, where each op
+    runs on one thread): a stream's text, probabilities and top 5 sharing a call with others are still exactly its
+    lone ones, in both orientations of the product."""
+    from trainers.char_rnn.generate import KernelLayout, TextGenerator, make_chunk_sampler
+
+    generator = TextGenerator.load(checkpoint(tmp_path_factory, "char_rnn"))
+    matmul_dtype = "bfloat16" if generator.precision == "mixed_bfloat16" else "float32"
+    generator._sample_chunk = make_chunk_sampler(generator.model, generator.alternatives, generator.chunk,
+                                                 jit_compile=False, matmul_dtype=matmul_dtype, frozen=True,
+                                                 layout=KernelLayout(transposed=transposed, parts=2))
+    length = 100
+    expected = [alone(generator, *setting, length) for setting in SETTINGS]
+    streams = [generator.start(prompt, length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+               for prompt, temperature, top_k, top_p, seed in SETTINGS]
+    streams += [generator.start("The ", 300, temperature=0.9, seed=seed) for seed in range(11)]  # a 16-row call
+    written = [[] for _ in SETTINGS]
+    while not all(stream.finished for stream in streams[:len(SETTINGS)]):
+        for index, chunk in enumerate(generator.advance(streams)):
+            if index < len(SETTINGS):
+                written[index].append(chunk)
+    assert [as_tuples(chunks) for chunks in written] == expected
+
+
 def test_the_scheduler_batches_users_and_one_leaving_disturbs_no_one(text_generator):
     """Real threads through the app's scheduler: users start at different moments, one closes its stream after
     two chunks (as Gradio does on Stop), the others still get exactly their lone text."""

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from trainers.char_rnn import data
-from trainers.char_rnn.generate import (TextGenerator, choose_next, filter_distribution, gru_step, sample_next,
-                                       softmax)
+from trainers.char_rnn.generate import (KernelLayout, TextGenerator, choose_next, filter_distribution, gru_step,
+                                       sample_next, softmax)
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = ("Ham.\nTo be, or not to be, that is the question:\nWhether 'tis nobler in the mind to suffer\n"
@@ -225,6 +225,26 @@ def test_gru_step_equals_the_keras_cell(tiny_model):
     for chosen in range(model.config.vocab_size):
         expected, _ = model.gru.cell(model.embedding(tf.constant([chosen])), [state])
         np.testing.assert_allclose(step(tf.constant(chosen), state).numpy(), expected.numpy(), atol=1e-6)
+
+
+@pytest.mark.parametrize("matmul_dtype", ["float32", "bfloat16"])
+def test_every_kernel_layout_computes_the_same_step(tiny_model, matmul_dtype):
+    """The recurrent product whole, cut into blocks (5 does not divide the 72 outputs: uneven blocks), turned
+    around, or both (KernelLayout) gives the step of the plain product, for a batch of states."""
+    import tensorflow as tf
+
+    model, _ = tiny_model
+    state = tf.random.stateless_normal((6, model.config.rnn_units), seed=(3, 4))
+    chosen = tf.constant([0, 1, 2, 3, 4, 5])
+    expected = gru_step(model, matmul_dtype)(chosen, state).numpy()
+    for layout in (KernelLayout(parts=2), KernelLayout(parts=5), KernelLayout(transposed=True),
+                   KernelLayout(transposed=True, parts=2)):
+        cell = model.gru.cell
+        blocks = layout.cut(tf.cast(cell.recurrent_kernel, matmul_dtype))
+        assert len(blocks) == layout.parts
+        assert sum(block.shape[0 if layout.transposed else 1] for block in blocks) == 3 * model.config.rnn_units
+        np.testing.assert_allclose(gru_step(model, matmul_dtype, layout=layout)(chosen, state).numpy(), expected,
+                                   atol=1e-6 if matmul_dtype == "float32" else 1e-3, err_msg=str(layout))
 
 
 @pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "graph"])

@@ -145,9 +145,59 @@ def choose_next(rows, temperature, top_k, top_p, seeds):
     return tf.where(temperature[:, 0] < GREEDY_BELOW, greedy, tf.gather(order, pick[:, None], batch_dims=1)[:, 0])
 
 
-def folded_weights(model, matmul_dtype="float32"):
-    """(table, recurrent kernel in `matmul_dtype`, recurrent bias) of the model's GRU, as `gru_step` uses them: the
-    embedding folded into the input projection, (vocab, 3 units) float32."""
+@dataclasses.dataclass(frozen=True)
+class KernelLayout:
+    """How `gru_step` multiplies the state by the GRU's recurrent kernel, the one large product of a step.
+
+    - `transposed`: kernel^T (3 units, units) @ state^T instead of state @ kernel. oneDNN's AMX product wants its
+      right-hand operand in a packed layout and packs a plain one on every call: for state (rows, 1024) @ kernel
+      (1024, 3072) in bfloat16 that is the whole 6 MB kernel, every step. Turned around, the kernel is the left
+      operand, read as it is, and only the few state columns are packed.
+    - `parts`: the kernel cut into this many blocks of output columns, multiplied side by side, one per inter-op
+      thread (where each op runs on one thread: `trainers.common.threads.serving_parts`).
+
+    Measured on an Intel Xeon with AMX (2 cores, one thread per op, a 64-step loop of the product and a tanh,
+    2026-12-07): bfloat16 at 2 rows 494 us a step plain, 317 turned, 229 turned in 2 parts; at 16 rows 555, 344,
+    259. Float32 at 2 rows 498 plain, 314 in 2 parts; at 16 rows 930, 525; turning a float32 product around gained
+    nothing (477 us in 2 parts at 2 rows). Every layout gave bit for bit the same result at 1-32 rows there (the
+    sums run in the same order); tests/test_char_rnn.py checks the layouts agree.
+    """
+
+    transposed: bool = False
+    parts: int = 1
+
+    @classmethod
+    def for_this_process(cls, matmul_dtype: str) -> "KernelLayout":
+        """Turned around for bfloat16 on a CPU with AMX (without AMX it was not measured), in one part per core
+        where each op runs on one thread, else whole."""
+        from trainers.common.hardware import cpu_info
+        from trainers.common.threads import serving_parts
+
+        return cls(transposed=matmul_dtype == "bfloat16" and "amx_bf16" in cpu_info()[1],
+                   parts=max(1, min(serving_parts(), 8)))
+
+    def cut(self, kernel) -> tuple:
+        """The kernel (units, 3 units) as this layout multiplies it: a tuple of `parts` blocks."""
+        import tensorflow as tf
+
+        outputs = kernel.shape[-1]
+        sizes = [outputs // self.parts + (1 if part < outputs % self.parts else 0) for part in range(self.parts)]
+        if self.transposed:
+            return tuple(tf.split(tf.transpose(kernel), sizes, axis=0))
+        return tuple(tf.split(kernel, sizes, axis=1))
+
+    def multiply(self, state, blocks):
+        """state (batch, units) @ kernel, from `cut`'s blocks: (batch, 3 units)."""
+        import tensorflow as tf
+
+        if self.transposed:
+            return tf.transpose(tf.concat([tf.matmul(block, state, transpose_b=True) for block in blocks], axis=0))
+        return tf.concat([tf.matmul(state, block) for block in blocks], axis=1)
+
+
+def folded_weights(model, matmul_dtype="float32", layout: KernelLayout = KernelLayout()):
+    """(table, recurrent kernel in `matmul_dtype` cut as `layout` multiplies it, recurrent bias) of the model's GRU,
+    as `gru_step` uses them: the embedding folded into the input projection, (vocab, 3 units) float32."""
     import tensorflow as tf
 
     cell = model.gru.cell
@@ -156,10 +206,10 @@ def folded_weights(model, matmul_dtype="float32"):
     kernel = tf.cast(cell.kernel, tf.float32)
     input_bias, recurrent_bias = tf.unstack(tf.cast(cell.bias, tf.float32))
     table = tf.matmul(tf.cast(model.embedding.embeddings, tf.float32), kernel) + input_bias  # (vocab, 3 units)
-    return table, tf.cast(cell.recurrent_kernel, matmul_dtype), recurrent_bias
+    return table, layout.cut(tf.cast(cell.recurrent_kernel, matmul_dtype)), recurrent_bias
 
 
-def gru_step(model, matmul_dtype="float32", weights=None):
+def gru_step(model, matmul_dtype="float32", weights=None, layout: KernelLayout = KernelLayout()):
     """The GRU layer's step for a batch of character ids, with the embedding folded into the input projection.
 
     Keras' GRU cell (reset_after=True, implementation 2) computes x @ kernel + input_bias from the embedded
@@ -171,15 +221,16 @@ def gru_step(model, matmul_dtype="float32", weights=None):
 
     `matmul_dtype="bfloat16"` multiplies the state by a bfloat16 copy of the recurrent kernel (the one large
     product of a step) and keeps everything else in float32: the gates, the state, the logits. `weights` are
-    `folded_weights` computed once (a served model's weights do not change), else they are computed here.
+    `folded_weights` computed once with the same `layout` (a served model's weights do not change), else they are
+    computed here. `layout` says how the product runs (`KernelLayout`).
     """
     import tensorflow as tf
 
-    table, recurrent_kernel, recurrent_bias = weights if weights is not None else folded_weights(model, matmul_dtype)
+    table, blocks, recurrent_bias = weights if weights is not None else folded_weights(model, matmul_dtype, layout)
 
     def step(chosen, state):  # chosen: (batch,) int32, state: (batch, units) -> new state (batch, units)
         x_z, x_r, x_h = tf.split(tf.gather(table, chosen), 3, axis=-1)
-        inner = tf.cast(tf.matmul(tf.cast(state, matmul_dtype), recurrent_kernel), tf.float32) + recurrent_bias
+        inner = tf.cast(layout.multiply(tf.cast(state, matmul_dtype), blocks), tf.float32) + recurrent_bias
         recurrent_z, recurrent_r, recurrent_h = tf.split(inner, 3, axis=-1)
         z = tf.sigmoid(x_z + recurrent_z)
         r = tf.sigmoid(x_r + recurrent_r)
@@ -190,7 +241,7 @@ def gru_step(model, matmul_dtype="float32", weights=None):
 
 
 def make_chunk_sampler(model, alternatives: int, chunk: int = CHUNK, jit_compile: bool = True,
-                       matmul_dtype: str = "float32", frozen: bool = False):
+                       matmul_dtype: str = "float32", frozen: bool = False, layout: KernelLayout | None = None):
     """A compiled function that writes `chunk` characters for every row of a batch in one call.
 
     `sample_chunk(logits, state, temperature, top_k, top_p, seed, position, forced, forced_count)` takes each row's
@@ -212,10 +263,13 @@ def make_chunk_sampler(model, alternatives: int, chunk: int = CHUNK, jit_compile
     also casts a fresh 6 MB bfloat16 copy of the recurrent kernel (1.65 ms) and computes the table (1.2 ms). One
     stream of 3,000 characters alone (Intel Xeon with AMX, bfloat16, side by side, best of 4): 1,486 chars/s live,
     1,626 frozen. The same text either way (tests/test_threads.py).
+
+    `layout` is gru_step's; None (the default) is `KernelLayout.for_this_process`, decided when the sampler is made.
     """
     import tensorflow as tf
 
-    weights = folded_weights(model, matmul_dtype) if frozen else None
+    layout = KernelLayout.for_this_process(matmul_dtype) if layout is None else layout
+    weights = folded_weights(model, matmul_dtype, layout) if frozen else None
     vocab = model.config.vocab_size
     units = model.config.rnn_units
     shown = min(alternatives, vocab)
@@ -226,7 +280,7 @@ def make_chunk_sampler(model, alternatives: int, chunk: int = CHUNK, jit_compile
         tf.TensorSpec([None], tf.int32), row, tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64),
         tf.TensorSpec([None, chunk], tf.int32), tf.TensorSpec([None], tf.int32)])
     def sample_chunk(logits, state, temperature, top_k, top_p, seed, position, forced, forced_count):
-        step = gru_step(model, matmul_dtype, weights)  # unless frozen, folded in the graph from the current weights
+        step = gru_step(model, matmul_dtype, weights, layout)  # unless frozen, folded in the graph from the live weights
 
         def body(i, logits, state, ids, chosen_probabilities, top_ids, top_probabilities):
             probabilities = tf.nn.softmax(logits)  # (batch, vocab): the model's own belief, before any filtering
