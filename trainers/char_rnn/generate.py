@@ -280,7 +280,7 @@ def make_chunk_sampler(model, alternatives: int, chunk: int = CHUNK, jit_compile
         tf.TensorSpec([None], tf.int32), row, tf.TensorSpec([None], tf.int64), tf.TensorSpec([None], tf.int64),
         tf.TensorSpec([None, chunk], tf.int32), tf.TensorSpec([None], tf.int32)])
     def sample_chunk(logits, state, temperature, top_k, top_p, seed, position, forced, forced_count):
-        step = gru_step(model, matmul_dtype, weights, layout)  # unless frozen, folded in the graph from the live weights
+        step = gru_step(model, matmul_dtype, weights, layout)  # unless frozen, folded here from the live weights
 
         def body(i, logits, state, ids, chosen_probabilities, top_ids, top_probabilities):
             probabilities = tf.nn.softmax(logits)  # (batch, vocab): the model's own belief, before any filtering
