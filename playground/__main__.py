@@ -21,6 +21,12 @@ CACHE_AGE_SECONDS = 600  # results older than 10 minutes are gone from the serve
 DEFAULT_CONCURRENCY = 2
 QUEUE_SIZE = 256
 MAX_THREADS = 100  # Gradio's worker threads (default 40): a text stream holds one while it waits for its chunks
+# After every event Gradio's queue rebuilds a pandas summary of up to 10,000 past events (1 ms at 100, 6 ms at
+# 10,000, in a worker thread under the interpreter lock) for its monitoring dashboard, which this app does not
+# enable; 8.6 % of the app's Python samples at 16 text users (py-spy). Recomputed once in GRADIO_ANALYTICS_EVERY
+# events, over the last GRADIO_ANALYTICS_KEPT, it costs nothing that matters (docs/speed.md).
+GRADIO_ANALYTICS_EVERY = 1_000_000
+GRADIO_ANALYTICS_KEPT = 1_000
 
 
 def limit_malloc_arenas(arenas: int = 2) -> bool:
@@ -75,6 +81,8 @@ def main(argv=None) -> None:
         os.environ["EAGER_PLAYGROUND_RAY_ADDRESS"] = args.ray_address
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", str(GRADIO_ANALYTICS_EVERY))
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", str(GRADIO_ANALYTICS_KEPT))
 
     from playground.app import THEME, build_app, page_css
 
