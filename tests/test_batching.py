@@ -104,6 +104,8 @@ def test_a_kernel_cut_in_blocks_batches_as_it_writes_alone(tmp_path_factory, tra
 
     generator = TextGenerator.load(checkpoint(tmp_path_factory, "char_rnn"))
     matmul_dtype = "bfloat16" if generator.precision == "mixed_bfloat16" else "float32"
+    if transposed and not KernelLayout.for_this_process(matmul_dtype).transposed:
+        pytest.skip("the app turns the product around only in bfloat16 on a CPU with AMX, which this is not")
     generator._sample_chunk = make_chunk_sampler(generator.model, generator.alternatives, generator.chunk,
                                                  jit_compile=False, matmul_dtype=matmul_dtype, frozen=True,
                                                  layout=KernelLayout(transposed=transposed, parts=2))
