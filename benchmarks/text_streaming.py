@@ -1,6 +1,10 @@
 """Text streaming speed at batch 1, measured side by side in one run with the shipped weights.
 
     python benchmarks/text_streaming.py [--checkpoint checkpoints/char_rnn] [--chars 3000] [--rounds 3]
+    python benchmarks/text_streaming.py --default-threads   # every arm with TensorFlow's default threads
+
+Every arm runs with the app's threads (one thread per op, `trainers.common.threads`) unless `--default-threads`:
+the app's loop multiplies by the GRU kernel in one block per core only with them (`KernelLayout`).
 
 Arms, each writing the same number of characters after the same prompt at temperature 0.8:
 - **OneStep (tutorial)**: the 2021 TensorFlow tutorial's `OneStep` model -- one `tf.function` call per character
@@ -91,8 +95,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--serving-threads", action="store_true",
                         help="every arm with one thread per op, as the app runs its models (trainers.common.threads); "
-                             "default: TensorFlow's default threads, as a tutorial runs")
+                             "the default since 2026-12-07 (the flag is kept for older command lines)")
+    parser.add_argument("--default-threads", action="store_true",
+                        help="every arm with TensorFlow's default threads, as a tutorial runs (not how the app runs)")
     args = parser.parse_args()
+    args.serving_threads = not args.default_threads
     if args.serving_threads:
         from trainers.common.threads import use_serving_threads
 
@@ -103,7 +110,8 @@ def main() -> None:
           f"{'one thread per op (the app)' if args.serving_threads else 'default threads'}")
     generator = TextGenerator.load(Path(args.checkpoint))  # the app's: precision "auto"
     xla = TextGenerator(generator.model, generator.vocabulary, jit_compile=True)
-    the_app = f"chunked, no XLA (the app, {generator.precision})"
+    who = "the app" if args.serving_threads else "the app's loop"
+    the_app = f"chunked, no XLA ({who}, {generator.precision})"
     baseline = OneStep(generator.model, generator.vocabulary.characters, temperature=0.8)
     arms = {
         "OneStep (tutorial, no confidence)": (args.slow_chars, lambda n, seed: baseline.generate(PROMPT, n)),
