@@ -99,18 +99,18 @@ def main() -> None:
     parser.add_argument("--default-threads", action="store_true",
                         help="every arm with TensorFlow's default threads, as a tutorial runs (not how the app runs)")
     args = parser.parse_args()
-    args.serving_threads = not args.default_threads
-    if args.serving_threads:
+    serving_threads = not args.default_threads  # --serving-threads names the default
+    if serving_threads:
         from trainers.common.threads import use_serving_threads
 
         use_serving_threads()
 
     print(describe_cpu())
     print(f"TF {tf.__version__}, {os.cpu_count()} CPUs, checkpoint {args.checkpoint}, temperature 0.8, batch 1, "
-          f"{'one thread per op (the app)' if args.serving_threads else 'default threads'}")
+          f"{'one thread per op (the app)' if serving_threads else 'default threads'}")
     generator = TextGenerator.load(Path(args.checkpoint))  # the app's: precision "auto"
     xla = TextGenerator(generator.model, generator.vocabulary, jit_compile=True)
-    who = "the app" if args.serving_threads else "the app's loop"
+    who = "the app" if serving_threads else "the app's loop"
     the_app = f"chunked, no XLA ({who}, {generator.precision})"
     baseline = OneStep(generator.model, generator.vocabulary.characters, temperature=0.8)
     arms = {

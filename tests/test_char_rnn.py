@@ -237,10 +237,10 @@ def test_every_kernel_layout_computes_the_same_step(tiny_model, matmul_dtype):
     state = tf.random.stateless_normal((6, model.config.rnn_units), seed=(3, 4))
     chosen = tf.constant([0, 1, 2, 3, 4, 5])
     expected = gru_step(model, matmul_dtype)(chosen, state).numpy()
+    kernel = tf.cast(model.gru.cell.recurrent_kernel, matmul_dtype)
     for layout in (KernelLayout(parts=2), KernelLayout(parts=5), KernelLayout(transposed=True),
                    KernelLayout(transposed=True, parts=2)):
-        cell = model.gru.cell
-        blocks = layout.cut(tf.cast(cell.recurrent_kernel, matmul_dtype))
+        blocks = layout.cut(kernel)
         assert len(blocks) == layout.parts
         assert sum(block.shape[0 if layout.transposed else 1] for block in blocks) == 3 * model.config.rnn_units
         np.testing.assert_allclose(gru_step(model, matmul_dtype, layout=layout)(chosen, state).numpy(), expected,
