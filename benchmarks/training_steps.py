@@ -507,7 +507,7 @@ def main(argv=None) -> None:
     if unknown:
         parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODELS)}")
 
-    print(describe_cpu())
+    print(describe_cpu(probe=True))
     print(f"TF {tf.__version__}, Keras {keras.__version__}; {args.steps} timed steps per arm per round, "
           f"{args.rounds} rounds{', QUICK (small sizes)' if args.quick else ''}")
     peaks = {}

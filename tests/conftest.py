@@ -25,6 +25,20 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "-1")
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config):
+    """The test process runs its TensorFlow ops as the app does, one thread per op (trainers.common.threads),
+    set before any test runs one: on an AVX2-only CPU the matrix products round a few rows differently with
+    TensorFlow's default threads (they split a small product's sums between the threads), and the tests that
+    compare batched with lone answers check the app's arithmetic."""
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from trainers.common.threads import use_serving_threads
+
+    use_serving_threads()
+
+
 ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import CancelledError, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -95,11 +95,12 @@ def test_text_streams_joining_at_different_times_write_what_they_write_alone(tex
     assert [as_tuples(written[index]) for index in range(len(SETTINGS))] == expected
 
 
-@pytest.mark.parametrize("transposed", [False, True], ids=["plain", "turned"])
-def test_a_kernel_cut_in_blocks_batches_as_it_writes_alone(tmp_path_factory, transposed):
-    """The app multiplies by the recurrent kernel in one block per core, side by side (KernelLayout, where each op
-    runs on one thread): a stream's text, probabilities and top 5 sharing a call with others are still exactly its
-    lone ones, in both orientations of the product."""
+@pytest.mark.parametrize("transposed, parts", [(False, 2), (True, 2), (False, 16)],
+                         ids=["plain", "turned", "plain-16-blocks"])
+def test_a_kernel_cut_in_blocks_batches_as_it_writes_alone(tmp_path_factory, transposed, parts):
+    """The app multiplies by the recurrent kernel in blocks side by side (KernelLayout: one per core where each op
+    runs on one thread, 8 per core without AVX-512): a stream's text, probabilities and top 5 sharing a call with
+    others are still exactly its lone ones, in both orientations of the product."""
     from trainers.char_rnn.generate import KernelLayout, TextGenerator, make_chunk_sampler
 
     generator = TextGenerator.load(checkpoint(tmp_path_factory, "char_rnn"))
@@ -108,7 +109,7 @@ def test_a_kernel_cut_in_blocks_batches_as_it_writes_alone(tmp_path_factory, tra
         pytest.skip("the app turns the product around only in bfloat16 on a CPU with AMX, which this is not")
     generator._sample_chunk = make_chunk_sampler(generator.model, generator.alternatives, generator.chunk,
                                                  jit_compile=False, matmul_dtype=matmul_dtype, frozen=True,
-                                                 layout=KernelLayout(transposed=transposed, parts=2))
+                                                 layout=KernelLayout(transposed=transposed, parts=parts))
     length = 100
     expected = [alone(generator, *setting, length) for setting in SETTINGS]
     streams = [generator.start(prompt, length, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
@@ -296,16 +297,29 @@ def test_app_endpoints_answer_concurrent_calls_as_sequential_ones(app_url):
     text_requests = [(prompt, 70, temperature, top_k, top_p, seed) for prompt, temperature, top_k, top_p, seed
                      in SETTINGS] + [("To be", 130, 0.9, 0, 1.0, 99), ("a", 10, 1.5, 3, 1.0, 8)]
     translate_requests = [(sentence, "Greedy", 5, 0.8, 0) for sentence in SPANISH]
-    sequential_client = Client(app_url, verbose=False)
-    expected_text = [sequential_client.predict(*request, api_name="/generate_text")[:2] for request in text_requests]
-    expected_translations = [sequential_client.predict(*request, api_name="/translate")[0]
-                             for request in translate_requests]
+    def call(request, api_name):
+        # One client per call, and more tries when the call is lost in transport: on 2026-12-07 (AVX2-only AMD
+        # EPYC, at the commit before this one too) about one run in five lost a call to gradio_client's
+        # CancelledError (its event stream closed while the next call was being sent), "Server disconnected
+        # without sending a response" or "Connection reset by peer" (not understood yet). The answers are
+        # compared, so a retried call must still give the same one.
+        import httpx
+
+        for attempt in range(3):
+            try:
+                return Client(app_url, verbose=False).predict(*request, api_name=api_name)
+            except (CancelledError, httpx.TransportError):
+                if attempt == 2:
+                    raise
 
     def text(request):
-        return Client(app_url, verbose=False).predict(*request, api_name="/generate_text")[:2]
+        return call(request, "/generate_text")[:2]
 
     def translate(request):
-        return Client(app_url, verbose=False).predict(*request, api_name="/translate")[0]
+        return call(request, "/translate")[0]
+
+    expected_text = [text(request) for request in text_requests]
+    expected_translations = [translate(request) for request in translate_requests]
 
     with ThreadPoolExecutor(len(text_requests) + len(translate_requests)) as pool:
         texts = pool.map(text, text_requests)

@@ -238,13 +238,30 @@ def test_every_kernel_layout_computes_the_same_step(tiny_model, matmul_dtype):
     chosen = tf.constant([0, 1, 2, 3, 4, 5])
     expected = gru_step(model, matmul_dtype)(chosen, state).numpy()
     kernel = tf.cast(model.gru.cell.recurrent_kernel, matmul_dtype)
-    for layout in (KernelLayout(parts=2), KernelLayout(parts=5), KernelLayout(transposed=True),
+    for layout in (KernelLayout(parts=2), KernelLayout(parts=5), KernelLayout(parts=16), KernelLayout(transposed=True),
                    KernelLayout(transposed=True, parts=2)):
         blocks = layout.cut(kernel)
         assert len(blocks) == layout.parts
         assert sum(block.shape[0 if layout.transposed else 1] for block in blocks) == 3 * model.config.rnn_units
         np.testing.assert_allclose(gru_step(model, matmul_dtype, layout=layout)(chosen, state).numpy(), expected,
                                    atol=1e-6 if matmul_dtype == "float32" else 1e-3, err_msg=str(layout))
+
+
+@pytest.mark.parametrize("flags, serving_parts, matmul_dtype, expected", [
+    ("avx2 fma", 2, "float32", KernelLayout(transposed=False, parts=16)),  # AVX2 only: 8 blocks a core
+    ("avx2 fma", 1, "float32", KernelLayout(transposed=False, parts=8)),  # TensorFlow's default threads
+    ("avx2 fma", 4, "float32", KernelLayout(transposed=False, parts=16)),  # at most MAX_PARTS
+    ("avx2 avx512f amx_bf16", 2, "bfloat16", KernelLayout(transposed=True, parts=2)),
+    ("avx2 avx512f amx_bf16", 2, "float32", KernelLayout(transposed=False, parts=2)),
+    ("avx2 avx512f avx512_bf16", 2, "bfloat16", KernelLayout(transposed=False, parts=2)),
+    ("avx2 avx512f amx_bf16", 1, "bfloat16", KernelLayout(transposed=True, parts=1))])
+def test_the_kernel_layout_follows_the_cpu_and_the_threads(monkeypatch, flags, serving_parts, matmul_dtype,
+                                                           expected):
+    from trainers.common import hardware, threads
+
+    monkeypatch.setattr(hardware, "cpu_info", lambda: ("Some CPU", frozenset(flags.split())))
+    monkeypatch.setattr(threads, "serving_parts", lambda: serving_parts)
+    assert KernelLayout.for_this_process(matmul_dtype) == expected
 
 
 @pytest.mark.parametrize("jit_compile", [True, False], ids=["xla", "graph"])

@@ -14,10 +14,41 @@ from trainers.common.config import RunConfig
 def test_auto_is_bfloat16_only_with_native_bf16_flags(monkeypatch, flags, expected):
     monkeypatch.delenv("EAGER_PLAYGROUND_NATIVE_BF16", raising=False)
     monkeypatch.setattr(hardware, "cpu_info", lambda: ("Some CPU", frozenset(flags.split())))
+    monkeypatch.setattr(hardware, "bfloat16_speedup", lambda: 3.0)  # the probe confirms what the flags say
     assert hardware.resolve_precision("auto") == expected
     assert hardware.resolve_precision("float32") == "float32"  # an explicit choice is kept
     assert hardware.resolve_precision("mixed_bfloat16") == "mixed_bfloat16"
     assert "Some CPU" in hardware.describe_cpu()
+
+
+def test_the_matmul_probe_must_confirm_the_flags(monkeypatch):
+    monkeypatch.delenv("EAGER_PLAYGROUND_NATIVE_BF16", raising=False)
+    monkeypatch.setattr(hardware, "cpu_info", lambda: ("Some CPU", frozenset({"avx2", "avx512_bf16"})))
+    monkeypatch.setattr(hardware, "bfloat16_speedup", lambda: 0.9)  # flags shown, bfloat16 slower: not native
+    assert hardware.resolve_precision("auto") == "float32"
+    monkeypatch.setattr(hardware, "bfloat16_speedup", lambda: hardware.PROBE_MARGIN * 0.99)
+    assert hardware.resolve_precision("auto") == "float32"
+    monkeypatch.setattr(hardware, "bfloat16_speedup", lambda: hardware.PROBE_MARGIN)
+    assert hardware.resolve_precision("auto") == "mixed_bfloat16"
+    assert "matmul probe: bfloat16 1.20x" in hardware.describe_cpu(probe=True)
+
+
+def test_no_probe_runs_without_the_flags(monkeypatch):
+    def fail():
+        raise AssertionError("the probe ran on a CPU whose flags promise no bfloat16")
+
+    monkeypatch.delenv("EAGER_PLAYGROUND_NATIVE_BF16", raising=False)
+    monkeypatch.setattr(hardware, "cpu_info", lambda: ("Some CPU", frozenset({"avx2", "fma"})))
+    monkeypatch.setattr(hardware, "bfloat16_speedup", fail)
+    assert hardware.resolve_precision("auto") == "float32"
+    assert "native bfloat16 by its flags: no" in hardware.describe_cpu(probe=True)
+
+
+def test_the_real_probe_times_both_precisions():
+    hardware.bfloat16_speedup.cache_clear()
+    speedup = hardware.bfloat16_speedup()
+    assert 0.01 < speedup < 100, speedup  # a ratio of two measured times, whichever precision wins here
+    assert hardware.bfloat16_speedup() == speedup  # measured once per process
 
 
 def test_the_environment_can_force_either_answer(monkeypatch):

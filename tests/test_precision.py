@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from tests.golden import record
+from trainers.common import hardware
 
 SHIPPED = record.CHECKPOINTS / "dcgan"
 SHIPPED_TEXT = record.CHECKPOINTS / "char_rnn"
@@ -54,7 +55,9 @@ def test_shipped_digits_in_bfloat16_match_float32_within_the_tolerance():
     exact, rounded = float32.judged(latent), bfloat16.judged(latent)
     assert rounded.digits.dtype == np.uint8 and rounded.digits.shape == exact.digits.shape
     difference = np.abs(exact.digits.astype(int) - rounded.digits.astype(int))
-    assert 0 < difference.max() <= 16  # bfloat16 does change pixels, by a few grey levels at most
+    # bfloat16 does change pixels, by a few grey levels at most: 11 measured where the CPU computes it natively (the
+    # tab draws in it there), 19 on an AVX2-only AMD EPYC, whose emulated bfloat16 the tab never picks (2026-12-07).
+    assert 0 < difference.max() <= (16 if hardware.bfloat16_flags() else 24)
     assert difference.mean() < 0.5
     agreement = np.mean(np.asarray(exact.guesses) == np.asarray(rounded.guesses))
     assert agreement >= 0.98

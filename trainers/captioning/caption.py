@@ -265,6 +265,9 @@ def main(argv=None) -> None:
         raise SystemExit(2)
     from trainers.captioning.encoder import ImageError, load_image
     from trainers.common.checkpoint import CheckpointError
+    from trainers.common.threads import use_serving_threads
+
+    use_serving_threads()  # one thread per op, as the app: the same seed gives the app's answer
 
     try:
         load_image(args.image)

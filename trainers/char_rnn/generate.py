@@ -103,8 +103,10 @@ MAX_SEED = 2**63 - 1
 # Rows of a compiled chunk call: streams are padded up to one of these sizes, so XLA compiles at most five loops.
 # The smallest is decoding.MIN_ROWS (2), not 1: at one row the CPU's matrix product rounds differently (see there).
 # A lone stream therefore runs with one padding row, and its text, probabilities and top-5 are bit for bit the ones
-# it gets sharing a call with 31 others.
-BATCH_SIZES = (decoding.MIN_ROWS, 4, 8, 16, 32)
+# it gets sharing a call with 31 others. Without AVX-512 the sizes are multiples of six (decoding.row_multiple:
+# oneDNN's AVX2 product rounds a tile of one to three left-over rows differently), so a lone stream runs in six.
+BATCH_SIZES = ((decoding.MIN_ROWS, 4, 8, 16, 32) if decoding.row_multiple() == 1 else
+               tuple(decoding.AVX2_ROW_MULTIPLE * count for count in (1, 2, 3, 4, 6)))
 
 
 def batch_size_for(rows: int) -> int:
@@ -126,7 +128,7 @@ def choose_next(rows, temperature, top_k, top_p, seeds):
     temperature, top_k, top_p = temperature[:, None], top_k[:, None], top_p[:, None]  # (batch, 1) each
     scaled = rows / tf.maximum(temperature, GREEDY_BELOW)
     ordered, order = tf.math.top_k(scaled, vocab)  # (batch, vocab), most likely first; ties keep the lower index
-    probabilities = tf.nn.softmax(ordered)
+    probabilities = decoding.row_softmax(ordered)
     rank = tf.range(vocab)[None, :]
     keep = tf.logical_or(top_k <= 0, rank < top_k)
     # Nucleus: the smallest prefix whose mass reaches top_p, i.e. the ranks whose mass *before* them is below.
@@ -145,6 +147,10 @@ def choose_next(rows, temperature, top_k, top_p, seeds):
     return tf.where(temperature[:, 0] < GREEDY_BELOW, greedy, tf.gather(order, pick[:, None], batch_dims=1)[:, 0])
 
 
+BLOCKS_PER_CORE_AVX2 = 8  # KernelLayout's blocks per core on a CPU without AVX-512 (measured there: see below)
+MAX_PARTS = 16
+
+
 @dataclasses.dataclass(frozen=True)
 class KernelLayout:
     """How `gru_step` multiplies the state by the GRU's recurrent kernel, the one large product of a step.
@@ -153,14 +159,21 @@ class KernelLayout:
       right-hand operand in a packed layout and packs a plain one on every call: for state (rows, 1024) @ kernel
       (1024, 3072) in bfloat16 that is the whole 6 MB kernel, every step. Turned around, the kernel is the left
       operand, read as it is, and only the few state columns are packed.
-    - `parts`: the kernel cut into this many blocks of output columns, multiplied side by side, one per inter-op
-      thread (where each op runs on one thread: `trainers.common.threads.serving_parts`).
+    - `parts`: the kernel cut into this many blocks of output columns, multiplied side by side on the inter-op
+      threads: one per core where each op runs on one thread (`trainers.common.threads.serving_parts`), and
+      BLOCKS_PER_CORE_AVX2 times that on a CPU without AVX-512.
 
     Measured on an Intel Xeon with AMX (2 cores, one thread per op, a 64-step loop of the product and a tanh,
     2026-12-07): bfloat16 at 2 rows 494 us a step plain, 317 turned, 229 turned in 2 parts; at 16 rows 555, 344,
     259. Float32 at 2 rows 498 plain, 314 in 2 parts; at 16 rows 930, 525; turning a float32 product around gained
     nothing (477 us in 2 parts at 2 rows). Every layout gave bit for bit the same result at 1-32 rows there (the
     sums run in the same order); tests/test_char_rnn.py checks the layouts agree.
+
+    On an AVX2-only AMD EPYC (2 cores, float32, one thread per op, 2026-12-07), narrower blocks are faster: one
+    64-character chunk call at 2 rows took 37.0 ms in 2 blocks, 31.1 in 4, 30.2 in 8, 25.8 in 16 (22.0-26.3 in
+    16-48 in a second run, 16 the fastest), at 16 rows 91.3 / 72.1 / 69.1 / 66.6 ms, at 32 rows 169 / 139 / 123 /
+    118 ms; with TensorFlow's default threads 8 blocks against 1: 28.8 / 43.1 ms at 2 rows, 97.7 / 109 at 16.
+    The text, probabilities and states were bit for bit the same in 1, 2, 4, 8 and 16 blocks at 2-32 rows.
     """
 
     transposed: bool = False
@@ -168,13 +181,16 @@ class KernelLayout:
 
     @classmethod
     def for_this_process(cls, matmul_dtype: str) -> "KernelLayout":
-        """Turned around for bfloat16 on a CPU with AMX (without AMX it was not measured), in one part per core
-        where each op runs on one thread, else whole."""
+        """Turned around for bfloat16 on a CPU with AMX (without AMX it was not measured); in one part per core
+        where each op runs on one thread, else whole; on a CPU without AVX-512, BLOCKS_PER_CORE_AVX2 times as many
+        (at most MAX_PARTS)."""
         from trainers.common.hardware import cpu_info
         from trainers.common.threads import serving_parts
 
-        return cls(transposed=matmul_dtype == "bfloat16" and "amx_bf16" in cpu_info()[1],
-                   parts=max(1, min(serving_parts(), 8)))
+        flags = cpu_info()[1]
+        per_core = 1 if "avx512f" in flags else BLOCKS_PER_CORE_AVX2
+        return cls(transposed=matmul_dtype == "bfloat16" and "amx_bf16" in flags,
+                   parts=max(1, min(serving_parts() * per_core, MAX_PARTS)))
 
     def cut(self, kernel) -> tuple:
         """The kernel (units, 3 units) as this layout multiplies it: a tuple of `parts` blocks."""
@@ -283,7 +299,7 @@ def make_chunk_sampler(model, alternatives: int, chunk: int = CHUNK, jit_compile
         step = gru_step(model, matmul_dtype, weights, layout)  # unless frozen, folded here from the live weights
 
         def body(i, logits, state, ids, chosen_probabilities, top_ids, top_probabilities):
-            probabilities = tf.nn.softmax(logits)  # (batch, vocab): the model's own belief, before any filtering
+            probabilities = decoding.row_softmax(logits)  # (batch, vocab): the model's belief, before any filter
             best, best_ids = tf.math.top_k(probabilities, shown)  # (batch, shown)
             seeds = tf.stack([seed, position + tf.cast(i - forced_count, tf.int64)], axis=1)  # (batch, 2)
             drawn = choose_next(logits, temperature, top_k, top_p, seeds)  # (batch,)
@@ -516,6 +532,10 @@ def main(argv=None) -> None:
     problems = check_sampling(args.length, args.temperature, args.top_k, args.top_p)
     if problems:
         fail("; ".join(problems))
+    from trainers.common.threads import use_serving_threads
+
+    use_serving_threads()  # one thread per op, as the app: the same seed gives the app's answer
+
     try:
         generator = TextGenerator.load(Path(args.checkpoint), args.precision)
     except CheckpointError as error:

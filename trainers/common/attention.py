@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from keras import layers, ops
 
+from trainers.common.decoding import row_softmax
+
 
 class BahdanauAttention(layers.Layer):
     def __init__(self, units: int, **kwargs):
@@ -36,7 +38,8 @@ class BahdanauAttention(layers.Layer):
         if mask is not None:
             # A large negative (not -inf) keeps softmax finite if a whole row were masked.
             scores = ops.where(mask, scores, ops.full_like(scores, -1e9))
-        weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)  # (batch, src_len), sums to 1
+        # (batch, src_len), sums to 1; a row's weights do not depend on the rows beside it (batched serving)
+        weights = row_softmax(ops.cast(scores, "float32"))
         context = ops.sum(ops.expand_dims(ops.cast(weights, keys.dtype), -1) * keys, axis=1)  # (batch, units_k)
         return context, weights
 

@@ -30,23 +30,87 @@ StepFn = Callable[[Any, Any], tuple]
 
 # Batched inference decodes at least MIN_ROWS rows: at one row the CPU's matrix products take a matrix-vector
 # kernel that rounds differently from the matrix-matrix kernel used at two rows and more, while from two rows on a
-# row's numbers do not depend on the batch size, its place or the other rows (oneDNN and XLA on the machines this
-# was measured on; tests/test_batching.py checks it). So a lone request runs with a copy of itself.
+# row's numbers do not depend on the batch size, its place or the other rows (oneDNN and XLA on CPUs with AVX-512;
+# tests/test_batching.py checks it). So a lone request runs with a copy of itself.
 MIN_ROWS = 2
+# Without AVX-512, oneDNN's AVX2 matrix product (the sgemm TensorFlow calls, one thread per op) works on the rows
+# in tiles of six and adds up a tile of one, two or three left-over rows in another order: on an AVX2-only AMD EPYC
+# (2026-12-07), in products of 24-2048 inputs by 65-8000 outputs at 1-130 rows, a row's numbers matched those of
+# the 130-row product unless it fell in such a tile (rows 6-7 of an 8-row product differed, every row of a 10-row
+# one matched). There batches are padded to a multiple of AVX2_ROW_MULTIPLE rows, which is full tiles only, so a
+# row is computed alike wherever it sits and whatever shares its call.
+AVX2_ROW_MULTIPLE = 6
+
+
+def row_multiple() -> int:
+    """The multiple of rows a batched call is padded to on this CPU: AVX2_ROW_MULTIPLE without AVX-512, else 1."""
+    from trainers.common.hardware import cpu_info
+
+    return 1 if "avx512f" in cpu_info()[1] else AVX2_ROW_MULTIPLE
+
+
+def padded_size(rows: int) -> int:
+    """The rows a batch of `rows` items is decoded in: at least MIN_ROWS, and a multiple of `row_multiple()`."""
+    multiple = row_multiple()
+    return max(MIN_ROWS, -(-rows // multiple) * multiple)
+
+
+# The rows' last axis is padded to a multiple of this many floats (the widest vector of these CPUs, AVX-512's 16)
+# before an exp or a log, so every element of a row goes through the vectorised function (row_softmax says why).
+VECTOR_FLOATS = 16
+
+
+def _padded_last_axis(x, value: float):
+    """x with its last axis padded by `value` up to a multiple of VECTOR_FLOATS."""
+    import tensorflow as tf
+
+    width = x.shape[-1]
+    if width is not None and width % VECTOR_FLOATS == 0:
+        return x
+    # A width known only when the graph runs (a source length) gets its padding then, possibly none.
+    extra = -width % VECTOR_FLOATS if width is not None else -tf.shape(x)[-1] % VECTOR_FLOATS
+    return tf.concat([x, tf.fill(tf.concat([tf.shape(x)[:-1], [extra]], 0), tf.constant(value, x.dtype))], -1)
+
+
+def row_softmax(logits):
+    """Softmax over the last axis in which a row's numbers never depend on the other rows or on how many there are.
+
+    Not tf.nn.softmax (nor keras.ops.softmax, which calls it): on an AVX2-only AMD EPYC (2026-12-07, one thread per
+    op) oneDNN's softmax gave a row other bits at every batch size that is not a multiple of 8, for 5 to 8,000
+    classes. Nor a plain exp(x - max) / sum: TensorFlow's exp runs over the whole tensor in vectors and computes a
+    leftover tail of it with the scalar exp, which rounds differently, so the last row's last numbers depended on
+    the row count. Here the last axis is padded with -inf to a multiple of VECTOR_FLOATS first (the padding's exp
+    is 0), so every element is in a vector: the same bits at 1-72 rows, at any place in the batch, for 5, 17, 18,
+    49, 65, 108 and 8,000 classes on that CPU. The result's last axis is the input's."""
+    import tensorflow as tf
+
+    width = logits.shape[-1] if logits.shape[-1] is not None else tf.shape(logits)[-1]
+    padded = _padded_last_axis(logits, -np.inf)
+    exponentials = tf.exp(padded - tf.reduce_max(padded, axis=-1, keepdims=True))
+    return (exponentials / tf.reduce_sum(exponentials, axis=-1, keepdims=True))[..., :width]
 
 
 def log_probabilities(logits):
-    """Log-softmax over the last axis as logits - logsumexp(logits), for a decoder step's output.
+    """Log-softmax over the last axis, (x - max) - log(sum(exp(x - max))), for a decoder step's output, with a row's
+    numbers independent of the other rows (`row_softmax`; the sums' log is taken over a row of VECTOR_FLOATS copies
+    for the same reason).
 
     Not tf.nn.log_softmax: its CPU kernel rounds a row differently when the batch has 8 rows or more, and a sentence
     or a picture must get the same words and scores whatever it is batched with (tests/test_batching.py)."""
     import tensorflow as tf
 
-    return logits - tf.reduce_logsumexp(logits, axis=-1, keepdims=True)
+    width = logits.shape[-1] if logits.shape[-1] is not None else tf.shape(logits)[-1]
+    padded = _padded_last_axis(logits, -np.inf)
+    shifted = padded - tf.reduce_max(padded, axis=-1, keepdims=True)
+    sums = tf.reduce_sum(tf.exp(shifted), axis=-1, keepdims=True)
+    logs = tf.math.log(tf.broadcast_to(sums, tf.concat([tf.shape(sums)[:-1], [VECTOR_FLOATS]], 0)))[..., :1]
+    return (shifted - logs)[..., :width]
 
 
-def padded_rows(items: list, rows: int = MIN_ROWS) -> list:
-    """`items` padded to `rows` by repeating the first (the padding rows' outputs are dropped by the caller)."""
+def padded_rows(items: list, rows: int | None = None) -> list:
+    """`items` padded to `rows` (by default `padded_size(len(items))`) by repeating the first (the padding rows'
+    outputs are dropped by the caller)."""
+    rows = padded_size(len(items)) if rows is None else rows
     return list(items) + list(items[:1]) * (rows - len(items))
 
 

@@ -289,12 +289,14 @@ def _reduce(strategy, outputs: dict) -> dict:
 def fit(recipe: Recipe) -> dict:
     """Runs (or resumes) `recipe`'s training run and returns the servable folder's metrics."""
     config = recipe.config
-    # "auto" becomes the precision this CPU computes fastest; the run records what it really ran in.
-    config.precision = resolve_precision(config.precision)
     folder = RunFolder(config)
     folder.check_old_format()
     strategy = make_strategy(config.strategy)
     chief = is_chief(strategy)
+    # "auto" becomes the precision this CPU computes fastest; the run records what it really ran in. After the
+    # strategy: on a CPU whose flags promise bfloat16 the choice runs a matmul probe, and TensorFlow's devices can
+    # no longer be split once an op has run.
+    config.precision = resolve_precision(config.precision)
     keras.utils.set_random_seed(config.seed)
 
     start = folder.start_folder()

@@ -62,20 +62,26 @@ def parallel_batches(call: Callable, parts: int | None = None) -> Callable:
     """`call(batch)` (a model on a batch; its output a tensor or a tuple of them, one row per input row) compiled,
     and made as up to `parts` calls on consecutive slices of the batch (each at least MIN_ROWS_PER_PART rows), which
     TensorFlow runs at the same time on its inter-op threads; the outputs are joined in order. `parts` defaults to
-    `serving_parts()`. Each row's output is the one the whole batch gives it."""
+    `serving_parts()`. Each row's output is the one the whole batch gives it: without AVX-512 the slices are cut at
+    multiples of `decoding.row_multiple()` rows (and hold at least that many), so that the matrix products work on
+    the same tiles of rows as in the whole batch (trainers.common.decoding says why)."""
     import tensorflow as tf
 
+    from trainers.common.decoding import row_multiple
+
+    multiple = row_multiple()
+    smallest = max(MIN_ROWS_PER_PART, multiple)
     compiled: dict[tuple, Callable] = {}  # one trace per slice count and row shape, for any number of rows
 
     def in_slices(batch, count: int):
         size = tf.shape(batch)[0]
-        cuts = [size * index // count for index in range(count + 1)]
+        cuts = [0, *(size * index // count // multiple * multiple for index in range(1, count)), size]
         outputs = [call(batch[cuts[index]:cuts[index + 1]]) for index in range(count)]
         return tf.nest.map_structure(lambda *pieces: tf.concat(pieces, axis=0), *outputs)
 
     def run(batch):
         wanted = parts if parts is not None else serving_parts()
-        count = max(1, min(wanted, int(batch.shape[0]) // MIN_ROWS_PER_PART))
+        count = max(1, min(wanted, int(batch.shape[0]) // smallest))
         key = (count, tuple(batch.shape[1:]), batch.dtype)
         if key not in compiled:  # traced with any batch size: a new count of digits does not trace again
             spec = tf.TensorSpec([None, *batch.shape[1:]], batch.dtype)

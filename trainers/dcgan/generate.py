@@ -176,6 +176,10 @@ def main(argv=None) -> None:
     out = Path(args.out)
     if not out.parent.is_dir():
         fail(f"the folder {out.parent} does not exist")
+    from trainers.common.threads import use_serving_threads
+
+    use_serving_threads()  # one thread per op, as the app: the same seed gives the app's answer
+
     try:
         model = DigitGenerator.load(Path(args.checkpoint), args.precision)
     except CheckpointError as error:

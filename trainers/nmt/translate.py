@@ -336,6 +336,9 @@ def main(argv=None) -> None:
         print("error: choose either --beam or --temperature, not both", file=sys.stderr)
         raise SystemExit(2)
     from trainers.common.checkpoint import CheckpointError
+    from trainers.common.threads import use_serving_threads
+
+    use_serving_threads()  # one thread per op, as the app: the same seed gives the app's answer
 
     try:
         translator = Translator.load(Path(args.checkpoint))
