@@ -84,32 +84,25 @@ def page_css() -> str:
 
 def warm_up(registry: Registry, tabs, after: threading.Event | None = None) -> None:
     """Loads every shown model in the background so the first request does not pay for TensorFlow's import; then
-    runs each tab's `warm_up_later`, what can wait until every tab answers (the text tab's larger batch sizes).
+    runs each tab's `warm_up_beside` (the Caption tab's COCO detector, whose first call spends about 5 s in
+    TensorFlow's graph optimizer) and `warm_up_later`, what can wait until every tab answers (the text tab's larger
+    batch sizes). All in this one thread, one after another.
 
-    A tab's `warm_up_beside` runs in a thread of its own once the first model has loaded (TensorFlow is imported
-    by then: importing it from two threads at once fails), beside the others: the Caption tab's COCO detector, whose
-    first call spends about 5 s in TensorFlow's graph optimizer (C++, off the interpreter lock), would otherwise
-    make the caption's first answer wait for every other model and then for itself.
+    The detector used to warm up in a thread of its own, beside the other models. On an AVX2-only AMD EPYC
+    (2026-12-07) the app then died about once in six starts under requests (tests/test_batching.py's concurrent
+    endpoints test): a segmentation fault in a TensorFlow thread (libtensorflow_framework, in a hash), with the
+    detector's first call in one Python thread and an eager op of another model's warm-up in the other. So no
+    warm-up runs beside another any more.
 
     `after`: an event to wait for first (at most AFTER_SECONDS), so that importing TensorFlow does not slow the
     server's start (`python -m playground` sets it once the page is served)."""
     if after is not None:
         after.wait(timeout=AFTER_SECONDS)
     started = time.monotonic()
-    beside = [module for module, shown in tabs if shown and hasattr(module, "warm_up_beside")]
-    threads = []
-    for hook in ("warm_up", "warm_up_later"):
+    for hook in ("warm_up", "warm_up_beside", "warm_up_later"):
         for module, shown in tabs:
-            if not (shown and hasattr(module, hook)):
-                continue
-            _run_hook(module, hook, registry)
-            while beside:  # after the first model's warm-up: TensorFlow is imported
-                aside = beside.pop(0)
-                threads.append(threading.Thread(target=_run_hook, args=(aside, "warm_up_beside", registry),
-                                                name=f"warm-up-{aside.MODEL}", daemon=True))
-                threads[-1].start()
-    for thread in threads:
-        thread.join()
+            if shown and hasattr(module, hook):
+                _run_hook(module, hook, registry)
     print(f"{WARM_MESSAGE} ({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
 
 

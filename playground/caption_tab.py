@@ -122,8 +122,8 @@ def warm_up(registry) -> None:
 
 
 def warm_up_beside(registry) -> None:
-    """The detector, loaded and called once in a thread of its own beside the other models (playground/app.py):
-    its first call optimizes the 70 MB graph, about 5 s. A no-op when it is not installed."""
+    """The detector, loaded and called once after the other models have warmed up (playground/app.py says why not
+    beside them): its first call optimizes the 70 MB graph, about 5 s. A no-op when it is not installed."""
     detect(np.full((32, 32, 3), 128, np.uint8))
 
 

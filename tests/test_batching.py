@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from concurrent.futures import CancelledError, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -297,29 +297,16 @@ def test_app_endpoints_answer_concurrent_calls_as_sequential_ones(app_url):
     text_requests = [(prompt, 70, temperature, top_k, top_p, seed) for prompt, temperature, top_k, top_p, seed
                      in SETTINGS] + [("To be", 130, 0.9, 0, 1.0, 99), ("a", 10, 1.5, 3, 1.0, 8)]
     translate_requests = [(sentence, "Greedy", 5, 0.8, 0) for sentence in SPANISH]
-    def call(request, api_name):
-        # One client per call, and more tries when the call is lost in transport: on 2026-12-07 (AVX2-only AMD
-        # EPYC, at the commit before this one too) about one run in five lost a call to gradio_client's
-        # CancelledError (its event stream closed while the next call was being sent), "Server disconnected
-        # without sending a response" or "Connection reset by peer" (not understood yet). The answers are
-        # compared, so a retried call must still give the same one.
-        import httpx
-
-        for attempt in range(3):
-            try:
-                return Client(app_url, verbose=False).predict(*request, api_name=api_name)
-            except (CancelledError, httpx.TransportError):
-                if attempt == 2:
-                    raise
+    sequential_client = Client(app_url, verbose=False)
+    expected_text = [sequential_client.predict(*request, api_name="/generate_text")[:2] for request in text_requests]
+    expected_translations = [sequential_client.predict(*request, api_name="/translate")[0]
+                             for request in translate_requests]
 
     def text(request):
-        return call(request, "/generate_text")[:2]
+        return Client(app_url, verbose=False).predict(*request, api_name="/generate_text")[:2]
 
     def translate(request):
-        return call(request, "/translate")[0]
-
-    expected_text = [text(request) for request in text_requests]
-    expected_translations = [translate(request) for request in translate_requests]
+        return Client(app_url, verbose=False).predict(*request, api_name="/translate")[0]
 
     with ThreadPoolExecutor(len(text_requests) + len(translate_requests)) as pool:
         texts = pool.map(text, text_requests)

@@ -158,3 +158,28 @@ def test_the_shipped_models_answer_the_same_with_serving_threads():
         assert done.returncode == 0, done.stderr[-3000:]
         answers[arm] = json.loads(done.stdout.strip().splitlines()[-1])
     assert answers["default"] == answers["serving"]
+
+
+def test_the_warm_up_runs_every_hook_in_one_thread_in_order():
+    """The models warm up one after another in the warm-up's own thread, the detector's first call included: with
+    that call in a thread beside another model's warm-up, the app died of a segmentation fault in TensorFlow about
+    once in six starts on an AVX2-only AMD EPYC (playground/app.py)."""
+    import threading
+    import types
+
+    from playground.app import warm_up
+
+    calls = []
+
+    def tab(name: str, *hooks: str):
+        module = types.SimpleNamespace(MODEL=name)
+        for hook in hooks:
+            setattr(module, hook, lambda registry, hook=hook: calls.append((name, hook, threading.current_thread())))
+        return module
+
+    tabs = [(tab("text", "warm_up", "warm_up_later"), True), (tab("caption", "warm_up", "warm_up_beside"), True),
+            (tab("hidden", "warm_up", "warm_up_beside"), False)]
+    warm_up(None, tabs)
+    assert [(name, hook) for name, hook, _ in calls] == [("text", "warm_up"), ("caption", "warm_up"),
+                                                         ("caption", "warm_up_beside"), ("text", "warm_up_later")]
+    assert {thread for _, _, thread in calls} == {threading.current_thread()}
