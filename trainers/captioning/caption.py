@@ -267,10 +267,9 @@ def main(argv=None) -> None:
     from trainers.common.checkpoint import CheckpointError
     from trainers.common.threads import use_serving_threads
 
-    use_serving_threads()  # one thread per op, as the app: the same seed gives the app's answer
-
     try:
-        load_image(args.image)
+        load_image(args.image)  # a file that is no picture is refused before TensorFlow is imported
+        use_serving_threads()  # one thread per op, as the app: the same picture gives the app's caption
         captioner = Captioner.load(Path(args.checkpoint))
         detections = None
         if args.detector:

@@ -8,8 +8,10 @@ one thread per op) gave one 64-character text chunk 39.3 / 40.0 ms for one strea
 and its Ray replicas run one thread per op (`use_serving_threads`, through `playground.registry.Registry`) and
 TensorFlow's inter-op threads run independent ops side by side. A model whose one call is large (64 digits: 38.5 ms
 on one thread, 22.6 ms on two) is called on slices of its batch that run at once (`parallel_batches`; with their
-labels 28.5 ms against 31.8 ms with the default threads). Every output is bit for bit the one of the default
-threads (tests/test_threads.py). Trainers keep the default: their ops are large.
+labels 28.5 ms against 31.8 ms with the default threads). On CPUs with AVX-512 every output is bit for bit the one
+of the default threads (tests/test_threads.py); on an AVX2-only CPU it is not (oneDNN splits a small product's
+sums between the default threads), so the inference CLIs run one thread per op too and give the app's answers.
+Trainers keep the default: their ops are large.
 """
 
 from __future__ import annotations
