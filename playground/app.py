@@ -89,8 +89,8 @@ def warm_up(registry: Registry, tabs, after: threading.Event | None = None) -> N
     batch sizes). All in this one thread, one after another.
 
     The detector used to warm up in a thread of its own, beside the other models. On an AVX2-only AMD EPYC
-    (2026-12-07) the app then died about once in six starts under requests (tests/test_batching.py's concurrent
-    endpoints test): a segmentation fault in a TensorFlow thread (libtensorflow_framework, in a hash), with the
+    (2026-12-07) the app then died in about one run in five of tests/test_batching.py's concurrent
+    endpoints test: a segmentation fault in a TensorFlow thread (libtensorflow_framework, in a hash), with the
     detector's first call in one Python thread and an eager op of another model's warm-up in the other. So no
     warm-up runs beside another any more.
 

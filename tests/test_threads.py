@@ -162,8 +162,8 @@ def test_the_shipped_models_answer_the_same_with_serving_threads():
 
 def test_the_warm_up_runs_every_hook_in_one_thread_in_order():
     """The models warm up one after another in the warm-up's own thread, the detector's first call included: with
-    that call in a thread beside another model's warm-up, the app died of a segmentation fault in TensorFlow about
-    once in six starts on an AVX2-only AMD EPYC (playground/app.py)."""
+    that call in a thread beside another model's warm-up, the app died of a segmentation fault in TensorFlow in about
+    one run in five of the concurrent endpoints test on an AVX2-only AMD EPYC (playground/app.py)."""
     import threading
     import types
 
