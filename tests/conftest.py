@@ -32,8 +32,6 @@ def pytest_configure(config):
     set before any test runs one: on an AVX2-only CPU the matrix products round a few rows differently with
     TensorFlow's default threads (they split a small product's sums between the threads), and the tests that
     compare batched with lone answers check the app's arithmetic."""
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     from trainers.common.threads import use_serving_threads
 
     use_serving_threads()

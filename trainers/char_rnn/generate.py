@@ -188,12 +188,11 @@ class KernelLayout:
         """Turned around for bfloat16 on a CPU with AMX (without AMX it was not measured); in one part per core
         where each op runs on one thread, else whole; on a CPU without AVX-512, BLOCKS_PER_CORE_AVX2 times as many
         (at most MAX_PARTS)."""
-        from trainers.common.hardware import cpu_info
+        from trainers.common.hardware import avx512, cpu_info
         from trainers.common.threads import serving_parts
 
-        flags = cpu_info()[1]
-        per_core = 1 if "avx512f" in flags else BLOCKS_PER_CORE_AVX2
-        return cls(transposed=matmul_dtype == "bfloat16" and "amx_bf16" in flags,
+        per_core = 1 if avx512() else BLOCKS_PER_CORE_AVX2
+        return cls(transposed=matmul_dtype == "bfloat16" and "amx_bf16" in cpu_info()[1],
                    parts=max(1, min(serving_parts() * per_core, MAX_PARTS)))
 
     def cut(self, kernel) -> tuple:

@@ -44,9 +44,9 @@ AVX2_ROW_MULTIPLE = 6
 
 def row_multiple() -> int:
     """The multiple of rows a batched call is padded to on this CPU: AVX2_ROW_MULTIPLE without AVX-512, else 1."""
-    from trainers.common.hardware import cpu_info
+    from trainers.common.hardware import avx512
 
-    return 1 if "avx512f" in cpu_info()[1] else AVX2_ROW_MULTIPLE
+    return 1 if avx512() else AVX2_ROW_MULTIPLE
 
 
 def padded_size(rows: int) -> int:
@@ -72,6 +72,16 @@ def _padded_last_axis(x, value: float):
     return tf.concat([x, tf.fill(tf.concat([tf.shape(x)[:-1], [extra]], 0), tf.constant(value, x.dtype))], -1)
 
 
+def _shifted_rows(logits):
+    """(the last axis' width, logits padded by `_padded_last_axis` with -inf minus each row's maximum): the start of
+    `row_softmax` and `log_probabilities`."""
+    import tensorflow as tf
+
+    width = logits.shape[-1] if logits.shape[-1] is not None else tf.shape(logits)[-1]
+    padded = _padded_last_axis(logits, -np.inf)
+    return width, padded - tf.reduce_max(padded, axis=-1, keepdims=True)
+
+
 def row_softmax(logits):
     """Softmax over the last axis in which a row's numbers never depend on the other rows or on how many there are.
 
@@ -84,9 +94,8 @@ def row_softmax(logits):
     49, 65, 108 and 8,000 classes on that CPU. The result's last axis is the input's."""
     import tensorflow as tf
 
-    width = logits.shape[-1] if logits.shape[-1] is not None else tf.shape(logits)[-1]
-    padded = _padded_last_axis(logits, -np.inf)
-    exponentials = tf.exp(padded - tf.reduce_max(padded, axis=-1, keepdims=True))
+    width, shifted = _shifted_rows(logits)
+    exponentials = tf.exp(shifted)
     return (exponentials / tf.reduce_sum(exponentials, axis=-1, keepdims=True))[..., :width]
 
 
@@ -99,9 +108,7 @@ def log_probabilities(logits):
     or a picture must get the same words and scores whatever it is batched with (tests/test_batching.py)."""
     import tensorflow as tf
 
-    width = logits.shape[-1] if logits.shape[-1] is not None else tf.shape(logits)[-1]
-    padded = _padded_last_axis(logits, -np.inf)
-    shifted = padded - tf.reduce_max(padded, axis=-1, keepdims=True)
+    width, shifted = _shifted_rows(logits)
     sums = tf.reduce_sum(tf.exp(shifted), axis=-1, keepdims=True)
     logs = tf.math.log(tf.broadcast_to(sums, tf.concat([tf.shape(sums)[:-1], [VECTOR_FLOATS]], 0)))[..., :1]
     return (shifted - logs)[..., :width]

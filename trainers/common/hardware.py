@@ -39,6 +39,13 @@ def cpu_info() -> tuple[str, frozenset[str]]:
     return name, flags
 
 
+def avx512() -> bool:
+    """True where the CPU has AVX-512 (avx512f). Without it, oneDNN runs its AVX2 kernels, which tile a matrix
+    product's rows differently (trainers.common.decoding.row_multiple) and run the text step's product faster in
+    narrower blocks (trainers.char_rnn.generate.KernelLayout)."""
+    return "avx512f" in cpu_info()[1]
+
+
 def bfloat16_flags() -> bool:
     """True where the CPU's flags promise native bfloat16 (AMX-bf16 or AVX512-BF16)."""
     return any(flag in cpu_info()[1] for flag in BF16_FLAGS)
