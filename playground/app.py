@@ -84,9 +84,9 @@ def page_css() -> str:
 
 def warm_up(registry: Registry, tabs, after: threading.Event | None = None) -> None:
     """Loads every shown model in the background so the first request does not pay for TensorFlow's import; then
-    runs each tab's `warm_up_beside` (the Caption tab's COCO detector, whose first call spends about 5 s in
-    TensorFlow's graph optimizer) and `warm_up_later`, what can wait until every tab answers (the text tab's larger
-    batch sizes). All in this one thread, one after another.
+    runs each tab's `warm_up_beside` (the Caption tab's COCO detector, loaded and called once) and `warm_up_later`,
+    what can wait until every tab answers (the text tab's larger batch sizes). All in this one thread, one after
+    another.
 
     The detector used to warm up in a thread of its own, beside the other models. On an AVX2-only AMD EPYC
     (2026-12-07) the app then died in about one run in five of tests/test_batching.py's concurrent

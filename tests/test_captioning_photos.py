@@ -144,6 +144,30 @@ def test_detector_finds_the_person_in_a_real_photo(coco_detector):
     assert 0 <= x0 < x1 and 0 <= y0 < y1
 
 
+def test_detector_session_finds_what_the_graph_as_a_function_finds(coco_detector):
+    """The detector runs its frozen graph in a session without Grappler's rewrites (a first call 4x faster): the
+    same boxes, scores and classes as the graph imported into a TF 2 function, with TensorFlow's defaults."""
+    import matplotlib
+    import tensorflow as tf
+
+    from trainers.captioning import detector
+    from trainers.captioning.encoder import open_picture
+
+    picture = np.asarray(open_picture(f"{matplotlib.get_data_path()}/sample_data/grace_hopper.jpg", size=448))
+    graph_def = tf.compat.v1.GraphDef()
+    graph_def.ParseFromString(coco_detector.path.read_bytes())
+    function = tf.compat.v1.wrap_function(
+        lambda image: tf.compat.v1.import_graph_def(graph_def, name="", input_map={"image_tensor:0": image},
+                                                    return_elements=list(detector.OUTPUTS)),
+        [tf.TensorSpec((1, None, None, 3), tf.uint8)])
+    expected = [value.numpy() for value in function(tf.constant(picture[None]))]
+    found = coco_detector._session.run(coco_detector._outputs, {coco_detector._image: picture[None]})
+    assert int(found[3][0]) == int(expected[3][0]) >= 1
+    np.testing.assert_array_equal(found[2], expected[2])  # the same classes in the same order
+    np.testing.assert_allclose(found[1], expected[1], atol=1e-5)
+    np.testing.assert_allclose(found[0], expected[0], atol=1e-5)
+
+
 def test_detector_absent_gives_a_sentence(monkeypatch):
     from trainers.captioning import detector
 

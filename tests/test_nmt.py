@@ -142,6 +142,21 @@ def test_batches_are_bucketed_padded_and_cover_every_pair():
     assert seen == len(encoded)
 
 
+def test_full_batches_have_the_batch_size_and_still_cover_every_pair():
+    """Training's batches (`full`): a bucket's last batch is filled up from its own bucket, so every batch has the
+    batch size (one trace per bucket), even for a bucket smaller than one batch; every pair is still in a pass."""
+    encoded = [([4] * n, [2] + [5] * n, [5] * n + [3]) for n in range(1, 21)] + [([6], [2, 7], [7, 3])]
+    rows = set()
+    for source, decoder_input, decoder_target in data.batches(encoded, 4, (10, 14, 19, 26), seed=1, full=True):
+        assert source.shape == decoder_input.shape == decoder_target.shape and source.shape[0] == 4
+        lengths = (decoder_target != 0).sum(axis=1) - 1
+        assert (lengths <= source.shape[1]).all() and (lengths >= 1).all()
+        assert all(bucket == source.shape[1] for bucket in [data.bucket_length(n + 1, (10, 14, 19, 26))
+                                                            for n in lengths])
+        rows |= {tuple(row[row != 0]) for row in decoder_target}
+    assert rows == {tuple(target) for _, _, target in encoded}
+
+
 # ---------------------------------------------------------------- model
 
 @pytest.fixture(scope="module")
@@ -378,12 +393,12 @@ def test_an_epoch_is_exactly_steps_per_epoch_bucketed_batches_reshuffled_when_a_
     assert per_pass < 7  # the epoch needs more than one pass
     # What the loop before the run core fed: a new shuffled pass, seeded with the steps taken so far, when one ends.
     expected, seed = [], run.epoch_seed(config, 2)
-    batches = data.batches(recipe.encoded, 16, nmt_train.BUCKETS, seed=seed)
+    batches = data.batches(recipe.encoded, 16, nmt_train.BUCKETS, seed=seed, full=True)
     for count in range(7):
         try:
             batch = next(batches)
         except StopIteration:
-            batches = data.batches(recipe.encoded, 16, nmt_train.BUCKETS, seed=seed + count)
+            batches = data.batches(recipe.encoded, 16, nmt_train.BUCKETS, seed=seed + count, full=True)
             batch = next(batches)
         expected.append(batch)
     got = list(recipe.dataset(2))

@@ -181,3 +181,23 @@ def test_corpus_gets_everyday_splits_and_keeps_the_bible_splits(roots):
     repeats = {e.origin: sum(1 for p in pairs if p[1] == data.source_text(e.source)) for e in corpus.train}
     assert repeats["bible"] == 1 and repeats.get("freedict", 1) == 1
     assert repeats.get("tuxpaint", 6) == 6 and repeats.get("gettext", 2) == 2
+
+
+def test_short_everyday_keeps_the_bible_and_the_everyday_pairs_within_the_words():
+    """--everyday-max-words (the quick look's): only everyday pairs of at most that many words on either side are
+    trained and validated on; the Bible segments and the test splits are untouched."""
+    def everyday_pair(key, spanish, english):
+        return data.Example(key, "g", spanish, {"gettext": english}, domain="everyday", origin="gettext")
+
+    long_bible = data.Example("1:1:1/1of1", "1:1", "Y dijo Dios sea la luz y fue la luz", {"4": "And God said."})
+    short, long_spanish, long_english = (everyday_pair("a", "memoria agotada", "memory exhausted"),
+                                         everyday_pair("b", "uno dos tres cuatro", "one"),
+                                         everyday_pair("c", "uno", "one two three four"))
+    corpus = data.ParallelCorpus([long_bible, short, long_spanish, long_english], [], [long_english],
+                                 {"source": "bible"}, everyday_validation=[long_spanish, short],
+                                 everyday_test=[long_spanish])
+    cut = data.short_everyday(corpus, 3)
+    assert cut.train == [long_bible, short] and cut.everyday_validation == [short]
+    assert cut.test == [long_english] and cut.everyday_test == [long_spanish]
+    assert cut.description == {"source": "bible", "everyday_max_words": 3}
+    assert data.short_everyday(corpus, 4).train == corpus.train

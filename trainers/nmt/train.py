@@ -109,11 +109,11 @@ class WarmupEpochDecay(keras.optimizers.schedules.LearningRateSchedule):
 
 
 def epoch_batches(encoded, batch_size: int, seed: int):
-    """An epoch's bucketed batches without end: when one shuffled pass runs out, another starts, seeded with
-    `seed` plus the number of batches given so far."""
+    """An epoch's bucketed batches without end, each of `batch_size` rows: when one shuffled pass runs out,
+    another starts, seeded with `seed` plus the number of batches given so far."""
     given = 0
     while True:
-        for batch in data.batches(encoded, batch_size, BUCKETS, seed=seed + given):
+        for batch in data.batches(encoded, batch_size, BUCKETS, seed=seed + given, full=True):
             given += 1
             yield batch
 
@@ -126,6 +126,8 @@ class NMTRecipe(run.Recipe):
         config = self.config
         started = time.monotonic()
         self.corpus = data.load_corpus(config.source, config.max_words)
+        if config.everyday_max_words:
+            self.corpus = data.short_everyday(self.corpus, config.everyday_max_words)
         pairs = data.training_pairs(self.corpus.train, everyday_repeats=config.everyday_repeats,
                                     bible_references=config.bible_references)
         if config.max_pairs:
@@ -151,6 +153,10 @@ class NMTRecipe(run.Recipe):
             "validation_bleu_greedy": (self.corpus.validation[: config.validation_bleu_segments], "bible"),
             "validation_bleu_everyday": (self.corpus.everyday_validation[: config.validation_bleu_segments],
                                          "everyday")}
+        # The everyday samples of every epoch: four spread over those within --max-words (the Bible segments are
+        # cut to it; the everyday pairs are not), so a quick look's short segments meet short everyday ones.
+        short = [e for e in self.corpus.everyday_validation if len(e.source.split()) <= config.max_words]
+        self.shown_everyday = short[:: max(len(short) // 4, 1)][:4]
         if not self.corpus.everyday_validation and config.source == "offline":
             self.log("no everyday text found (install the Debian packages tuxpaint-stamps-default, "
                      "asterisk-core-sounds-es, asterisk-core-sounds-en, dict-freedict-spa-eng, "
@@ -211,7 +217,7 @@ class NMTRecipe(run.Recipe):
             if examples:
                 hypotheses = self.translator.translate_batch([e.source for e in examples], domain=domain)
                 metrics[name] = corpus_bleu(hypotheses, [e.references for e in examples])
-        shown = self.corpus.validation[:3] + self.corpus.everyday_validation[:: 40][:4]
+        shown = self.corpus.validation[:3] + self.shown_everyday
         samples = [self.translator.translate_batch([e.source], domain=e.domain)[0] for e in shown]
         # The best epoch so far (the mean greedy validation BLEU of the Bible and everyday validation sets, or the
         # validation loss without them): kept in state.json, its folder written once the epoch is saved.
