@@ -155,7 +155,7 @@ class NMTRecipe(run.Recipe):
                                          "everyday")}
         # The everyday samples of every epoch: four spread over those within --max-words (the Bible segments are
         # cut to it; the everyday pairs are not), so a quick look's short segments meet short everyday ones.
-        short = [e for e in self.corpus.everyday_validation if len(e.source.split()) <= config.max_words]
+        short = [e for e in self.corpus.everyday_validation if data.words(e) <= config.max_words]
         self.shown_everyday = short[:: max(len(short) // 4, 1)][:4]
         if not self.corpus.everyday_validation and config.source == "offline":
             self.log("no everyday text found (install the Debian packages tuxpaint-stamps-default, "
