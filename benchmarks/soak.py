@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -58,7 +59,9 @@ def app_rss(pid: int) -> int:
 
 
 def picture(folder: Path, index: int) -> Path:
-    """A small photo-like test picture (its own content for each index)."""
+    """A small photo-like test picture (its own content for each index). Written whole under a name of this
+    thread's and then renamed: two users sending the same picture at once once raced here, the second uploading the
+    first one's half-written file (the app rightly answered that it was no picture)."""
     import numpy as np
     from PIL import Image
 
@@ -67,7 +70,9 @@ def picture(folder: Path, index: int) -> Path:
     if not path.exists():
         base = rng.integers(0, 255, (3,), dtype=np.uint8)
         noise = rng.integers(0, 60, (240, 320, 3), dtype=np.uint8)
-        Image.fromarray((base + noise).astype(np.uint8)).save(path)
+        partial = folder / f".picture_{index}.{threading.get_ident()}.png"
+        Image.fromarray((base + noise).astype(np.uint8)).save(partial)
+        os.replace(partial, path)
     return path
 
 
