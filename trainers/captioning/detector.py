@@ -71,8 +71,8 @@ class Detector:
     The graph is already frozen and folded, so Grappler's rewrites gain nothing here, yet they made the first call
     slow: on an AVX2-only AMD EPYC (2026-12-07) the first call of a 448-pixel photo took 2.66 s through
     `tf.compat.v1.wrap_function` (the process-wide Grappler settings) and 0.67 s in this session, and every later
-    call about 50 ms either way, with the same detections (scores within 1e-6). The Caption tab's first answer waits for it.
-    `Session.run` may be called from several threads at once."""
+    call about 50 ms either way, with the same detections (scores within 1e-6). The Caption tab's first answer
+    waits for it. `Session.run` may be called from several threads at once."""
 
     def __init__(self, path: Path):
         import tensorflow as tf

@@ -68,7 +68,7 @@ class TrainConfig(RunConfig):
 # The Training tab's presets (the first is its default). Measured with the CLI at nice 10, as the tab runs it:
 # `python -m trainers.nmt.train --out /tmp/quick <the settings as flags>`, then `python -m playground.step_times`.
 # From nothing, a subword translator takes far longer than 3 minutes to translate. The quick look trains on short
-# segments (at most 6 words, the everyday pairs too: fewer padded lengths to trace, 3 instead of 8) so that its
+# segments (at most 6 words, the everyday pairs too) in full batches: 3 traces of the step where a run counted 6, so its
 # 1,800 steps get from empty output through "The the the" to English phrases of the right kind ("And the sons of the
 # Lord.", "References of the expression"), which are not yet translations. The shipped model itself was
 # warm-started from a word-level model (metrics.json, "compute").
