@@ -21,6 +21,13 @@ class BahdanauAttention(layers.Layer):
         self.W1 = layers.Dense(units, name="W1")  # projects the keys (encoder outputs / image locations)
         self.W2 = layers.Dense(units, name="W2")  # projects the query (the decoder's previous hidden state)
         self.V = layers.Dense(1, name="V")
+        # The translator's keys carry Keras's padding mask (from its masked encoder); this layer takes the mask as
+        # an argument instead and passes none on (`compute_mask`), so Keras need not warn, on every translation,
+        # that the layer "will destroy the mask information".
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, previous_mask=None):
+        return None
 
     def project_keys(self, keys):
         """W1 keys, (batch, src_len, units): constant over a decoded sequence, so a decoder may compute it once

@@ -104,6 +104,10 @@ class AttentionSeq2Seq(keras.Model):
         self.decoder = Decoder(target_vocab_size, embedding_dim, decoder_units, attention_units, dropout,
                                name="decoder")
 
+    def build(self, *shapes, **named_shapes):
+        """Nothing to do: the encoder and decoder build their weights on the first call (`build` below calls the
+        model on a dummy batch). Without it Keras warned, on every load, that the model has "unbuilt state"."""
+
     def encode(self, source, training=False):
         """source (batch, src_len) -> keys, mask, start state, projected keys (the decoder's constant inputs)."""
         keys, mask, state = self.encoder(source, training=training)
