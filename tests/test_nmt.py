@@ -157,6 +157,21 @@ def test_full_batches_have_the_batch_size_and_still_cover_every_pair():
     assert rows == {tuple(target) for _, _, target in encoded}
 
 
+def test_building_and_running_the_model_gives_no_keras_warning():
+    """Keras used to warn on every load (the translate CLI printed both): the attention layer "will destroy the
+    mask information" of the encoder's masked keys, and the model was built with "unbuilt state"."""
+    import warnings
+
+    from trainers.nmt.model import Seq2SeqConfig, build
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = build(Seq2SeqConfig(40, 50, 8, 8, 16, 8, 0.0))
+        model(np.array([[4, 5, 0]], np.int32), np.array([[1, 6]], np.int32))
+    keras_warnings = [str(w.message) for w in caught if "mask" in str(w.message) or "build()" in str(w.message)]
+    assert keras_warnings == []
+
+
 # ---------------------------------------------------------------- model
 
 @pytest.fixture(scope="module")
