@@ -84,9 +84,9 @@ def page_css() -> str:
 
 def warm_up(registry: Registry, tabs, after: threading.Event | None = None) -> None:
     """Loads every shown model in the background so the first request does not pay for TensorFlow's import; then
-    runs each tab's `warm_up_beside` (the Caption tab's COCO detector, loaded and called once) and `warm_up_later`,
-    what can wait until every tab answers (the text tab's larger batch sizes). All in this one thread, one after
-    another.
+    runs each tab's `warm_up_after` (once every tab's `warm_up` is done: the Caption tab's COCO detector, loaded and
+    called once) and `warm_up_later`, what can wait until every tab answers (the text tab's larger batch sizes). All
+    in this one thread, one after another.
 
     The detector used to warm up in a thread of its own, beside the other models. On an AVX2-only AMD EPYC
     (2026-12-07) the app then died in about one run in five of tests/test_batching.py's concurrent
@@ -99,7 +99,7 @@ def warm_up(registry: Registry, tabs, after: threading.Event | None = None) -> N
     if after is not None:
         after.wait(timeout=AFTER_SECONDS)
     started = time.monotonic()
-    for hook in ("warm_up", "warm_up_beside", "warm_up_later"):
+    for hook in ("warm_up", "warm_up_after", "warm_up_later"):
         for module, shown in tabs:
             if shown and hasattr(module, hook):
                 _run_hook(module, hook, registry)

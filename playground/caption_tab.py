@@ -121,7 +121,7 @@ def warm_up(registry) -> None:
     captioner.caption(np.full((32, 32, 3), 128, np.uint8), beam=1)  # traces the encoder and the decoder step
 
 
-def warm_up_beside(registry) -> None:
+def warm_up_after(registry) -> None:
     """The detector, loaded and called once after the other models have warmed up (playground/app.py says why not
     beside them): reading the 70 MB graph into its session and the first call take about 1.6 s on a 2-core AMD EPYC
     (4.3 s before its session ran without Grappler's rewrites). A no-op when it is not installed."""

@@ -177,9 +177,9 @@ def test_the_warm_up_runs_every_hook_in_one_thread_in_order():
             setattr(module, hook, lambda registry, hook=hook: calls.append((name, hook, threading.current_thread())))
         return module
 
-    tabs = [(tab("text", "warm_up", "warm_up_later"), True), (tab("caption", "warm_up", "warm_up_beside"), True),
-            (tab("hidden", "warm_up", "warm_up_beside"), False)]
+    tabs = [(tab("text", "warm_up", "warm_up_later"), True), (tab("caption", "warm_up", "warm_up_after"), True),
+            (tab("hidden", "warm_up", "warm_up_after"), False)]
     warm_up(None, tabs)
     assert [(name, hook) for name, hook, _ in calls] == [("text", "warm_up"), ("caption", "warm_up"),
-                                                         ("caption", "warm_up_beside"), ("text", "warm_up_later")]
+                                                         ("caption", "warm_up_after"), ("text", "warm_up_later")]
     assert {thread for _, _, thread in calls} == {threading.current_thread()}
