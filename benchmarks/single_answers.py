@@ -9,7 +9,8 @@ Arms (issue 14, goal 3), each timed as the tab runs it, after a warm-up call:
   its ImageNet head, novelty judgement, decoder), greedy; then beam 3;
 - **digits**: 64 digits from a seed, the generator alone and with the classifier that labels each digit (the tab),
   in the precision the app serves them in (`auto`: bfloat16 where the CPU computes it natively), and the
-  generator alone in float32 beside it.
+  generator alone in float32 beside it; with `--digits-student FOLDER`, also a smaller generator distilled from
+  the shipped one (`python -m trainers.dcgan.distill`), in the same precision as the tab's.
 Repeats alternate between the arms (a noisy machine slows them alike); medians and 90th percentiles are printed
 with the goal beside them, and the CPU it ran on. The models run with one thread per op, as the app runs them
 (`--threads default` for TensorFlow's default).
@@ -54,6 +55,8 @@ def main(argv=None) -> None:
     parser.add_argument("--threads", choices=("serving", "default"), default="serving",
                         help="serving: one thread per op, as the app runs its models (trainers.common.threads); "
                              "default: TensorFlow's default threads (benchmarks/op_threads.py compares the two)")
+    parser.add_argument("--digits-student", default="",
+                        help="also time this DCGAN folder's generator (e.g. runs/dcgan_distilled)")
     args = parser.parse_args(argv)
     if args.threads == "serving":
         from trainers.common.threads import use_serving_threads
@@ -78,6 +81,9 @@ def main(argv=None) -> None:
         "digits 64 (generator + classifier)": lambda i: digits.generate_judged(i, 64),
         "digits 64 (generator, float32)": lambda i: digits_float32.generate(i, 64),
     }
+    if args.digits_student:
+        student = DigitGenerator.load(Path(args.digits_student), precision=digits.precision)
+        arms["digits 64 (student generator)"] = lambda i: student.generate(i, 64)
     for name, arm in arms.items():  # warm-up: traces, first allocations
         for index in range(max(len(SENTENCES), len(files))):
             arm(index)
@@ -99,6 +105,10 @@ def main(argv=None) -> None:
           f"caption {medians['caption beam 3'] / medians['caption greedy']:.2f}x; "
           f"classifier adds {medians['digits 64 (generator + classifier)'] - medians['digits 64 (generator)']:.1f} ms; "
           f"float32/auto digits {medians['digits 64 (generator, float32)'] / medians['digits 64 (generator)']:.2f}x")
+    if args.digits_student:
+        ratio = medians["digits 64 (student generator)"] / medians["digits 64 (generator)"]
+        print(f"student/shipped digits: {ratio:.2f}x ({student.config.generator_filters} against "
+              f"{digits.config.generator_filters} filters)")
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def scores_markdown(metrics: dict) -> str:
         f"**Scores of the checkpoint in use** ({metrics.get('epochs')} epochs, {minutes:.0f} min of CPU training "
         f"on {_count(data.get('train_digits'))} digits; source: `{data.get('source', '?')}`), measured on "
         f"{_count(metrics.get('generated_digits'))} generated digits against {_count(data.get('heldout_digits'))} "
-        f"held-out real ones:\n\n"
+        f"held-out real ones.{_served_text(metrics)}\n\n"
         f"| classifier confidence | smallest class share | classifier FID | real-vs-real floor | classifier accuracy on real held-out digits |\n"
         f"|---|---|---|---|---|\n"
         f"| {metrics['classifier_confidence']:.3f} | {metrics.get('min_class_share', 0):.1%} | "
@@ -105,6 +105,15 @@ def scores_markdown(metrics: dict) -> str:
 def _count(value) -> str:
     """10000 -> '10,000'; anything not a number as it is ('?' when missing)."""
     return f"{value:,}" if isinstance(value, int) else str(value if value is not None else "?")
+
+
+def _served_text(metrics: dict) -> str:
+    """Which generator draws the digits, when metrics.json says (e.g. a smaller one distilled from the trained one)."""
+    served, parameters = metrics.get("served_generator"), metrics.get("parameters", {}).get("generator")
+    if not isinstance(served, str):
+        return ""
+    size = f" ({parameters:,} parameters)" if isinstance(parameters, int) else ""
+    return f" The generator in use{size}: {served}."
 
 
 def _large_sample_text(metrics: dict) -> str:

@@ -71,3 +71,19 @@ def test_the_app_serves_only_named_endpoints(client):
     names = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert {"/generate_digits", "/latent_walk", "/generate_text", "/translate", "/caption"} <= names
     assert not [name for name in names if name.startswith("/lambda")], names
+
+
+def test_the_scores_say_which_generator_draws_the_digits():
+    """A distilled checkpoint's metrics.json names its served generator; the tab's scores repeat it with its size,
+    and a checkpoint that does not say is described as before."""
+    from playground.digits_tab import scores_markdown
+
+    metrics = {"classifier_confidence": 0.9012, "epochs": 250, "wall_time_seconds": 600.0, "generated_digits": 1000,
+               "data": {"train_digits": 9000, "heldout_digits": 1000, "source": "offline"},
+               "served_generator": "a 128-filter generator distilled from the 256-filter one",
+               "parameters": {"generator": 524417}}
+    text = scores_markdown(metrics)
+    assert "The generator in use (524,417 parameters): a 128-filter generator distilled from the 256-filter one." \
+        in text
+    assert "0.901" in text
+    assert "generator in use" not in scores_markdown({k: v for k, v in metrics.items() if k != "served_generator"})

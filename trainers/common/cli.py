@@ -98,11 +98,12 @@ def parse(parser: argparse.ArgumentParser, config_cls, argv=None):
         fail(str(error))
 
 
-def run_training(doc: str, config_cls, train, summary, argv=None, errors: tuple = ()) -> None:
+def run_training(doc: str, config_cls, train, summary, argv=None, errors: tuple = (),
+                 cancelled: str = "training cancelled; the last finished epoch is saved in the run folder") -> None:
     """The `main()` of every trainer: flags from `config_cls`, `train(config)`, then `summary(metrics, config)`.
 
     A setting, data or checkpoint problem (ValueError, RuntimeError, CheckpointError and `errors`) ends the program
-    with one line and exit status 1; Ctrl-C with one line and status 130 (the last finished epoch is kept).
+    with one line and exit status 1; Ctrl-C with one line (`cancelled`) and status 130.
 
     Ctrl-C (the Training tab's cancel sends SIGINT to the run's process group) works even when the program was
     started with SIGINT ignored (an app under `nohup ... &` passes that on). Once `fit` has written `cancelled`
@@ -121,7 +122,7 @@ def run_training(doc: str, config_cls, train, summary, argv=None, errors: tuple 
     except (ValueError, RuntimeError, CheckpointError, *errors) as error:
         fail(str(error), status=1)
     except KeyboardInterrupt:
-        message = "training cancelled; the last finished epoch is saved in the run folder"
+        message = cancelled
         if argv is None:  # the program itself (python -m trainers.<name>.train), not a caller in this process
             exit_now(message, CANCELLED_STATUS)
         fail(message, status=CANCELLED_STATUS)
