@@ -80,10 +80,9 @@ def test_the_student_draws_closer_to_the_teacher_than_before_distillation(distil
 
     root, teacher, _, _, _ = distilled
     keras.utils.set_random_seed(1)
-    generator, discriminator = build(GanConfig(latent_dim=8, generator_filters=4, discriminator_filters=4,
-                                               kernel_size=3))
-    untrained = save(tmp_path / "untrained", generator, discriminator,
-                     GanConfig(latent_dim=8, generator_filters=4, discriminator_filters=4, kernel_size=3))
+    config = GanConfig(latent_dim=8, generator_filters=4, discriminator_filters=4, kernel_size=3)
+    generator, discriminator = build(config)
+    untrained = save(tmp_path / "untrained", generator, discriminator, config)
     latent = np.random.default_rng(99).standard_normal((64, 8)).astype(np.float32)
     # Measured: 0.26 against 0.42 (a one-channel 28x28 layer imitating saturated patterns gets only so close).
     assert pixel_gap(root / "student", teacher, latent) < 0.75 * pixel_gap(untrained, teacher, latent)

@@ -28,7 +28,8 @@ import sys
 import time
 from pathlib import Path
 
-from trainers.common.config import in_range, positive
+from trainers.common.config import flag, in_range, one_of, positive
+from trainers.dcgan.config import SOURCES
 
 DISTILL_SEED = 7  # the latent vectors of the progress frames
 
@@ -56,14 +57,13 @@ class DistillConfig:
     def validate(self) -> list[str]:
         problems = []
         for name in ("generator_filters", "steps", "batch_size", "eval_every", "learning_rate"):
-            problems += positive(name.replace("_", "-"), getattr(self, name))
+            problems += positive(flag(name), getattr(self, name))
         if self.generator_filters % 4:
             problems.append(f"generator-filters must be a multiple of 4, got {self.generator_filters}")
         problems += in_range("batch-size", self.batch_size, 1, 4096)
         problems += in_range("learning-rate", self.learning_rate, 1e-6, 1.0)
         problems += in_range("selection-count", self.selection_count, 100, 50000)
-        if self.source not in ("offline", "canonical"):
-            problems.append(f"source must be offline or canonical, got {self.source!r}")
+        problems += one_of("source", self.source, SOURCES)
         if Path(self.out).resolve() == Path(self.teacher).resolve():
             problems.append("out must not be the teacher's folder: write the student elsewhere, then promote it")
         return problems
@@ -80,7 +80,8 @@ def distill(config: DistillConfig, stream=sys.stdout, digits=None) -> dict:
     from trainers.dcgan.classifier import load_classifier
     from trainers.dcgan.evaluate import evaluate
     from trainers.dcgan.generate import PROGRESS_GIF
-    from trainers.dcgan.model import DISCRIMINATOR_WEIGHTS, build, count_parameters, latent_vectors, read_config
+    from trainers.dcgan.model import (DISCRIMINATOR_WEIGHTS, build, count_parameters, latent_vectors,
+                                       load_networks, read_config, write_files)
     from trainers.dcgan.train import PROGRESS_GREY_LEVELS, draw
 
     started = time.monotonic()
@@ -88,8 +89,7 @@ def distill(config: DistillConfig, stream=sys.stdout, digits=None) -> dict:
                                                                        DISCRIMINATOR_WEIGHTS))
     teacher_config = read_config(teacher_folder)
     teacher, discriminator = build(teacher_config)
-    checkpoint.load_weights(teacher, teacher_folder)
-    discriminator.load_weights(str(teacher_folder / DISCRIMINATOR_WEIGHTS))
+    load_networks(teacher_folder, None, discriminator, average=teacher)  # the teacher is the served generator
     student_config = dataclasses.replace(teacher_config, generator_filters=config.generator_filters)
     student, _ = build(student_config)
     judge = load_classifier(teacher_folder)
@@ -127,8 +127,8 @@ def distill(config: DistillConfig, stream=sys.stdout, digits=None) -> dict:
         row = score(at)
         history.append(row)
         print(json.dumps(row), file=stream, flush=True)
-        grid = images.grid(data.to_uint8(draw(student, frame_latent)))
-        frames.append(images.with_header(grid.convert("L"), f"distilled, step {at}"))
+        frames.append(images.with_header(images.grid(data.to_uint8(draw(student, frame_latent))),
+                                         f"distilled, step {at}"))
         if best is None or quality.selection_score(row) > quality.selection_score(best[0]):
             best = (row, student.get_weights())
     picked, weights = best
@@ -168,11 +168,9 @@ def distill(config: DistillConfig, stream=sys.stdout, digits=None) -> dict:
     }
 
     def write(folder: Path) -> None:
-        checkpoint.write_model(folder, student, dataclasses.asdict(student_config))
-        discriminator.save_weights(str(folder / DISCRIMINATOR_WEIGHTS))
-        checkpoint.copy_into(teacher_folder, folder, ["classifier.json", "classifier.weights.h5"])
+        write_files(folder, student, discriminator, student_config, classifier_folder=teacher_folder,
+                    metrics=metrics)
         images.save_gif(earlier + frames, folder / PROGRESS_GIF, grey_levels=PROGRESS_GREY_LEVELS)
-        checkpoint.write_json(folder / checkpoint.METRICS_FILE, metrics)
         evaluate(folder, config.source, digits=digits)  # the held-out scores, as the served float32 generator draws
 
     out = checkpoint.write_folder(Path(config.out), write)

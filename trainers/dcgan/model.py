@@ -137,15 +137,16 @@ def load(path: Path, precision: str = "float32") -> tuple[Generator, GanConfig]:
     return generator, config
 
 
-def load_networks(path: Path, generator: Generator, discriminator: Discriminator,
+def load_networks(path: Path, generator: Generator | None, discriminator: Discriminator,
                   average: Generator | None = None) -> None:
     """Fills built networks from a servable folder, for --init-from: the trained generator
-    (generator_training.weights.h5, or model.weights.h5 without one), the discriminator, and the served weights
-    into `average`."""
+    (generator_training.weights.h5, or model.weights.h5 without one; skipped if None), the discriminator, and the
+    served weights into `average` (trainers.dcgan.distill's teacher)."""
     path = checkpoint.require_folder(path, (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, DISCRIMINATOR_WEIGHTS))
     training_weights = path / TRAINING_GENERATOR_WEIGHTS
-    pairs = [(generator, training_weights if training_weights.is_file() else path / checkpoint.WEIGHTS_FILE),
-             (discriminator, path / DISCRIMINATOR_WEIGHTS)]
+    pairs = [(discriminator, path / DISCRIMINATOR_WEIGHTS)]
+    if generator is not None:
+        pairs.append((generator, training_weights if training_weights.is_file() else path / checkpoint.WEIGHTS_FILE))
     if average is not None:
         pairs.append((average, path / checkpoint.WEIGHTS_FILE))
     for model, weights in pairs:
