@@ -9,7 +9,9 @@ Arms (issue 14, goal 3), each timed as the tab runs it, after a warm-up call:
   its ImageNet head, novelty judgement, decoder), greedy; then beam 3;
 - **digits**: 64 digits from a seed, the generator alone and with the classifier that labels each digit (the tab),
   in the precision the app serves them in (`auto`: bfloat16 where the CPU computes it natively), and the
-  generator alone in float32 beside it; with `--digits-student FOLDER`, also a smaller generator distilled from
+  generator alone in float32 beside it, and the same generator with its upsampling run as TensorFlow's transposed
+  convolutions (`Generator.phases` off; the app runs them in phases on CPUs without AVX-512, trainers/dcgan/model.py);
+  with `--digits-student FOLDER`, also a smaller generator distilled from
   the shipped one (`python -m trainers.dcgan.distill`), in the same precision as the tab's.
 Repeats alternate between the arms (a noisy machine slows them alike); medians and 90th percentiles are printed
 with the goal beside them, and the CPU it ran on. The models run with one thread per op, as the app runs them
@@ -71,6 +73,8 @@ def main(argv=None) -> None:
     captioner = Captioner.load(root / "captioning")
     digits = DigitGenerator.load(root / "dcgan")  # "auto", as the tab loads it
     digits_float32 = DigitGenerator.load(root / "dcgan", precision="float32")
+    digits_transposed = DigitGenerator.load(root / "dcgan")
+    digits_transposed.generator.phases = False
     files = pictures()
     arms = {
         "translate greedy": lambda i: translator.translate(SENTENCES[i % len(SENTENCES)], method="greedy"),
@@ -80,6 +84,7 @@ def main(argv=None) -> None:
         "digits 64 (generator)": lambda i: digits.generate(i, 64),
         "digits 64 (generator + classifier)": lambda i: digits.generate_judged(i, 64),
         "digits 64 (generator, float32)": lambda i: digits_float32.generate(i, 64),
+        "digits 64 (transposed convolutions)": lambda i: digits_transposed.generate(i, 64),
     }
     if args.digits_student:
         student = DigitGenerator.load(Path(args.digits_student), precision=digits.precision)
@@ -92,7 +97,8 @@ def main(argv=None) -> None:
         for name, arm in arms.items():
             times[name].append(timed(lambda: arm(index)))
     print(describe_cpu())
-    print(f"digits are served in {digits.precision} here ('auto'); threads: {args.threads}")
+    print(f"digits are served in {digits.precision} here ('auto'), upsampling "
+          f"{'in phases' if digits.generator.phases else 'as transposed convolutions'}; threads: {args.threads}")
     print(f"{'arm':38s} {'median ms':>10s} {'p90 ms':>8s}  goal")
     medians = {}
     for name, values in times.items():
@@ -104,7 +110,9 @@ def main(argv=None) -> None:
     print(f"beam/greedy: translate {medians['translate beam 4'] / medians['translate greedy']:.2f}x, "
           f"caption {medians['caption beam 3'] / medians['caption greedy']:.2f}x; "
           f"classifier adds {medians['digits 64 (generator + classifier)'] - medians['digits 64 (generator)']:.1f} ms; "
-          f"float32/auto digits {medians['digits 64 (generator, float32)'] / medians['digits 64 (generator)']:.2f}x")
+          f"float32/auto digits {medians['digits 64 (generator, float32)'] / medians['digits 64 (generator)']:.2f}x; "
+          f"served/transposed digits "
+          f"{medians['digits 64 (generator)'] / medians['digits 64 (transposed convolutions)']:.2f}x")
     if args.digits_student:
         ratio = medians["digits 64 (student generator)"] / medians["digits 64 (generator)"]
         print(f"student/shipped digits: {ratio:.2f}x ({student.config.generator_filters} against "

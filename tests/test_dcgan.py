@@ -126,6 +126,42 @@ def test_generator_and_discriminator_shapes_and_ranges():
     assert tuple(full(tf.zeros((2, 100))).shape) == (2, 28, 28, 1)
 
 
+@pytest.mark.parametrize("size, inputs, outputs, batch", [(7, 16, 8, 3), (14, 8, 4, 1), (3, 5, 7, 2)])
+def test_the_upsampling_in_phases_is_the_transposed_convolution(size, inputs, outputs, batch):
+    import keras
+    import tensorflow as tf
+
+    from trainers.dcgan.model import upsample_in_phases
+
+    layer = keras.layers.Conv2DTranspose(outputs, 4, strides=2, padding="same", use_bias=False)
+    pictures = tf.random.stateless_normal((batch, size, size, inputs), (1, size))
+    expected = layer(pictures)  # builds the layer with a random kernel
+    layer.kernel.assign(tf.random.stateless_normal(layer.kernel.shape, (2, size)))  # not symmetric by chance
+    expected = layer(pictures)
+    got = upsample_in_phases(layer, pictures)
+    assert got.shape == expected.shape == (batch, 2 * size, 2 * size, outputs)
+    np.testing.assert_allclose(got.numpy(), expected.numpy(), atol=1e-4 * float(tf.reduce_max(tf.abs(expected))))
+
+
+def test_the_generator_draws_the_same_digits_in_phases_and_trains_through_its_transposed_convolutions():
+    import tensorflow as tf
+
+    from trainers.dcgan.model import GanConfig, build
+
+    generator, _ = build(GanConfig(generator_filters=32, latent_dim=8))
+    latent = tf.random.stateless_normal((6, 8), (3, 4))
+    generator.phases = True
+    in_phases = generator(latent, training=False).numpy()
+    generator.phases = False
+    plain = generator(latent, training=False).numpy()
+    np.testing.assert_allclose(in_phases, plain, atol=1e-5)
+    generator.phases = True
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(generator(latent, training=True))
+    gradients = tape.gradient(loss, [generator.up1.kernel, generator.up2.kernel])
+    assert all(gradient is not None and float(tf.reduce_max(tf.abs(gradient))) > 0 for gradient in gradients)
+
+
 def test_a_few_steps_lower_the_discriminator_loss_and_change_the_generator():
     import keras
     import tensorflow as tf

@@ -101,10 +101,25 @@ def test_distilling_leaves_the_teacher_as_it_was_and_the_student_trains_on_adver
     assert metrics["epochs"] == 4  # the teacher's 3 epochs, then one adversarial one from the student
 
 
+def test_the_discriminator_feature_loss_trains_the_student_too(distilled, tmp_path):
+    """--feature-weight adds the teacher's discriminator's feature gap to the pixel loss: the run still lowers its
+    loss, says what it trained on, and the student still gets closer to the teacher than an untrained one."""
+    root, teacher, _, _, _ = distilled
+    config = DistillConfig(teacher=str(teacher), out=str(tmp_path / "student"), generator_filters=4, steps=200,
+                           batch_size=16, learning_rate=1e-2, eval_every=100, selection_count=100, feature_weight=1.0)
+    metrics = distill(config, stream=open("/dev/null", "w"), digits=synthetic_split())
+    history = metrics["distilled"]["history"]
+    assert history[0]["loss"] > history[-1]["loss"]
+    assert "1.0 x the relative mean absolute difference of the teacher's discriminator's last feature map" \
+        in metrics["distilled"]["loss"]
+    assert "--feature-weight 1.0" in metrics["distilled"]["command"]
+
+
 @pytest.mark.parametrize("change, words", [
     ({"generator_filters": 6}, "generator-filters must be a multiple of 4"),
     ({"steps": 0}, "steps must be greater than zero"),
     ({"selection_count": 5}, "selection-count must be between"),
+    ({"feature_weight": -1.0}, "feature-weight must be between"),
 ])
 def test_bad_settings_get_one_sentence(change, words):
     assert any(words in problem for problem in dataclasses.replace(DistillConfig(), **change).validate())

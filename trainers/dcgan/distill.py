@@ -43,6 +43,9 @@ class DistillConfig:
         "help": "channels of the student generator's 7x7 map (the teacher's config.json gives its own)"})
     steps: int = 4000
     batch_size: int = 64
+    feature_weight: float = dataclasses.field(default=0.0, metadata={
+        "help": "weight of a second loss: the mean absolute difference of the teacher's discriminator's last "
+                "feature map for the student's and the teacher's digits, relative to the map's mean size"})
     learning_rate: float = dataclasses.field(default=1e-3, metadata={
         "help": "Adam learning rate, decayed along a cosine to 2 %% of it by the last step"})
     eval_every: int = dataclasses.field(default=500, metadata={
@@ -62,6 +65,7 @@ class DistillConfig:
             problems.append(f"generator-filters must be a multiple of 4, got {self.generator_filters}")
         problems += in_range("batch-size", self.batch_size, 1, 4096)
         problems += in_range("learning-rate", self.learning_rate, 1e-6, 1.0)
+        problems += in_range("feature-weight", self.feature_weight, 0.0, 100.0)
         problems += in_range("selection-count", self.selection_count, 100, 50000)
         problems += one_of("source", self.source, SOURCES)
         if Path(self.out).resolve() == Path(self.teacher).resolve():
@@ -106,7 +110,12 @@ def distill(config: DistillConfig, stream=sys.stdout, digits=None) -> dict:
         latent = tf.random.stateless_normal(shape, tf.stack([tf.constant(config.seed, tf.int64), index]))
         target = teacher(latent, training=False)
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(tf.abs(student(latent, training=True) - target))
+            drawn = student(latent, training=True)
+            loss = tf.reduce_mean(tf.abs(drawn - target))
+            if config.feature_weight:
+                wanted = discriminator.features(target)
+                gap = tf.reduce_mean(tf.abs(discriminator.features(drawn) - wanted)) / tf.reduce_mean(tf.abs(wanted))
+                loss += config.feature_weight * gap
         optimizer.apply_gradients(zip(tape.gradient(loss, student.trainable_variables), student.trainable_variables))
         return loss
 
@@ -153,7 +162,9 @@ def distill(config: DistillConfig, stream=sys.stdout, digits=None) -> dict:
                             "classifier_confidence", "classifier_fid", "epochs", "wall_time_seconds",
                             "training_schedule", "picked") if key in teacher_metrics}},
             "loss": "mean absolute pixel difference to the teacher's digit for the same latent vector (pixels in "
-                    "[-1, 1]); fresh latent vectors every step; no digit of the data set is trained on",
+                    "[-1, 1])" + (f", plus {config.feature_weight} x the relative mean absolute difference of the "
+                                  "teacher's discriminator's last feature map" if config.feature_weight else "")
+                    + "; fresh latent vectors every step; no digit of the data set is trained on",
             "steps": config.steps, "batch_size": config.batch_size, "learning_rate": config.learning_rate,
             "schedule": "cosine decay to 2 % of the learning rate", "picked_step": picked["step"],
             "picked": f"the best of {len(history)} scored students: {config.selection_count} generated digits "
