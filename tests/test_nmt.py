@@ -394,6 +394,32 @@ def tiny_corpus(repeat: int = 8):
     return data.ParallelCorpus(examples, validation, test, {"source": "test sentences", "split": "none"})
 
 
+def test_max_pieces_leaves_out_longer_pairs_and_so_their_padded_lengths(monkeypatch):
+    from trainers.nmt import train as nmt_train
+
+    corpus = tiny_corpus()
+    monkeypatch.setattr(data, "load_corpus", lambda source, max_words: corpus)
+
+    def prepared(max_pieces):
+        config = nmt_train.TrainConfig(batch_size=4, vocab_size=400, seed=3, max_pieces=max_pieces)
+        recipe = nmt_train.NMTRecipe(config, stream=open("/dev/null", "w"))
+        recipe.prepare(None)
+        return recipe
+
+    everything, short = prepared(40), prepared(18)
+    longest = max(max(len(source), len(target)) for source, _, target in everything.encoded)
+    assert longest > 18, "the tiny corpus must have pairs longer than 18 pieces for this test"
+    kept = [pair for pair in everything.encoded if max(len(pair[0]), len(pair[2])) <= 18]
+    assert short.encoded == kept and 0 < len(kept) < len(everything.encoded)
+    assert all(max(len(pair[0]), len(pair[2])) <= 18 for pair in short.validation_encoded)
+    def padded_lengths(recipe):
+        return {batch[0].shape[1] for batch in data.batches(recipe.encoded, 4, nmt_train.BUCKETS, shuffle=False)}
+
+    assert 26 in padded_lengths(everything) and max(padded_lengths(short)) == 18  # one trace fewer
+    problems = nmt_train.TrainConfig(max_pieces=41).validate() + nmt_train.TrainConfig(max_pieces=5).validate()
+    assert sum("max-pieces must be between 12 and 40" in problem for problem in problems) == 2
+
+
 def test_an_epoch_is_exactly_steps_per_epoch_bucketed_batches_reshuffled_when_a_pass_runs_out(monkeypatch):
     from trainers.common import run
     from trainers.nmt import train as nmt_train

@@ -26,13 +26,12 @@ import tensorflow as tf
 
 from trainers.common import checkpoint, cli, run, seq2seq
 from trainers.nmt import data
-from trainers.nmt.config import MAIN_SETTINGS, RUN_CHECKPOINT, SOURCES, TrainConfig  # noqa: F401
+from trainers.nmt.config import BUCKETS, MAIN_SETTINGS, RUN_CHECKPOINT, SOURCES, TrainConfig  # noqa: F401
 from trainers.nmt.model import Seq2SeqConfig, build, count_parameters, save, write_files
 from trainers.nmt.subword import SubwordTokenizer
 from trainers.nmt.translate import Translator, corpus_bleu
 
 BEST_CHECKPOINT = "best"
-BUCKETS = (12, 18, 26, 40)  # padded lengths in subword pieces (the source's domain tag included)
 BATCH_SPEC = tuple(tf.TensorSpec(shape=(None, None), dtype=tf.int32) for _ in range(3))  # source, input, target
 
 
@@ -137,12 +136,12 @@ class NMTRecipe(run.Recipe):
             self.tokenizer = SubwordTokenizer.load(start / data.VOCAB_FILE)
         else:
             self.tokenizer = SubwordTokenizer.train(data.tokenizer_text(self.corpus.train), config.vocab_size)
-        self.encoded = data.encode_pairs(pairs, self.tokenizer, BUCKETS[-1], BUCKETS[-1])
+        self.encoded = data.encode_pairs(pairs, self.tokenizer, config.max_pieces, config.max_pieces)
         validation = self.corpus.validation + self.corpus.everyday_validation
-        self.validation_encoded = data.encode_pairs(data.training_pairs(validation), self.tokenizer, BUCKETS[-1],
-                                                    BUCKETS[-1])
+        self.validation_encoded = data.encode_pairs(data.training_pairs(validation), self.tokenizer,
+                                                    config.max_pieces, config.max_pieces)
         if not self.encoded:
-            raise ValueError("no training pairs are left after filtering; raise --max-words")
+            raise ValueError("no training pairs are left after filtering; raise --max-words or --max-pieces")
         batches_per_pass = sum(1 for _ in data.batches(self.encoded, config.batch_size, BUCKETS, shuffle=False))
         self.steps_per_epoch = config.steps_per_epoch or batches_per_pass
         self.casing = data.learn_casing(english for example in self.corpus.train if example.domain == "bible"
@@ -238,7 +237,8 @@ class NMTRecipe(run.Recipe):
             "validation_bleu_greedy": metrics.get("validation_bleu_greedy"),
             "validation_bleu_everyday": metrics.get("validation_bleu_everyday"),
             "data": {**self.corpus.description, "train_pairs_used": len(self.encoded),
-                     "everyday_repeats": self.config.everyday_repeats, "origin_repeats": data.ORIGIN_REPEATS,
+                     "max_pieces": self.config.max_pieces, "everyday_repeats": self.config.everyday_repeats,
+                     "origin_repeats": data.ORIGIN_REPEATS,
                      "bible_references": self.config.bible_references},
             "tokenizer": {"kind": "SentencePiece unigram, byte fallback, shared by Spanish and English",
                           "pieces": self.tokenizer.size},
