@@ -24,7 +24,8 @@ PROMOTION_METRIC = ("validation_bleu_greedy", "higher", "validation BLEU (greedy
 class TrainConfig(RunConfig):
     SOURCES = SOURCES
 
-    source: str = dataclasses.field(default="offline", metadata={"help": "offline (Bible + everyday text from Debian packages) or canonical (Anki)"})
+    source: str = dataclasses.field(default="offline", metadata={
+        "help": "offline (Bible + everyday text from Debian packages) or canonical (Anki)"})
     out: str = dataclasses.field(default="runs/nmt", metadata={"help": "run folder"})
     epochs: int = 12
     batch_size: int = dataclasses.field(default=64, metadata={"help": "global batch (split across replicas)"})
