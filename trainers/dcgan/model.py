@@ -49,8 +49,8 @@ def upsample_in_phases(layer: layers.Conv2DTranspose, inputs: tf.Tensor) -> tf.T
     ordinary 2x2 convolution whose channels are each input pixel's four output pixels, then `depth_to_space`.
 
     Why: oneDNN's AVX2 transposed convolution reached 34-39 GFLOP/s on one core of an AMD EPYC (Zen 3) where this
-    ordinary convolution of the same work reached about 61; the shipped generator's 64 digits went from 110 to
-    about 75 ms there (docs/speed.md). The same sums in another order: outputs agree within float32 rounding."""
+    ordinary convolution of the same work reached about 61; the shipped generator's 64 digits went from 105.9 to
+    73.6 ms there (docs/speed.md). The same sums in another order: outputs agree within float32 rounding."""
     kernel = tf.cast(layer.kernel, inputs.dtype)  # (4, 4, out, in); under mixed precision, the compute dtype
     parts = [tf.gather(tf.gather(kernel, rows, axis=0), columns, axis=1)
              for rows in PHASE_TAPS for columns in PHASE_TAPS]  # 4 x (2, 2, out, in)
@@ -99,7 +99,8 @@ class Generator(keras.Model):
         """The layer itself in training (TensorFlow's transposed convolution: its gradients were faster than the
         phase form's, 97 against 181 ms for the 7x7 layer's) and on the first call, which builds it; in inference,
         `upsample_in_phases` where `phases` says so and the layer has its shape."""
-        if training or not self.phases or not layer.built or layer.kernel_size != (4, 4):
+        if (training or not self.phases or not layer.built or layer.use_bias or layer.kernel_size != (4, 4)
+                or layer.strides != (2, 2) or layer.padding != "same"):
             return layer(features)
         return upsample_in_phases(layer, features)
 
