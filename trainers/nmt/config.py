@@ -89,16 +89,17 @@ PRESETS = {
         {"epochs": 6, "steps_per_epoch": 300, "decoder_units": 128, "encoder_units": 64, "embedding_dim": 64,
          "attention_units": 64, "vocab_size": 2000, "validation_bleu_segments": 16, "max_words": 6,
          "everyday_max_words": 6, "max_pieces": 18},
-        Measurement(seconds_per_step=0.0678, startup_seconds=26.5, epoch_seconds=1.9, steps_per_pass=None,
-                    cpu="AMD EPYC", load="quiet (load average 1.0 before; nothing else training)",
-                    date="2026-12-07", wall_seconds=162.4, losses=(("loss", 7.601, 3.969),),
+        Measurement(seconds_per_step=0.0762, startup_seconds=18.0, epoch_seconds=1.8, steps_per_pass=None,
+                    cpu="AMD EPYC", load="quiet (load average 1.7 before, from the runs before it; nothing else "
+                    "training)", date="2026-12-08", wall_seconds=167.6, losses=(("loss", 7.601, 3.969),),
                     heldout=("validation_bleu_greedy", 0.0, 11.1),
                     note="AVX2-only EPYC (family 25 model 1); validation loss per epoch 5.505, 4.896, 4.479, 4.261, "
                          "4.134, 4.034; BLEU on 16 validation segments 0.0, 0.37, 2.58, 2.13, 4.64, 11.1; "
                          "--max-pieces 18 keeps 98.6 % of the pairs and two padded lengths (12, 18), so the training "
-                         "step is traced twice: start-up 20.8-26.5 s against 39.7 s with all four lengths in the same "
-                         "hour. Two other runs of the same settings took 183.5 and 205.5 s: each waited about 20 s for "
-                         "the next batch at one epoch's start (cause not found; docs/speed.md)")),
+                         "step is traced twice: start-up 18.0-26.5 s against 39.7 s with all four lengths. Before "
+                         "tf.data's autotuning was turned off for this dataset, three runs of these settings took "
+                         "162.4-205.5 s: the last epoch's iterator waited 17-21 s for a thread at 0-1 epoch starts "
+                         "(at 4 of 5 in a fourth, watched by py-spy)")),
     # A warm-up of the shipped configuration (interrupted after 150 s, within its first epoch): one pass is 1,470
     # steps; the end of an epoch was not reached, so its evaluation is not in the estimate.
     SHIPPED: shipped("the shipped model's configuration: 12 passes over the Bible and everyday pairs with an "
