@@ -412,6 +412,7 @@ def test_max_pieces_leaves_out_longer_pairs_and_so_their_padded_lengths(monkeypa
     kept = [pair for pair in everything.encoded if max(len(pair[0]), len(pair[2])) <= 18]
     assert short.encoded == kept and 0 < len(kept) < len(everything.encoded)
     assert all(max(len(pair[0]), len(pair[2])) <= 18 for pair in short.validation_encoded)
+
     def padded_lengths(recipe):
         return {batch[0].shape[1] for batch in data.batches(recipe.encoded, 4, nmt_train.BUCKETS, shuffle=False)}
 
