@@ -109,11 +109,11 @@ def distill(config: DistillConfig, stream=sys.stdout, digits=None) -> dict:
     def step(index):
         latent = tf.random.stateless_normal(shape, tf.stack([tf.constant(config.seed, tf.int64), index]))
         target = teacher(latent, training=False)
+        wanted = discriminator.features(target) if config.feature_weight else None  # outside the tape: no gradient
         with tf.GradientTape() as tape:
             drawn = student(latent, training=True)
             loss = tf.reduce_mean(tf.abs(drawn - target))
             if config.feature_weight:
-                wanted = discriminator.features(target)
                 gap = tf.reduce_mean(tf.abs(discriminator.features(drawn) - wanted)) / tf.reduce_mean(tf.abs(wanted))
                 loss += config.feature_weight * gap
         optimizer.apply_gradients(zip(tape.gradient(loss, student.trainable_variables), student.trainable_variables))
