@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from pathlib import Path
 
 # One TLS context for every client. gradio_client opens a new httpx client for each HTTP call, and httpx builds a new
 # TLS context for each (loading the CA bundle: 26 ms of CPU on the Intel Xeon here) unless it is given one, even for
@@ -22,6 +23,20 @@ def app_client(url: str):
     from gradio_client import Client
 
     return Client(url, verbose=False, ssl_verify=TLS_CONTEXT)
+
+
+def wait_until_warm(log: Path, timeout: float = 600) -> bool:
+    """Waits until the app's log says its background warm-up has ended (playground.app.WARM_MESSAGE: every model
+    loaded, the detector called once, the text model's batch sizes compiled), so a measured phase does not share
+    the CPU with it. False if it did not end within `timeout` seconds."""
+    from playground.app import WARM_MESSAGE
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.is_file() and WARM_MESSAGE in log.read_text(errors="replace"):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def patch_client_polling(seconds: float) -> None:

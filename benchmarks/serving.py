@@ -42,8 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 
-from playground.app import WARM_MESSAGE  # noqa: E402
-from benchmarks.common import app_client, patch_client_polling  # noqa: E402  (one TLS context for every client)
+from benchmarks.common import app_client, patch_client_polling, wait_until_warm  # noqa: E402  (one TLS context)
 from trainers.common.hardware import cpu_info  # noqa: E402
 from tests.conftest import start_app, stop_app  # noqa: E402  (the same app launcher the tests use)
 
@@ -212,9 +211,7 @@ def main(argv=None) -> None:
         print(f"text endpoint concurrency limit: {args.text_streams or 'the app default'}", flush=True)
         os.nice(CLIENT_NICENESS)  # the users' side runs below the app, which was started at the usual priority
         try:
-            deadline = time.monotonic() + 600
-            while WARM_MESSAGE not in (Path(folder) / "app.log").read_text() and time.monotonic() < deadline:
-                time.sleep(1)  # the app loads and compiles every model in the background first
+            wait_until_warm(Path(folder) / "app.log")  # the app loads and compiles every model in the background first
             print("warming up (32 text users at once, then translations)...", flush=True)
             phase(text_user, url, 32, 1.0, text_record)
             phase(translate_user, url, 4, 2.0, translate_record)

@@ -104,11 +104,11 @@ class TextStreams:
                 while not self._open:
                     self._wake.wait()
                 entries = list(self._open)
-            CORES.serving()  # a long text keeps a local training run to one core until it is written
-            for generator, group in _grouped(entries, lambda entry: entry.generator):
-                size = generator.batch_size_for(len(group))
-                for first in range(0, len(group), size):
-                    self._advance(generator, group[first: first + size])
+            with CORES.answering():  # a local training run is stopped while the texts are written (core_sharing)
+                for generator, group in _grouped(entries, lambda entry: entry.generator):
+                    size = generator.batch_size_for(len(group))
+                    for first in range(0, len(group), size):
+                        self._advance(generator, group[first: first + size])
 
     def _advance(self, generator, entries: list[_Entry]) -> None:
         entries = [entry for entry in entries if not entry.closed]  # one that left since the round began

@@ -30,6 +30,7 @@ import gradio as gr
 import numpy as np
 
 from playground import inputs, model_calls, outputs
+from playground.core_sharing import CORES
 from playground.batching import REQUESTS
 
 LOG = logging.getLogger(__name__)
@@ -315,7 +316,8 @@ def build(registry) -> None:
 
     def caption(upload, beam, progress=gr.Progress()):
         try:
-            return _caption(upload, beam, progress)
+            with CORES.answering():  # a local training run is stopped meanwhile (playground/core_sharing.py)
+                return _caption(upload, beam, progress)
         except gr.Error:
             raise
         except Exception:  # noqa: BLE001 - the details go to the server log, a sentence to the person

@@ -20,6 +20,7 @@ from pathlib import Path
 import gradio as gr
 
 from playground import inputs, model_calls, outputs
+from playground.core_sharing import CORES
 from trainers.dcgan.generate import MAX_COUNT, MAX_FRAMES, check_request, check_walk
 
 MODEL = "dcgan"
@@ -174,11 +175,12 @@ def build(registry) -> list:
         if problems:
             raise gr.Error("; ".join(problems).capitalize() + ".")
         progress(0.1, desc="Loading the generator")
-        model = _model(registry)
-        progress(0.5, desc=f"Drawing and judging {count} digits")
-        judged = model.generate_judged(seed, count)
-        picture = outputs.picture_file(images.labelled_grid(judged.digits, judged.guesses, judged.confidences),
-                                       ".png")  # a file of its own: identical requests must not share one
+        with CORES.answering():  # a local training run is stopped meanwhile (playground/core_sharing.py)
+            model = _model(registry)
+            progress(0.5, desc=f"Drawing and judging {count} digits")
+            judged = model.generate_judged(seed, count)
+            picture = outputs.picture_file(images.labelled_grid(judged.digits, judged.guesses, judged.confidences),
+                                           ".png")  # a file of its own: identical requests must not share one
         return picture, class_shares(judged.guesses), summary(judged.guesses, judged.confidences)
 
     def latent_walk(seed_a, seed_b, frames, progress=gr.Progress()):
@@ -189,14 +191,15 @@ def build(registry) -> list:
         if problems:
             raise gr.Error("; ".join(problems).capitalize() + ".")
         progress(0.1, desc="Loading the generator")
-        model = _model(registry)
-        progress(0.3, desc=f"Walking {frames} frames")
-        judged = model.walk(seed_a, seed_b, frames)
-        progress(0.7, desc="Writing the GIF")
-        path = walk_gif(judged, _walk_path())
-        gallery = [(outputs.picture_file(images.grid(digit[None], scale=3, padding=0), ".png"),
-                    f"{guess} · {confidence:.0%}")
-                   for digit, guess, confidence in zip(judged.digits, judged.guesses, judged.confidences)]
+        with CORES.answering():
+            model = _model(registry)
+            progress(0.3, desc=f"Walking {frames} frames")
+            judged = model.walk(seed_a, seed_b, frames)
+            progress(0.7, desc="Writing the GIF")
+            path = walk_gif(judged, _walk_path())
+            gallery = [(outputs.picture_file(images.grid(digit[None], scale=3, padding=0), ".png"),
+                        f"{guess} · {confidence:.0%}")
+                       for digit, guess, confidence in zip(judged.digits, judged.guesses, judged.confidences)]
         return str(path), gallery
 
     gr.Markdown("A DCGAN's generator turns 100 random numbers (a latent vector) into a 28×28 digit. A seed picks "

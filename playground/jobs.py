@@ -80,8 +80,8 @@ class Jobs:
                 ended, returncode = self._job_ended(run)
             else:
                 ended, returncode = not supervise.alive(run.pid, folder), None
-                if not ended:  # a run this app did not start (started before a restart) shares the cores too
-                    CORES.adopt(run.pid)
+                if not ended and not run.cancel_requested:  # a run this app did not start (before a restart)
+                    CORES.adopt(run.pid)  # is paused for answers and shares the cores too (not while cancelled)
             if ended:
                 # Again under the lock: `start` holds it from the first save of a run until its process is
                 # watched, and a page's poll in between read a record without a pid (the run was marked failed,
@@ -168,7 +168,7 @@ class Jobs:
         run.pid = process.pid
         self._processes[run.run_id] = process
         self._save(run)
-        CORES.adopt(process.pid)  # while the app answers requests, the run keeps to one core (core_sharing)
+        CORES.adopt(process.pid)  # while the app answers, the run is stopped or keeps to one core (core_sharing)
 
         def ended(returncode: int) -> None:
             CORES.release(process.pid)
@@ -265,6 +265,7 @@ class Jobs:
             self._save(run)
         if run.ray_job:
             return self._cancel_job(run)
+        CORES.release(run.pid)  # continued and never paused again: it must handle the interrupt at once
         supervise.stop_group(run.pid, self.run_dir(run.run_id), self._processes.get(run.run_id))
         return self._settle_cancelled(run)
 
@@ -296,6 +297,8 @@ class Jobs:
         info = run_view.status_info(run, folder, reason is None)
         info["served"] = promotion.is_served(run, folder, self.checkpoints)  # promoting it again is refused
         info["not_promotable"] = reason
+        # How long the app stopped the run to answer requests (playground/core_sharing.py); the page says so.
+        info["paused_seconds"] = round(CORES.paused_seconds(run.pid), 1) if run.status == RUNNING else 0.0
         # The run's held-out score beside the served checkpoint's; a worse run needs a confirmation to promote.
         info["comparison"] = promotion.compare(run, folder, self.checkpoints) if reason is None else None
         return info

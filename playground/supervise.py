@@ -103,9 +103,11 @@ def group_alive(pgid: int, process: subprocess.Popen | None) -> bool:
 
 
 def _wake(pgid: int) -> None:
-    """Moves the group's processes from SCHED_IDLE back to the normal policy (still at nice +10), so a trainer on a
-    busy machine gets the CPU to handle the interrupt and write 'cancelled' within the grace. Best effort: without
-    the permission (an unprivileged user's RLIMIT_NICE) the run stays idle-scheduled."""
+    """Continues the group if it was stopped (playground/core_sharing.py pauses a run while the app answers) and
+    moves its processes from SCHED_IDLE back to the normal policy (still at nice +10), so a trainer on a busy
+    machine gets the CPU to handle the interrupt and write 'cancelled' within the grace. Best effort: without the
+    permission (an unprivileged user's RLIMIT_NICE) the run stays idle-scheduled."""
+    _signal_group(pgid, signal.SIGCONT)
     if not hasattr(os, "sched_setscheduler"):
         return
     for pid in group_members(pgid):

@@ -99,6 +99,8 @@ def progress_html(info: dict | None) -> str:
         bits.append(f"ETA {format_seconds(info['eta_seconds'])}")
     if info.get("elapsed_seconds") is not None:
         bits.append(f"elapsed {format_seconds(info['elapsed_seconds'])}")
+    if info.get("paused_seconds", 0) >= 1:  # playground/core_sharing.py: the app's answers come first
+        bits.append(f"paused {format_seconds(info['paused_seconds'])} while the app answered")
     text = " · ".join(bit for bit in bits if bit)
     return (f"<div class='ep-progress ep-{state}' data-status='{state}' data-fraction='{info['fraction']}'>"
             f"<div class='ep-progress-head'><b>{html.escape(info['run_id'])}</b>"

@@ -11,6 +11,7 @@ import gradio as gr
 
 from playground import inputs, model_calls
 from playground.batching import REQUESTS
+from playground.core_sharing import CORES
 
 MODEL = "nmt"
 TITLE = "Translate"
@@ -175,17 +176,19 @@ def build(registry) -> None:
         temperature = inputs.real_number(temperature, "temperature", MIN_TEMPERATURE, MAX_TEMPERATURE)
         seed = inputs.whole_number(seed, "seed", 0, MAX_SEED, default=None)
         progress(0.1, desc="Loading the translator")
-        translator = _translator(registry)
-        progress(0.4, desc={"greedy": "Translating", "beam": "Beam search",
-                            "sample": "Sampling a translation"}[method])
-        request = dict(text=text, method=method, beam=beam_width, temperature=temperature, seed=seed)
-        try:
-            # Greedy requests of all users arriving within a few milliseconds are decoded in one batch (the same
-            # output as alone, see Translator.decode); beam search and sampling run here, one request alone.
-            batched = method == "greedy" and hasattr(translator, "translate_many")  # not so on a Ray replica
-            result = REQUESTS.call(translator.translate_many, request) if batched else translator.translate(**request)
-        except TranslationInputError as error:
-            raise gr.Error(inputs.without_paths(error)) from None
+        with CORES.answering():  # a local training run is stopped meanwhile (playground/core_sharing.py)
+            translator = _translator(registry)
+            progress(0.4, desc={"greedy": "Translating", "beam": "Beam search",
+                                "sample": "Sampling a translation"}[method])
+            request = dict(text=text, method=method, beam=beam_width, temperature=temperature, seed=seed)
+            try:
+                # Greedy requests of all users arriving within a few milliseconds are decoded in one batch (the
+                # same output as alone, see Translator.decode); beam search and sampling run here, one alone.
+                batched = method == "greedy" and hasattr(translator, "translate_many")  # not so on a Ray replica
+                result = (REQUESTS.call(translator.translate_many, request) if batched
+                          else translator.translate(**request))
+            except TranslationInputError as error:
+                raise gr.Error(inputs.without_paths(error)) from None
         rows = n_best_rows(result)
         # Only a beam search has an n-best list to show; other answers send plain rows, not an update dict (for one
         # Gradio builds a new component and its API schema on every request), and the table's visibility follows

@@ -351,3 +351,30 @@ def test_a_promoted_checkpoint_serves_new_streams_while_running_ones_finish_on_t
     assert results["old"] == old.generate("To be", 640, temperature=0.9, seed=4)
     assert results["new"] == new.generate("To be", 640, temperature=0.9, seed=4)
     assert results["old"] != results["new"]
+
+
+def test_a_training_run_is_stopped_while_text_streams_are_written(text_generator, monkeypatch):
+    """The scheduler computes its rounds inside `answering()` (playground/core_sharing.py): a run in a process
+    group of its own stays stopped from the first chunk to the last, and trains again afterwards."""
+    import subprocess
+    import sys
+
+    from playground import batching
+    from playground.core_sharing import CoreSharing, state_of
+
+    run = subprocess.Popen([sys.executable, "-c", "while True: pass"], start_new_session=True)
+    try:
+        sharing = CoreSharing(watch_seconds=0.02, hold_seconds=0.2, pausing=True)
+        monkeypatch.setattr(batching, "CORES", sharing)
+        sharing.adopt(run.pid)
+        streams = TextStreams()
+        states = [state_of(run.pid) for _ in streams.stream(text_generator, text_generator.start(
+            "Ham.\n", 300, temperature=0.8, top_k=0, top_p=1.0, seed=3))]
+        assert len(states) >= 3 and set(states) == {"T"}, states
+        deadline = time.monotonic() + 5
+        while state_of(run.pid) == "T" and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert state_of(run.pid) != "T" and sharing.pauses >= 1
+    finally:
+        run.kill()
+        run.wait()

@@ -1,5 +1,6 @@
-"""A local training run keeps to one core while the app answers requests, and gets its cores back once the app
-is idle (playground/core_sharing.py). A real process with several threads stands in for the trainer."""
+"""A local training run is stopped while the app computes an answer and keeps to one core while the app answers
+requests; it trains again after the answers and gets its cores back once the app is idle
+(playground/core_sharing.py). Real processes stand in for the trainer (and, once, for the app)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
-from playground.core_sharing import CoreSharing, threads_of
+from playground.core_sharing import CoreSharing, state_of, threads_of
 
 CORES = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
 pytestmark = pytest.mark.skipif(len(CORES) < 2, reason="sharing cores needs at least two of them")
@@ -111,3 +113,135 @@ def test_a_run_that_ended_is_let_go_quietly(trainer):
     sharing.serving()  # its threads are gone: nothing to change, nothing raised
     assert wait_for(lambda: not sharing.confined)
     sharing.release(trainer.pid)
+
+
+# ---- pausing: the run's own process group is stopped while the app computes an answer
+
+COUNTING = """
+import sys, time
+print("ready", flush=True)
+count = 0
+while True:
+    count += 1
+    if count % 100000 == 0:
+        sys.stdout.write(f"{count}\\n")
+        sys.stdout.flush()
+"""
+
+
+@pytest.fixture
+def own_group_trainer():
+    """A busy process in a process group of its own, as supervise.launch starts a trainer."""
+    process = subprocess.Popen([sys.executable, "-c", COUNTING], stdout=subprocess.DEVNULL,
+                               start_new_session=True)
+    yield process
+    os.killpg(process.pid, 9)
+    process.wait()
+
+
+def test_an_answer_stops_the_run_and_it_trains_again_after(own_group_trainer):
+    pid = own_group_trainer.pid
+    sharing = CoreSharing(idle_seconds=0.5, watch_seconds=0.02, hold_seconds=0.1, pausing=True)
+    sharing.adopt(pid)
+    assert state_of(pid) != "T" and sharing.paused_seconds(pid) == 0
+    with sharing.answering():
+        assert wait_for(lambda: state_of(pid) == "T"), "the run must be stopped while an answer is computed"
+        assert sharing.paused and sharing.confined and cores_of(pid) == [{max(CORES)}] * len(threads_of(pid))
+        with sharing.answering():  # a second answer at the same time: one pause
+            time.sleep(0.3)
+        time.sleep(0.3)  # the other answer still runs: the hold does not end the pause
+        assert state_of(pid) == "T"
+    assert wait_for(lambda: state_of(pid) != "T"), "after the answers (and the hold) the run trains again"
+    assert sharing.pauses == 1 and 0.5 < sharing.paused_seconds(pid) < 5
+    assert sharing.paused_seconds(os.getpid()) == 0, "another run has not been paused"
+    assert wait_for(lambda: not sharing.confined), "idle: the run gets its cores back"
+
+    sharing.serving()  # a request that takes a model without computing an answer (only confines)
+    time.sleep(0.2)
+    assert state_of(pid) != "T" and sharing.pauses == 1
+
+
+def test_a_long_stop_gives_the_run_its_time_to_train(own_group_trainer):
+    pid = own_group_trainer.pid
+    sharing = CoreSharing(watch_seconds=0.02, hold_seconds=0.1, longest_pause=0.4, shortest_run=0.6, pausing=True)
+    sharing.adopt(pid)
+    states = []
+    with sharing.answering():  # an answer that takes longer than the longest stop
+        began = time.monotonic()
+        while time.monotonic() - began < 1.6:
+            states.append((time.monotonic() - began, state_of(pid)))
+            time.sleep(0.02)
+    stopped = [at for at, state in states if state == "T"]
+    running = [at for at, state in states if state != "T" and 0.5 < at < 0.9]
+    assert stopped and stopped[0] < 0.1, "stopped at once"
+    assert len(running) > 10, "after the longest stop the run trains, although the answer goes on"
+    assert any(state == "T" for at, state in states if at > 1.2), "and is stopped again after its time to train"
+    assert sharing.pauses == 2
+
+
+def test_release_and_cancel_continue_a_stopped_run(own_group_trainer):
+    pid = own_group_trainer.pid
+    sharing = CoreSharing(watch_seconds=0.02, hold_seconds=0.1, pausing=True)
+    sharing.adopt(pid)
+    with sharing.answering():
+        assert wait_for(lambda: state_of(pid) == "T")
+        sharing.release(pid)  # as Jobs.cancel does before it interrupts the run
+        assert wait_for(lambda: state_of(pid) != "T"), "a released run is continued at once"
+        with sharing.answering():
+            time.sleep(0.1)
+            assert state_of(pid) != "T", "and never stopped again"
+    assert not sharing.paused
+
+
+def test_a_run_in_the_apps_own_process_group_is_never_stopped(trainer):
+    """The stand-in `trainer` shares this process's group: stopping the group would stop the app itself."""
+    sharing = CoreSharing(watch_seconds=0.02, pausing=True)
+    sharing.adopt(trainer.pid)
+    with sharing.answering():
+        time.sleep(0.1)
+        assert state_of(trainer.pid) != "T" and not sharing.paused
+    assert sharing.confinements == 1, "it still shares the cores"
+
+
+@pytest.mark.parametrize("setting", ["cores", "off"])
+def test_the_setting_turns_stops_off(own_group_trainer, monkeypatch, setting):
+    monkeypatch.setenv("EAGER_PLAYGROUND_CORE_SHARING", setting)
+    pid = own_group_trainer.pid
+    os.kill(pid, 19)  # SIGSTOP: as an earlier app process may have left it
+    assert wait_for(lambda: state_of(pid) == "T")
+    sharing = CoreSharing(watch_seconds=0.02)
+    sharing.adopt(pid)
+    assert wait_for(lambda: state_of(pid) != "T"), "a run found stopped is continued in every setting"
+    with sharing.answering():
+        time.sleep(0.1)
+        assert state_of(pid) != "T" and sharing.pauses == 0
+    assert sharing.confinements == (1 if setting == "cores" else 0)
+
+
+APP = """
+import os, signal, sys, time
+from playground.core_sharing import CoreSharing
+sharing = CoreSharing(pausing=True)
+sharing.adopt(int(sys.argv[1]))
+answer = sharing.answering()
+answer.__enter__()  # an answer is being computed when the app is killed
+print("paused", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_run_stopped_by_an_app_that_died_is_continued(own_group_trainer):
+    """The app is killed in the middle of an answer: its waker process continues the run within a second."""
+    pid = own_group_trainer.pid
+    app = subprocess.Popen([sys.executable, "-c", APP, str(pid)], stdout=subprocess.PIPE, text=True,
+                           cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert app.stdout.readline().strip() == "paused"
+        assert wait_for(lambda: state_of(pid) == "T")
+        time.sleep(1.0)
+        assert state_of(pid) == "T", "stopped while the app lives"
+        app.kill()  # not reaped yet: a zombie, which counts as gone
+        assert wait_for(lambda: state_of(pid) != "T", timeout=5), "the waker must continue the run"
+    finally:
+        app.kill()
+        app.wait()

@@ -17,7 +17,7 @@ import psutil
 import pytest
 
 from playground import run_view, supervise, trainer_catalog
-from playground.core_sharing import CORES, threads_of
+from playground.core_sharing import CORES, state_of, threads_of
 from playground.jobs import JobError, Jobs, describe, discover_trainers
 from playground.registry import Registry
 from tests.conftest import make_tiny_checkpoints
@@ -242,6 +242,11 @@ def test_restart_finds_a_running_run_and_cancel_stops_its_process_group(jobs, ch
     Registry(checkpoints).get("char_rnn", lambda path: "a model")
     expected = {max(cores)} if len(cores) > 1 else cores
     assert {frozenset(os.sched_getaffinity(t)) for t in threads_of(run.pid)} == {frozenset(expected)}
+    # While the app computes an answer the run is stopped, and it trains again once the answer is given.
+    with CORES.answering():
+        wait_for(lambda: state_of(run.pid) == "T", 10, "the run to be stopped during an answer")
+    wait_for(lambda: state_of(run.pid) != "T", 10, "the run to train again after the answer")
+    assert jobs.status(run.run_id)["paused_seconds"] > 0, "the page says how long the run was stopped"
 
     restarted = Jobs(runs=jobs.runs, checkpoints=checkpoints)  # the app restarted mid-run
     found = restarted.get(run.run_id)
@@ -253,7 +258,9 @@ def test_restart_finds_a_running_run_and_cancel_stops_its_process_group(jobs, ch
         restarted.delete(run.run_id)
 
     began = time.monotonic()
-    cancelled = restarted.cancel(run.run_id)  # this Jobs object never started the process: it uses the pid
+    with CORES.answering():  # cancelled in the middle of an answer, when the run is stopped: it is continued
+        wait_for(lambda: state_of(run.pid) == "T", 10, "the run to be stopped during an answer")
+        cancelled = restarted.cancel(run.run_id)  # this Jobs object never started the process: it uses the pid
     assert time.monotonic() - began < 15, "cancel must be prompt"
     assert cancelled.status == "cancelled"
     assert supervise.group_members(run.pid) == [], "every process of the run's group must have ended"

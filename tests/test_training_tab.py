@@ -211,3 +211,15 @@ def test_cancel_from_the_api_leaves_the_served_model(training_app, training_clie
     assert training_client.predict(run_id, api_name="/training_status")[0].get("run_id") != run_id
     with pytest.raises(AppError, match="There is no run"):
         training_client.predict(run_id, api_name="/delete_run")
+
+
+def test_the_progress_line_says_how_long_the_app_stopped_the_run():
+    """playground/core_sharing.py stops a local run while the app answers; the page says for how long."""
+    from playground.training_tab import progress_html
+
+    info = {"run_id": "char_rnn-1", "status": "running", "fraction": 0.25, "epoch": 1, "epochs": 2, "step": 50,
+            "total_steps": 200, "eta_seconds": 150, "elapsed_seconds": 50, "paused_seconds": 42.4}
+    assert "step 50/200 · ETA 2:30 · elapsed 0:50 · paused 0:42 while the app answered" in progress_html(info)
+    for unpaused in (0.0, 0.4):  # under a second is not worth a word
+        assert "paused" not in progress_html({**info, "paused_seconds": unpaused})
+    assert "paused" not in progress_html({k: v for k, v in info.items() if k != "paused_seconds"})
