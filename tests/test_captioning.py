@@ -505,3 +505,21 @@ def test_caption_tab_in_the_browser(page, tmp_path):
     page.locator("#caption-run").click()
     page.wait_for_selector("text=cannot be read as a picture", timeout=30000)
     screenshot(page, "caption_tab_bad_file")
+
+
+def test_fit_takes_every_epoch_without_tf_data_autotuning(tmp_path, monkeypatch):
+    """run.fit iterates run.epoch_dataset(recipe, epoch): with autotuning on, destroying an epoch's iterator waited
+    7-21 s for a tf.data thread at some epoch starts (the translator's, the captioner's and the DCGAN's quick looks)."""
+    from trainers.common import run
+
+    seen = []
+    original = run.epoch_dataset
+
+    def recording(recipe, epoch):
+        dataset = original(recipe, epoch)
+        seen.append((epoch, dataset.options().autotune.enabled))
+        return dataset
+
+    monkeypatch.setattr(run, "epoch_dataset", recording)
+    run.fit(tiny_recipe(tiny_run_config(tmp_path, "out")))
+    assert seen == [(1, False), (2, False)]

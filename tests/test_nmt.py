@@ -449,8 +449,8 @@ def test_an_epoch_is_exactly_steps_per_epoch_bucketed_batches_reshuffled_when_a_
         for tensor, array in zip(mine, theirs):
             np.testing.assert_array_equal(tensor.numpy(), array)
     assert recipe.dataset(2).element_spec == nmt_train.BATCH_SPEC
-    # No autotuning: with it, the last epoch's iterator waited 17-21 s for a thread at some epoch starts (speed.md).
-    assert recipe.dataset(2).options().autotune.enabled is False
+    # fit() takes it without autotuning: with it, the last epoch's iterator waited 17-21 s at some epoch starts.
+    assert run.epoch_dataset(recipe, 2).options().autotune.enabled is False
 
 
 def resume_values(out: Path) -> dict:

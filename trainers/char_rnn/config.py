@@ -63,9 +63,9 @@ PRESETS = {
                     "in about 2 minutes",
         {"epochs": 6, "steps_per_epoch": 80, "rnn_units": 256, "embedding_dim": 64, "batch_size": 64,
          "sample_length": 200, "precision": "float32"},
-        Measurement(seconds_per_step=0.1773, startup_seconds=7.7, epoch_seconds=5.7, steps_per_pass=None,
-                    cpu="AMD EPYC", load="another training run on both cores (load 3.9)", date="2026-12-04",
-                    wall_seconds=128.2, losses=(("loss", 4.369, 1.879),),
+        Measurement(seconds_per_step=0.1701, startup_seconds=5.7, epoch_seconds=3.3, steps_per_pass=None,
+                    cpu="AMD EPYC", load="quiet (family 25 model 1, AVX2 only)", date="2026-12-08",
+                    wall_seconds=108.6, losses=(("loss", 4.369, 1.879),),
                     heldout=("heldout_loss_nats_per_char", 2.566, 1.938),
                     note="held-out loss per epoch 2.566, 2.240, 2.077, 1.990, 1.951, 1.938 nats/char")),
     # A warm-up of the shipped configuration (28 steps, interrupted after 150 s): one pass is 184 steps; the end of

@@ -363,7 +363,7 @@ def fit(recipe: Recipe) -> dict:
             recipe.begin_epoch(epoch)
             sums: dict[str, float] = {}
             steps_this_epoch = 0
-            batches = strategy.experimental_distribute_dataset(recipe.dataset(epoch))
+            batches = strategy.experimental_distribute_dataset(epoch_dataset(recipe, epoch))
             for batch in batches:
                 result = {name: float(value) for name, value in step_function(batch).items()}
                 step += 1
@@ -405,6 +405,18 @@ def fit(recipe: Recipe) -> dict:
 def epoch_seed(config, epoch: int) -> int:
     """The shuffling seed of an epoch: the same on every resume, different from epoch to epoch."""
     return int(config.seed) * 1000 + int(epoch)
+
+
+def epoch_dataset(recipe, epoch: int) -> tf.data.Dataset:
+    """The recipe's dataset for `epoch`, with tf.data's autotuning off. With it on, the last epoch's iterator,
+    destroyed as the next epoch began, waited 7-21 s for one of tf.data's threads at some epoch starts: in the
+    translator's quick look (a Python generator; 4 of 5 epoch starts in one run), the captioner's (a generator, 3
+    of 8) and the DCGAN's (tensor slices and a parallel map, 4 of 8); py-spy --native: ~RootDataset::Iterator ->
+    UnboundedThreadPool::LogicalThreadWrapper (AMD EPYC, 2026-12-07/08, docs/speed.md). Without it a parallel
+    map runs as many calls as there are cores and a prefetch of AUTOTUNE sizes its buffer as it goes."""
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return recipe.dataset(epoch).with_options(options)
 
 
 def take_steps(dataset: tf.data.Dataset, steps: int) -> tf.data.Dataset:

@@ -200,13 +200,8 @@ class NMTRecipe(run.Recipe):
         encoded, batch_size, seed = self.encoded, self.config.batch_size, run.epoch_seed(self.config, epoch)
         batches = tf.data.Dataset.from_generator(lambda: epoch_batches(encoded, batch_size, seed),
                                                  output_signature=BATCH_SPEC)
-        # Without tf.data's autotuning: a Python generator has nothing to tune, and at the start of an epoch the
-        # last epoch's iterator, as it was destroyed, waited 17-21 s for one of its threads (at 0-1 of 5 epoch
-        # starts in three quick looks on an AMD EPYC, at 4 of 5 in a fourth; py-spy --native: ~RootDataset::Iterator,
-        # UnboundedThreadPool; docs/speed.md). The prefetch keeps the generator's work beside the steps.
-        options = tf.data.Options()
-        options.autotune.enabled = False
-        return run.take_steps(batches, self.steps_per_epoch).prefetch(2).with_options(options)
+        # The prefetch keeps the generator's work beside the steps (run.epoch_dataset turns autotuning off).
+        return run.take_steps(batches, self.steps_per_epoch).prefetch(2)
 
     def train_step(self, batch) -> dict:
         source, decoder_input, decoder_target = batch
