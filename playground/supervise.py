@@ -107,13 +107,13 @@ def _wake(pgid: int) -> None:
     moves its processes from SCHED_IDLE back to the normal policy (still at nice +10), so a trainer on a busy
     machine gets the CPU to handle the interrupt and write 'cancelled' within the grace. Best effort: without the
     permission (an unprivileged user's RLIMIT_NICE) the run stays idle-scheduled."""
-    _signal_group(pgid, signal.SIGCONT)
-    if not hasattr(os, "sched_setscheduler"):
-        return
     for pid in group_members(pgid):
         try:
-            os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
-        except OSError:
+            if psutil.Process(pid).status() == psutil.STATUS_STOPPED:
+                os.kill(pid, signal.SIGCONT)  # only a stopped one: a running trainer gets no other signal
+            if hasattr(os, "sched_setscheduler"):
+                os.sched_setscheduler(pid, os.SCHED_OTHER, os.sched_param(0))
+        except (OSError, psutil.Error):
             pass
 
 

@@ -172,6 +172,33 @@ def test_feature_cache_is_computed_once_and_resumed(tmp_path):
     assert counting.encoded == 26
 
 
+def test_the_photo_cache_is_rebuilt_when_the_backgrounds_change(tmp_path):
+    """A cache of photo-like pictures drawn on gradients (no wallpaper package installed) is not served once
+    background files exist: the manifest names the background files."""
+    from PIL import Image
+
+    from trainers.captioning import data, encoder as encoder_module, photos
+
+    counting = CountingEncoder(encoder_module.tiny_random(depth=8))
+    walls = []
+    for index, colour in enumerate([(40, 90, 30), (120, 150, 200)]):
+        walls.append(tmp_path / f"wall{index}.jpg")
+        Image.new("RGB", (300, 300), colour).save(walls[-1])
+
+    def build(backgrounds):
+        return data.build_photos({"val": 4}, 0, counting, "tiny", str(tmp_path / "cache"), log=lambda _: None,
+                                 sprite_source=photos.synthetic_photo_sprites, backgrounds=backgrounds)
+
+    root = build([])
+    assert counting.encoded == 4 and "backgrounds-gradients" in (root / "val" / "manifest.json").read_text()
+    build([])
+    assert counting.encoded == 4, "the same (no) backgrounds: the cache serves"
+    build(walls)
+    assert counting.encoded == 8, "background files appeared: the pictures are drawn again"
+    build(walls)
+    assert counting.encoded == 8
+
+
 # ---- model and decoding ---------------------------------------------------------------------------------------
 
 

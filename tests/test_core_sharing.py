@@ -135,7 +135,10 @@ def own_group_trainer():
     process = subprocess.Popen([sys.executable, "-c", COUNTING], stdout=subprocess.DEVNULL,
                                start_new_session=True)
     yield process
-    os.killpg(process.pid, 9)
+    try:
+        os.killpg(process.pid, 9)
+    except ProcessLookupError:  # ended by the test
+        pass
     process.wait()
 
 
@@ -245,3 +248,17 @@ def test_a_run_stopped_by_an_app_that_died_is_continued(own_group_trainer):
     finally:
         app.kill()
         app.wait()
+
+
+def test_a_cancel_continues_a_run_that_was_left_stopped(own_group_trainer, tmp_path):
+    """supervise.stop_group interrupts the group; a stopped trainer would only see the interrupt when continued,
+    so it is continued first (and only then: a running one gets the interrupt alone)."""
+    from playground import supervise
+
+    pid = own_group_trainer.pid
+    os.kill(pid, 19)  # SIGSTOP, as an app that died mid-answer may leave it (its waker aside)
+    assert wait_for(lambda: state_of(pid) == "T")
+    began = time.monotonic()
+    supervise.stop_group(pid, tmp_path, own_group_trainer, grace=10)
+    assert own_group_trainer.returncode == -2, "ended by the interrupt, not killed after the grace"
+    assert time.monotonic() - began < 10

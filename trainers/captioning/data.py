@@ -15,6 +15,7 @@ Two sources:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import re
 import socket
@@ -198,10 +199,14 @@ def build_photos(counts: dict, seed: int, encoder, encoder_id: str, folder: str 
 
     root = photo_cache_root(seed, folder)
     generator = photos.PhotoGenerator(seed, sprite_source, backgrounds)
+    # The background files are part of what made the pictures: a cache drawn on gradients (before the wallpaper
+    # packages were installed) is rebuilt once they are, instead of serving the gradients on.
+    files = sorted(str(path) for path in generator.train_backgrounds + generator.heldout_backgrounds)
+    drawn_on = hashlib.sha256("\n".join(files).encode()).hexdigest()[:12] if files else "gradients"
     for split in ("test", "val", "train"):
         if counts.get(split):
             build_scene_split(root, split, counts[split], seed, encoder, encoder_id, log=log, generator=generator,
-                              generator_version=f"photos-{photos.PHOTO_VERSION}")
+                              generator_version=f"photos-{photos.PHOTO_VERSION}-backgrounds-{drawn_on}")
     return root
 
 
