@@ -5,6 +5,7 @@ requests; it trains again after the answers and gets its cores back once the app
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -118,22 +119,21 @@ def test_a_run_that_ended_is_let_go_quietly(trainer):
 # ---- pausing: the run's own process group is stopped while the app computes an answer
 
 COUNTING = """
-import sys, time
 print("ready", flush=True)
 count = 0
 while True:
     count += 1
-    if count % 100000 == 0:
-        sys.stdout.write(f"{count}\\n")
-        sys.stdout.flush()
 """
 
 
 @pytest.fixture
 def own_group_trainer():
     """A busy process in a process group of its own, as supervise.launch starts a trainer."""
-    process = subprocess.Popen([sys.executable, "-c", COUNTING], stdout=subprocess.DEVNULL,
-                               start_new_session=True)
+    # SIGINT back to its default in the child, as supervise.launch does: a suite run in the background of a
+    # non-interactive shell ignores SIGINT, and the child would inherit that (then a cancel has to kill it).
+    process = subprocess.Popen([sys.executable, "-c", COUNTING], stdout=subprocess.PIPE, text=True,
+                               start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert process.stdout.readline().strip() == "ready"
     yield process
     try:
         os.killpg(process.pid, 9)
