@@ -14,8 +14,10 @@ Arms, each writing the same number of characters after the same prompt at temper
   character, then `.numpy()`, a NumPy softmax, argsort and sampling in Python), with confidence and top-5.
 - **chunked**: `TextGenerator`, a compiled `tf.while_loop` writing CHUNK characters per call with sampling,
   confidence and top-5 in the graph, the embedding folded into the GRU's input projection; without XLA (what the
-  app runs since it batches users: benchmarks/serving.py; in the precision `TextGenerator.load` picks for this CPU,
-  bfloat16 recurrent product where it is native), and with XLA (`jit_compile`, float32).
+  app runs since it batches users: benchmarks/serving.py) as `TextGenerator.load` builds it for this CPU: a
+  bfloat16 recurrent product where bfloat16 is native, else float32 in whole numbers (exact, so a lone stream
+  runs at one row); then the same loop with the float product (a lone stream padded to BATCH_SIZES' smallest,
+  the app's loop before 2026-12-08), and with XLA (`jit_compile`, float32).
 Rounds alternate between the arms so a noisy machine slows them alike; the best round of each is reported, and
 every ratio is to the OneStep arm of the same run. Prints the CPU it ran on.
 """
@@ -110,14 +112,18 @@ def main() -> None:
           f"{'one thread per op (the app)' if serving_threads else 'default threads'}")
     generator = TextGenerator.load(Path(args.checkpoint))  # the app's: precision "auto"
     xla = TextGenerator(generator.model, generator.vocabulary, jit_compile=True)
+    float_product = TextGenerator(generator.model, generator.vocabulary, frozen=True)
     who = "the app" if serving_threads else "the app's loop"
-    the_app = f"chunked, no XLA ({who}, {generator.precision})"
+    product = {"whole": "whole numbers, 1 row", "bfloat16": "bfloat16"}.get(generator.matmul_dtype, "float32")
+    the_app = f"chunked, no XLA ({who}, {product})"
     baseline = OneStep(generator.model, generator.vocabulary.characters, temperature=0.8)
     arms = {
         "OneStep (tutorial, no confidence)": (args.slow_chars, lambda n, seed: baseline.generate(PROMPT, n)),
         "per-character Python loop": (args.slow_chars, lambda n, seed: python_loop(generator, PROMPT, n, 0.8, seed)),
         the_app: (args.chars, lambda n, seed: generator.generate(
             PROMPT, n, temperature=0.8, seed=seed)),
+        f"chunked, float product ({float_product.batch_sizes[0]} rows)": (
+            args.chars, lambda n, seed: float_product.generate(PROMPT, n, temperature=0.8, seed=seed)),
         "chunked + XLA (float32)": (args.chars, lambda n, seed: xla.generate(PROMPT, n, temperature=0.8, seed=seed)),
     }
     for _, run in arms.values():
@@ -129,9 +135,9 @@ def main() -> None:
             run(length, round_)
             best[name] = max(best[name], length / (time.perf_counter() - started))
     reference = best["OneStep (tutorial, no confidence)"]
-    print(f"\n{'arm (best of ' + str(args.rounds) + ' rounds)':44s} {'chars/s':>9s} {'vs OneStep':>11s}")
+    print(f"\n{'arm (best of ' + str(args.rounds) + ' rounds)':50s} {'chars/s':>9s} {'vs OneStep':>11s}")
     for name, per_second in best.items():
-        print(f"{name:44s} {per_second:9.0f} {per_second / reference:10.2f}x")
+        print(f"{name:50s} {per_second:9.0f} {per_second / reference:10.2f}x")
     app = best[the_app]
     print(f"\ngoal: >= 2000 chars/s and >= 3x OneStep: {app:.0f} chars/s, {app / reference:.1f}x -> "
           f"{'met' if app >= 2000 and app >= 3 * reference else 'NOT met'}")

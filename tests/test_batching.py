@@ -95,16 +95,23 @@ def test_text_streams_joining_at_different_times_write_what_they_write_alone(tex
     assert [as_tuples(written[index]) for index in range(len(SETTINGS))] == expected
 
 
+@pytest.mark.parametrize("product", ["whole", "float"])
 @pytest.mark.parametrize("transposed, parts", [(False, 2), (True, 2), (False, 16)],
                          ids=["plain", "turned", "plain-16-blocks"])
-def test_a_kernel_cut_in_blocks_batches_as_it_writes_alone(tmp_path_factory, transposed, parts):
+def test_a_kernel_cut_in_blocks_batches_as_it_writes_alone(tmp_path_factory, transposed, parts, product):
     """The app multiplies by the recurrent kernel in blocks side by side (KernelLayout: one per core where each op
     runs on one thread, 8 per core without AVX-512): a stream's text, probabilities and top 5 sharing a call with
-    others are still exactly its lone ones, in both orientations of the product."""
+    others are still exactly its lone ones, in both orientations of the product. "whole": in whole numbers, as
+    `load` serves float32 (a lone stream at one row, no padding); "float": the float product, padded to
+    BATCH_SIZES."""
     from trainers.char_rnn.generate import KernelLayout, TextGenerator, make_chunk_sampler
 
-    generator = TextGenerator.load(checkpoint(tmp_path_factory, "char_rnn"))
-    matmul_dtype = "bfloat16" if generator.precision == "mixed_bfloat16" else "float32"
+    loaded = TextGenerator.load(checkpoint(tmp_path_factory, "char_rnn"))
+    if product == "whole" and not loaded.whole_numbers:
+        pytest.skip("whole numbers serve float32 only, and this CPU serves bfloat16")
+    generator = TextGenerator(loaded.model, loaded.vocabulary, precision=loaded.precision, frozen=True,
+                              whole_numbers=product == "whole")
+    matmul_dtype = generator.matmul_dtype
     if transposed and not KernelLayout.for_this_process(matmul_dtype).transposed:
         pytest.skip("the app turns the product around only in bfloat16 on a CPU with AMX, which this is not")
     generator._sample_chunk = make_chunk_sampler(generator.model, generator.alternatives, generator.chunk,

@@ -7,8 +7,9 @@ MAX_EXPORT_LENGTH), temperature (float32; 0 is greedy), seed (int64) -> text (st
 after the prompt. The prompt is split into characters and looked up in the graph (a character the model does not
 know becomes its unknown id, as in the app); then the same chunked in-graph sampler as the Text tab reads the
 prompt (its characters forced) and writes the text, CHUNK characters per loop turn (`generate.make_chunk_sampler`),
-without XLA so that any TensorFlow runtime can serve it.
-Greedy text equals the app's, and so does sampled text for a seed (the app's generator runs without XLA too).
+without XLA so that any TensorFlow runtime can serve it, multiplying in whole numbers as the app's float32 generator
+does (`generate.whole_numbers`: the weights folded and rounded once, saved as constants beside the model's variables).
+Greedy text equals the app's float32 text, and so does sampled text for a seed (the app runs without XLA too).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ def build(folder: Path):
     from trainers.char_rnn.model import load
 
     model, vocabulary = load(Path(folder))
-    sample_chunk = make_chunk_sampler(model, alternatives=1, chunk=CHUNK, jit_compile=False)
+    sample_chunk = make_chunk_sampler(model, alternatives=1, chunk=CHUNK, jit_compile=False, matmul_dtype="whole",
+                                      frozen=True)
     characters = list(vocabulary.characters)
     newline = vocabulary.index.get("\n", 0)
 
@@ -54,11 +56,11 @@ def build(folder: Path):
             chunks = (read + length + CHUNK - 1) // CHUNK
             prompt = tf.pad(ids, [[0, chunks * CHUNK - read]])
 
-            def rows(value):  # the sampler's smallest batch is 2 rows (generate.BATCH_SIZES): the text is row 0
-                return tf.stack([value, value])
+            def rows(value):  # one row: in whole numbers a row's numbers are the same alone as in a batch
+                return value[None]
 
-            logits = tf.zeros([2, model.config.vocab_size])  # not read: the prompt's first character is forced
-            state = tf.zeros([2, model.config.rnn_units])
+            logits = tf.zeros([1, model.config.vocab_size])  # not read: the prompt's first character is forced
+            state = tf.zeros([1, model.config.rnn_units])
 
             def body(i, logits, state, written):
                 start = i * CHUNK
@@ -67,8 +69,8 @@ def build(folder: Path):
                 chosen, _, _, _, logits, state = sample_chunk(
                     logits, state, rows(temperature), rows(tf.constant(0)), rows(tf.constant(1.0)), rows(seed),
                     rows(position), rows(tf.ensure_shape(prompt[start:start + CHUNK], [CHUNK])), rows(forced))
-                # The sampler's batch axis is unknown to the graph; the loop needs the 2 rows it carries.
-                logits, state = tf.ensure_shape(logits, [2, None]), tf.ensure_shape(state, [2, None])
+                # The sampler's batch axis is unknown to the graph; the loop needs the one row it carries.
+                logits, state = tf.ensure_shape(logits, [1, None]), tf.ensure_shape(state, [1, None])
                 return i + 1, logits, state, written.write(i, chosen[0])
 
             _, _, _, written = tf.while_loop(
