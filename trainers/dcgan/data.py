@@ -163,18 +163,25 @@ def image_dataset(images: np.ndarray, batch_size: int, seed: int = 0, shuffle: b
 
 def labelled_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int = 0,
                      shuffle: bool = True, augment: bool = False):
-    """(image, label) batches for the classifier; `augment` shifts each digit by up to 2 pixels."""
+    """(image, label) batches for the classifier; `augment` shifts each digit by up to 2 pixels.
+
+    Each digit's shift is a stateless crop with a seed of its own, drawn from `seed` (new ones every pass over the
+    data), so a run's batches are the same every time: a stateful random crop in the parallel map drew its numbers
+    in whatever order the map's threads ran, and two runs of the same code trained classifiers whose scores of one
+    generator differed (classifier FID 191.5 against 207.9)."""
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if shuffle:
         dataset = dataset.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
     if augment:
-        def shift(image, label):
+        def shift(pair, element_seed):
+            image, label = pair
             padded = tf.pad(image, [[2, 2], [2, 2], [0, 0]], constant_values=-1.0)  # (32, 32, 1)
-            return tf.image.random_crop(padded, [IMAGE_SIZE, IMAGE_SIZE, 1]), label
+            return tf.image.stateless_random_crop(padded, [IMAGE_SIZE, IMAGE_SIZE, 1], seed=element_seed), label
 
-        dataset = dataset.map(shift, num_parallel_calls=tf.data.AUTOTUNE)
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)  # (2,) int64 each
+        dataset = tf.data.Dataset.zip((dataset, seeds)).map(shift, num_parallel_calls=tf.data.AUTOTUNE)
     dataset = dataset.batch(batch_size)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
