@@ -100,16 +100,16 @@ def sample_next(logits: np.ndarray, temperature: float, top_k: int, top_p: float
 
 CHUNK = 64  # characters per compiled call: a few tens of ms of text at a time, so the page still sees it written
 MAX_SEED = 2**63 - 1
-# Rows of a compiled chunk call: streams are padded up to one of these sizes, so XLA compiles at most five loops.
-# The smallest is decoding.MIN_ROWS (2), not 1: at one row the CPU's matrix product rounds differently (see there).
-# A lone stream therefore runs with one padding row, and its text, probabilities and top-5 are bit for bit the ones
-# it gets sharing a call with 31 others (this padding is the float product's; the app's float32 generator multiplies
-# in whole numbers, exact at any row count: WHOLE_BATCH_SIZES, TextGenerator). Without AVX-512 (decoding.row_multiple) oneDNN's product works on tiles of
-# six rows and rounds a tile of one to three left-over rows differently, while four or five left over round as a
-# whole tile (measured with every product here, 1-130 rows): the sizes there leave four over, 4 to 34 rows. A step's
-# products all have one row per stream, so these sizes suffice (translations and captions, whose products also run
-# over a row per source word or picture cell, pad to whole tiles instead: decoding.padded_size). One 64-character
-# call of the shipped model there: 25.0 ms at 2 rows, 27.8 at 4, 33.0 at 6.
+# Rows of a compiled chunk call: streams are padded up to one of these sizes, so XLA compiles at most five loops. The
+# smallest is decoding.MIN_ROWS (2), not 1: at one row the CPU's matrix product rounds differently (see there). A lone
+# stream therefore runs with one padding row, and its text, probabilities and top-5 are bit for bit the ones it gets
+# sharing a call with 31 others (this padding is the float product's; the app's float32 generator multiplies in whole
+# numbers, exact at any row count: WHOLE_BATCH_SIZES, TextGenerator). Without AVX-512 (decoding.row_multiple) oneDNN's
+# product works on tiles of six rows and rounds a tile of one to three left-over rows differently, while four or five
+# left over round as a whole tile (measured with every product here, 1-130 rows): the sizes there leave four over, 4 to
+# 34 rows. A step's products all have one row per stream, so these sizes suffice (translations and captions, whose
+# products also run over a row per source word or picture cell, pad to whole tiles instead: decoding.padded_size). One
+# 64-character call of the shipped model there: 25.0 ms at 2 rows, 27.8 at 4, 33.0 at 6.
 BATCH_SIZES = ((decoding.MIN_ROWS, 4, 8, 16, 32) if decoding.row_multiple() == 1 else
                tuple(decoding.AVX2_ROW_MULTIPLE * tiles + 4 for tiles in (0, 1, 2, 3, 5)))
 
