@@ -118,11 +118,6 @@ BATCH_SIZES = ((decoding.MIN_ROWS, 4, 8, 16, 32) if decoding.row_multiple() == 1
 WHOLE_BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 
 
-def batch_size_for(rows: int) -> int:
-    """The padded size of a call for `rows` streams (at most BATCH_SIZES[-1]: more streams take several calls)."""
-    return next((size for size in BATCH_SIZES if size >= rows), BATCH_SIZES[-1])
-
-
 def choose_next(rows, temperature, top_k, top_p, seeds):
     """The in-graph twin of `sample_next`, one character id per row: rows (batch, vocab) float32 logits.
 
@@ -321,8 +316,9 @@ def gru_step(model, matmul_dtype="float32", weights=None, layout: KernelLayout =
 
 
 def step_logits(model, weights):
-    """The output layer for `gru_step`'s state: the model's own Dense, or for "whole" weights its exact product."""
-    whole = weights[3] if weights is not None else None
+    """The output layer for `gru_step`'s state, from `folded_weights`: the model's own Dense, or for "whole" weights
+    its exact product."""
+    whole = weights[3]
     if whole is None:
         return lambda state: model.logits(state)
     kernel, scale, input_scale = whole[2]
@@ -528,10 +524,10 @@ class TextGenerator:
 
     def advance(self, streams: list[TextStream]) -> list[list[GeneratedChar]]:
         """The next chunk of every stream (cut to what each still has to write), written in one compiled call per
-        BATCH_SIZES[-1] streams; each stream's logits, state, unread prompt and count move on in place. A stream
+        `batch_sizes[-1]` streams; each stream's logits, state, unread prompt and count move on in place. A stream
         still reading its prompt writes fewer characters (none while a whole chunk of prompt is read), a finished
         one an empty chunk. Each stream's characters, probabilities and alternatives are the same whatever the other
-        streams are (BATCH_SIZES says why)."""
+        streams are (BATCH_SIZES and `whole_numbers` say why)."""
         chunks = []
         for first in range(0, len(streams), self.batch_sizes[-1]):
             chunks += self._advance_together(streams[first: first + self.batch_sizes[-1]])
